@@ -1,0 +1,72 @@
+"""Example MCP server: echoes the identity it receives, reports progress, and fails on demand.
+
+Run it over stdio with ``python -m examples.servers.echo``, or over streamable HTTP
+with ``python -m examples.servers.echo --http --port 8765``. Set ``MCPBRIDGE_RECORD``
+to a file path to have every call recorded there as a JSON line.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from examples.servers._common import record, serve
+
+server = MCPServer("echo", instructions="Echoes identity, counts with progress, fails on demand.")
+
+
+@server.tool()
+async def whoami(ctx: Context) -> dict[str, Any]:
+    """Return the identity (thread, run, user) this call carried in its _meta."""
+    entry = record("echo", "whoami", ctx)
+    return {"meta": entry["meta"], "protocol": entry["protocol"], "pid": entry["pid"]}
+
+
+@server.tool()
+async def add(a: float, b: float, ctx: Context) -> float:
+    """Add two numbers."""
+    record("echo", "add", ctx, arguments={"a": a, "b": b})
+    return a + b
+
+
+@server.tool()
+async def count(to: int, ctx: Context) -> str:
+    """Count from 1 to `to`, reporting progress at every step."""
+    record("echo", "count", ctx, arguments={"to": to})
+    for step in range(1, to + 1):
+        await ctx.report_progress(step, to, f"step {step} of {to}")
+    return f"counted to {to}"
+
+
+@server.tool()
+async def slow(seconds: float, ctx: Context) -> str:
+    """Sleep for `seconds`, then answer; records when it starts and whether it was cancelled."""
+    record("echo", "slow", ctx, arguments={"seconds": seconds}, phase="start")
+    try:
+        await anyio.sleep(seconds)
+    except anyio.get_cancelled_exc_class():
+        record("echo", "slow", ctx, phase="cancelled")
+        raise
+    return f"slept {seconds}s"
+
+
+@server.tool()
+async def fail(message: str, ctx: Context) -> str:
+    """Fail with `message` (an isError result)."""
+    record("echo", "fail", ctx)
+    raise ToolError(message)
+
+
+@server.tool()
+async def crash(ctx: Context) -> str:
+    """Kill this server process in the middle of the call."""
+    record("echo", "crash", ctx)
+    os._exit(3)
+
+
+if __name__ == "__main__":
+    serve(server, __doc__ or "")

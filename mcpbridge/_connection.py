@@ -1,0 +1,340 @@
+"""One MCP server's session, owned by one task from connect to teardown.
+
+`ServerConnection.run` connects (within ``connect_timeout``), lists every page of
+tools, reports readiness, then holds the session open until `close` is called.
+Failures before readiness propagate to the starter; failures after it are
+recorded, never raised into the owner's task group. Calls translate every
+transport and protocol failure into `ToolCallError` within ``call_timeout``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import logging
+import math
+import ssl
+import tempfile
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from functools import cache
+from typing import Any, Final
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.dispatcher import ProgressFnT
+
+from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer
+from mcpbridge.errors import ToolCallError, ToolTimeoutError
+
+__all__ = ["ServerConnection", "describe_failure"]
+
+logger = logging.getLogger("mcpbridge")
+
+_MAX_TOOL_PAGES: Final = 1000
+_STDERR_TAIL_CHARS: Final = 2000
+
+_LOG_LEVELS: Final[Mapping[str, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emergency": logging.CRITICAL,
+}
+
+
+@cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every HTTP client: loading certificates costs ~20 ms each time."""
+    return ssl.create_default_context()
+
+
+def http_client(config: HttpServer | SseServer, **overrides: Any) -> httpx2.AsyncClient:
+    """Build the HTTP client for one server, sharing the process-wide TLS context."""
+    read_timeout = config.sse_read_timeout
+    options: dict[str, Any] = {
+        "headers": config.request_headers(),
+        "auth": config.auth,
+        "timeout": httpx2.Timeout(config.http_timeout, read=read_timeout),
+        "verify": shared_ssl_context(),
+    }
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    return httpx2.AsyncClient(**options)
+
+
+class ServerConnection:
+    """A connected MCP server: its session, its tools, and its failure if it has one."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        client_info: types.Implementation,
+        log_level: types.LoggingLevel | None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.tools: list[types.Tool] = []
+        self.protocol_version: str | None = None
+        self.failure: str | None = None
+        self._client_info = client_info
+        self._log_level: types.LoggingLevel | None = log_level
+        self._client: Client | None = None
+        self._closing = anyio.Event()
+        self._stderr: io.TextIOBase | None = None
+        self._server_logger = logging.getLogger(f"mcpbridge.server.{config.name}")
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect, list tools, report readiness, and hold the session until `close`."""
+        started = False
+        scope = anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout)
+        try:
+            with scope:
+                async with AsyncExitStack() as stack:
+                    client = await self._open(stack)
+                    self.tools = await self._list_tools(client)
+                    self.protocol_version = client.protocol_version
+                    scope.deadline = math.inf
+                    self._client = client
+                    started = True
+                    task_status.started()
+                    await self._closing.wait()
+        except Exception as exc:
+            if not started:
+                raise _ConnectFailed(describe_failure(self.config, exc, self._stderr_tail())) from exc
+            # The session broke after it was ready: record it; calls report it to the model.
+            self.failure = describe_failure(self.config, exc, self._stderr_tail())
+            logger.warning("MCP server %r failed: %s", self.name, self.failure)
+        finally:
+            self._client = None
+            if self._stderr is not None:
+                self._stderr_tail()  # keep the tail for messages after the file is gone
+                self._stderr.close()
+        if not started and scope.cancelled_caught:
+            raise _ConnectFailed(
+                f"did not finish connecting within connect_timeout={self.config.connect_timeout:g}s; "
+                "check that the server is up and answers MCP, or raise `connect_timeout`"
+                + _tail_note(self._stderr_tail_cached)
+            )
+
+    def close(self) -> None:
+        """Ask `run` to tear the session down."""
+        self._closing.set()
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        progress_callback: ProgressFnT | None = None,
+    ) -> types.CallToolResult:
+        """Call one tool; every failure becomes `ToolCallError` within ``call_timeout``.
+
+        Raises:
+            ToolTimeoutError: No answer within ``call_timeout``; the request was cancelled.
+            ToolCallError: The server is gone or answered with a protocol error.
+        """
+        client = self._client
+        if client is None:
+            reason = f": {self.failure}" if self.failure else ""
+            raise ToolCallError(
+                f"MCP server {self.name!r} is not connected{reason}", server=self.name, tool=name
+            )
+        timeout = self.config.call_timeout
+        try:
+            with anyio.fail_after(timeout):
+                return await client.call_tool(
+                    name,
+                    dict(arguments),
+                    read_timeout_seconds=timeout,
+                    progress_callback=progress_callback,
+                    meta=types.RequestParamsMeta(**meta) if meta else None,
+                )
+        except TimeoutError:
+            raise self._timeout(name) from None
+        except MCPError as exc:
+            if exc.code == types.REQUEST_TIMEOUT:
+                raise self._timeout(name) from exc
+            if exc.code == types.CONNECTION_CLOSED:
+                message = f"MCP server {self.name!r} closed the connection during tool {name!r}"
+            else:
+                message = (
+                    f"MCP server {self.name!r} answered tool {name!r} with error {exc.code}: {exc.message}"
+                )
+            raise ToolCallError(message, server=self.name, tool=name, code=exc.code, data=exc.data) from exc
+        except Exception as exc:  # boundary: any transport failure becomes a readable tool error
+            detail = describe_failure(self.config, exc, self._stderr_tail())
+            raise ToolCallError(
+                f"MCP server {self.name!r} failed during tool {name!r}: {detail}", server=self.name, tool=name
+            ) from exc
+
+    def _timeout(self, tool: str) -> ToolTimeoutError:
+        return ToolTimeoutError(
+            f"MCP server {self.name!r} did not answer tool {tool!r} within "
+            f"call_timeout={self.config.call_timeout:g}s; the call was cancelled",
+            server=self.name,
+            tool=tool,
+        )
+
+    async def _open(self, stack: AsyncExitStack) -> Client:
+        config = self.config
+        mode = config.protocol
+        transport: Any
+        match config:
+            case StdioServer():
+                self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+                params = StdioServerParameters(
+                    command=config.command,
+                    args=list(config.args),
+                    env=dict(config.env) if config.env else None,
+                    cwd=config.cwd,
+                )
+                transport = stdio_client(params, errlog=self._stderr)  # pyright: ignore[reportArgumentType]
+            case HttpServer():
+                client = await stack.enter_async_context(http_client(config))
+                transport = streamable_http_client(config.url, http_client=client)
+            case SseServer():
+                cfg = config
+
+                def factory(
+                    headers: dict[str, str] | None = None,
+                    timeout: httpx2.Timeout | None = None,
+                    auth: httpx2.Auth | None = None,
+                ) -> httpx2.AsyncClient:
+                    return http_client(cfg, timeout=timeout, auth=auth)
+
+                transport = sse_client(
+                    config.url,
+                    timeout=config.http_timeout,
+                    sse_read_timeout=config.sse_read_timeout,
+                    httpx_client_factory=factory,
+                    auth=config.auth,
+                )
+                mode = "legacy"
+            case MemoryServer():
+                transport = config.server
+        client = Client(
+            transport,
+            mode=mode,
+            client_info=self._client_info,
+            logging_callback=self._on_log,
+            log_level=self._log_level,
+            read_timeout_seconds=config.connect_timeout,
+        )
+        return await stack.enter_async_context(client)
+
+    async def _list_tools(self, client: Client) -> list[types.Tool]:
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(_MAX_TOOL_PAGES):
+            page = await client.list_tools(cursor=cursor)
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            if cursor in seen:
+                logger.warning(
+                    "MCP server %r repeated a tools/list cursor; stopping at %d tools", self.name, len(tools)
+                )
+                break
+            seen.add(cursor)
+        return [tool for tool in tools if self._wanted(tool.name)]
+
+    def _wanted(self, name: str) -> bool:
+        include = self.config.include_tools
+        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
+            return False
+        return not any(fnmatch.fnmatchcase(name, p) for p in self.config.exclude_tools)
+
+    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        level = _LOG_LEVELS.get(params.level, logging.INFO)
+        source = f"[{params.logger}] " if params.logger else ""
+        self._server_logger.log(level, "%s%s", source, params.data)
+
+    _stderr_tail_cached: str = ""
+
+    def _stderr_tail(self) -> str:
+        stderr = self._stderr
+        if stderr is None or stderr.closed:
+            return self._stderr_tail_cached
+        try:
+            stderr.flush()
+            size = stderr.seek(0, io.SEEK_END)
+            stderr.seek(max(0, size - _STDERR_TAIL_CHARS * 4))
+            text = stderr.read()[-_STDERR_TAIL_CHARS:]
+        except (OSError, ValueError):
+            return self._stderr_tail_cached
+        self._stderr_tail_cached = text.strip()
+        return self._stderr_tail_cached
+
+
+class _ConnectFailed(Exception):
+    """A server could not be connected; the message is the readable reason."""
+
+
+def _tail_note(tail: str) -> str:
+    return f"; its stderr ends with:\n{tail}" if tail else ""
+
+
+def describe_failure(config: ServerConfig, exc: BaseException, stderr_tail: str = "") -> str:
+    """A readable reason for a connection or transport failure, with what to do about it."""
+    exc = _leaf(exc)
+    if isinstance(exc, _ConnectFailed):
+        return str(exc)
+    match config:
+        case StdioServer():
+            where = config.command
+        case MemoryServer():
+            where = "in-process server"
+        case _:
+            where = _safe_url(config.url)
+    tail = _tail_note(stderr_tail)
+    match exc:
+        case FileNotFoundError() if isinstance(config, StdioServer):
+            return f"command {config.command!r} was not found; install it or give its full path in `command`"
+        case PermissionError() if isinstance(config, StdioServer):
+            return f"command {config.command!r} is not executable; check its permissions"
+        case httpx2.ConnectError() | httpx2.ConnectTimeout():
+            return (
+                f"cannot reach {where} ({exc or type(exc).__name__}); check that the server runs and the URL"
+            )
+        case httpx2.HTTPStatusError():
+            status = exc.response.status_code
+            hint = {
+                401: "check the credentials (`bearer_token`, `headers` or `auth`)",
+                403: "the credentials are not allowed to use this server",
+                404: "check the URL path (streamable HTTP servers usually serve /mcp)",
+            }.get(status, "check the server's logs")
+            return f"{where} answered HTTP {status}; {hint}"
+        case MCPError() if exc.code == types.CONNECTION_CLOSED:
+            return f"{where} closed the connection{tail or '; check the server logs'}"
+        case MCPError():
+            return f"{where} answered with MCP error {exc.code}: {exc.message}"
+        case TimeoutError():
+            return f"{where} did not answer in time{tail}"
+        case _:
+            text = str(exc) or type(exc).__name__
+            return f"{where}: {type(exc).__name__}: {text}{tail}"
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
+        exc = group.exceptions[0]
+    return exc
+
+
+def _safe_url(url: str) -> str:
+    """The URL without credentials or query (which may hold tokens)."""
+    parsed = httpx2.URL(url)
+    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))

@@ -1,0 +1,74 @@
+"""Tool input schemas: checked once at listing, used to validate every call.
+
+The schema the model sees is the server's ``inputSchema`` as sent (``$defs``,
+``$ref``, ``anyOf`` included), made a complete object schema. A schema that is
+not valid JSON Schema is refused, so the tool is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import exceptions as jsonschema_exceptions
+from jsonschema import validators
+from jsonschema.protocols import Validator
+
+logger = logging.getLogger("mcpbridge")
+
+__all__ = ["InvalidSchemaError", "ArgumentsValidator", "normalize_input_schema"]
+
+
+class InvalidSchemaError(ValueError):
+    """A tool's input schema is not a usable JSON Schema."""
+
+
+def normalize_input_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a complete object schema, or raise `InvalidSchemaError`.
+
+    A missing ``type`` becomes ``"object"`` and missing ``properties`` become ``{}``
+    (providers require both); everything else is kept as the server sent it.
+    """
+    if schema is None:
+        return {"type": "object", "properties": {}}
+    if not isinstance(schema, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise InvalidSchemaError(f"input schema must be a JSON object, got {type(schema).__name__}")
+    normalized = copy.deepcopy(dict(schema))
+    kind = normalized.setdefault("type", "object")
+    if kind != "object":
+        raise InvalidSchemaError(f'input schema must have "type": "object" at the root, got {kind!r}')
+    properties = normalized.setdefault("properties", {})
+    if not isinstance(properties, Mapping):
+        raise InvalidSchemaError('input schema "properties" must be an object')
+    cls = validators.validator_for(normalized, default=validators.Draft202012Validator)
+    try:
+        cls.check_schema(normalized)
+    except jsonschema_exceptions.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "root"
+        raise InvalidSchemaError(f"input schema is not valid JSON Schema at {where}: {exc.message}") from None
+    return normalized
+
+
+class ArgumentsValidator:
+    """Validates tool-call arguments against an input schema before anything is sent."""
+
+    __slots__ = ("_validator",)
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        cls = validators.validator_for(schema, default=validators.Draft202012Validator)
+        self._validator: Validator = cls(schema)
+
+    def errors(self, arguments: Mapping[str, Any]) -> list[str]:
+        """Readable problems with ``arguments``; empty when they are valid."""
+        problems: list[str] = []
+        try:
+            found = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))  # pyright: ignore[reportUnknownMemberType, reportUnknownLambdaType, reportUnknownArgumentType]
+        except Exception as exc:
+            logger.warning("input schema cannot be applied (%s); arguments go to the server unchecked", exc)
+            return []
+        for error in found[:10]:
+            where = "/".join(str(p) for p in error.path)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+            problems.append(f"{where or 'arguments'}: {error.message}")  # pyright: ignore[reportUnknownMemberType]
+        return problems

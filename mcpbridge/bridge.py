@@ -1,0 +1,194 @@
+"""`Bridge`: the one owner of every MCP session of a run.
+
+Entering a `Bridge` connects to all its servers concurrently (so it costs about
+the slowest server, not the sum), lists their tools and makes them LangChain
+tools. Leaving it closes every session and stops every server process, on
+success, error or cancellation alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Self
+
+import anyio
+import mcp_types as types
+
+from mcpbridge._connection import ServerConnection, describe_failure
+from mcpbridge._names import ConflictPolicy, assign_names
+from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
+from mcpbridge.config import ServerConfig, check_servers
+from mcpbridge.errors import ConnectError, ServerFailure
+from mcpbridge.identity import IdentityMeta
+from mcpbridge.tools import MCPTool
+
+__all__ = ["Bridge"]
+
+logger = logging.getLogger("mcpbridge")
+
+
+def _version() -> str:
+    try:
+        return version("mcpbridge")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+class Bridge:
+    """Connects to MCP servers for the duration of an ``async with`` block.
+
+    Args:
+        servers: The servers to connect to.
+        identity: How the run's identity is written into each call's ``_meta``.
+        on_name_conflict: ``"prefix"`` gives tools that share a name their server's
+            name as prefix; ``"error"`` raises `ToolNameConflictError` instead.
+        server_log_level: The least severe server log message to receive (they go to
+            the ``mcpbridge.server.<name>`` logger); ``None`` asks for none.
+
+    Raises:
+        ConnectError: On entry, when a required server cannot be connected.
+        ToolNameConflictError: On entry, when tool names clash and the policy is ``"error"``.
+
+    Example:
+        ```python
+        servers = [
+            StdioServer(name="files", command="files-mcp"),
+            HttpServer(name="search", url="https://search.example.com/mcp", required=False),
+        ]
+        async with Bridge(servers) as bridge:
+            agent = create_agent(model, tools=bridge.tools)
+            await agent.ainvoke({"messages": [("user", "find the report")]})
+        ```
+    """
+
+    def __init__(
+        self,
+        servers: Iterable[ServerConfig],
+        *,
+        identity: IdentityMeta | None = None,
+        on_name_conflict: ConflictPolicy = "prefix",
+        server_log_level: types.LoggingLevel | None = "info",
+    ) -> None:
+        self.servers: tuple[ServerConfig, ...] = tuple(servers)
+        check_servers(self.servers)
+        self.identity = identity or IdentityMeta()
+        self.on_name_conflict: ConflictPolicy = on_name_conflict
+        self.server_log_level: types.LoggingLevel | None = server_log_level
+        self._client_info = types.Implementation(name="mcpbridge", version=_version())
+        self._connections: dict[str, ServerConnection] = {}
+        self._tools: list[MCPTool] = []
+        self._failures: dict[str, ServerFailure] = {}
+        self._stack: AsyncExitStack | None = None
+        self._entered = False
+
+    @property
+    def tools(self) -> list[MCPTool]:
+        """The tools of every connected server, with unique provider-safe names."""
+        self._require_open()
+        return list(self._tools)
+
+    @property
+    def failures(self) -> Mapping[str, ServerFailure]:
+        """Optional servers that could not be connected, and why."""
+        return dict(self._failures)
+
+    @property
+    def connected(self) -> Sequence[str]:
+        """Names of the servers that are connected."""
+        return [name for name, conn in self._connections.items() if conn.failure is None]
+
+    def protocol_version(self, server: str) -> str | None:
+        """The protocol version negotiated with ``server``."""
+        return self._connections[server].protocol_version
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError("a Bridge can be entered only once; make a new Bridge for each run")
+        self._entered = True
+        async with AsyncExitStack() as stack:
+            sessions = await stack.enter_async_context(anyio.create_task_group())
+            connections = [
+                ServerConnection(server, client_info=self._client_info, log_level=self.server_log_level)
+                for server in self.servers
+            ]
+            stack.callback(_close_all, connections)  # runs before the task group waits for them
+            failures: dict[str, ServerFailure] = {}
+
+            async def connect(connection: ServerConnection) -> None:
+                try:
+                    await sessions.start(connection.run)
+                except Exception as exc:
+                    failures[connection.name] = ServerFailure(
+                        server=connection.name,
+                        reason=describe_failure(connection.config, exc),
+                        required=connection.config.required,
+                    )
+
+            async with anyio.create_task_group() as starters:
+                for connection in connections:
+                    starters.start_soon(connect, connection)
+
+            ordered = {s.name: failures[s.name] for s in self.servers if s.name in failures}
+            if any(f.required for f in ordered.values()):
+                raise ConnectError(ordered)
+            for failure in ordered.values():
+                logger.warning("skipping optional MCP server %r: %s", failure.server, failure.reason)
+            self._failures = ordered
+            self._connections = {c.name: c for c in connections if c.name not in failures}
+            self._tools = self._make_tools()
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        self._tools = []
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
+
+    def _require_open(self) -> None:
+        if self._stack is None:
+            raise RuntimeError("the Bridge is not open; use its tools inside `async with Bridge(...)`")
+
+    def _make_tools(self) -> list[MCPTool]:
+        usable: list[tuple[ServerConnection, types.Tool, dict[str, object]]] = []
+        for connection in self._connections.values():
+            for tool in connection.tools:
+                try:
+                    schema = normalize_input_schema(tool.input_schema)
+                except InvalidSchemaError as exc:
+                    logger.warning("skipping tool %r of MCP server %r: %s", tool.name, connection.name, exc)
+                    continue
+                usable.append((connection, tool, schema))
+        named = assign_names(
+            [(c.name, t.name, c.config.prefix) for c, t, _ in usable], on_conflict=self.on_name_conflict
+        )
+        tools: list[MCPTool] = []
+        for (connection, tool, schema), naming in zip(usable, named, strict=True):
+            tools.append(
+                MCPTool(
+                    name=naming.name,
+                    description=tool.description or tool.title or tool.name,
+                    args_schema=schema,
+                    server=connection.name,
+                    mcp_name=tool.name,
+                    metadata={"mcp_server": connection.name, "mcp_tool": tool.name},
+                    caller=connection,
+                    identity=self.identity,
+                    validator=ArgumentsValidator(schema),
+                )
+            )
+        return tools
+
+
+def _close_all(connections: Sequence[ServerConnection]) -> None:
+    for connection in connections:
+        connection.close()

@@ -1,0 +1,418 @@
+"""Server configuration: what to connect to and how.
+
+Pydantic models validate configuration at the edge, so a bad entry fails at load
+time with an error that names the server, the field and the fix. The `mcpServers`
+JSON that Claude Desktop, Cursor and VS Code keep loads as is.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeAlias
+
+import httpx2
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from mcpbridge.errors import ConfigError
+
+__all__ = [
+    "HttpServer",
+    "MemoryServer",
+    "ServerConfig",
+    "SseServer",
+    "StdioServer",
+    "load_servers",
+    "parse_servers",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _ServerBase(BaseModel):
+    """Options every server shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    """Unique name of the server in this configuration; shown in errors, logs and tool metadata."""
+    required: bool = True
+    """A required server that cannot be connected fails the run; an optional one is skipped and recorded."""
+    connect_timeout: float = Field(default=10.0, gt=0)
+    """Seconds allowed for connecting, the handshake and listing tools."""
+    call_timeout: float = Field(default=60.0, gt=0)
+    """Seconds allowed for one ``tools/call``; past it the call is cancelled and the model told."""
+    include_tools: tuple[str, ...] | None = None
+    """Glob patterns of tool names to keep (``None`` keeps all)."""
+    exclude_tools: tuple[str, ...] = ()
+    """Glob patterns of tool names to drop, applied after ``include_tools``."""
+    prefix: str | None = None
+    """Prefix every tool name of this server, as ``{prefix}_{tool}``."""
+    protocol: Literal["auto", "legacy"] = "auto"
+    """``auto`` negotiates the 2026-07-28 protocol and falls back to the 2025-11-25 handshake."""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(
+                "must be 1-64 characters of letters, digits, '_', '-' or '.', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+            raise ValueError("must be 1-32 characters of letters, digits, '_' or '-'")
+        return value
+
+
+class StdioServer(_ServerBase):
+    """An MCP server started as a subprocess and spoken to over its stdin and stdout.
+
+    Example:
+        ```python
+        StdioServer(name="files", command="npx", args=["-y", "@modelcontextprotocol/server-filesystem", "."])
+        ```
+    """
+
+    transport: Literal["stdio"] = "stdio"
+    command: str = Field(min_length=1)
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] | None = Field(default=None, repr=False)
+    """Extra environment variables, merged over a minimal safe environment."""
+    cwd: Path | None = None
+
+
+class _HttpBase(_ServerBase):
+    url: str
+    headers: Mapping[str, str] = Field(default_factory=dict[str, str], repr=False)
+    bearer_token: SecretStr | None = None
+    """Sent as ``Authorization: Bearer <token>``."""
+    auth: httpx2.Auth | None = Field(default=None, exclude=True, repr=False)
+    """An ``httpx2.Auth`` (for example the SDK's OAuth provider); takes precedence over ``bearer_token``."""
+    http_timeout: float = Field(default=30.0, gt=0)
+    """Seconds for HTTP connect, write and pool operations."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        try:
+            url = httpx2.URL(value)
+        except Exception as exc:  # httpx2 raises several types for malformed URLs
+            raise ValueError(f"is not a valid URL ({exc})") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an absolute http:// or https:// URL, such as https://example.com/mcp")
+        return value
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> _HttpBase:
+        if self.bearer_token is not None and any(k.lower() == "authorization" for k in self.headers):
+            raise ValueError("set either `bearer_token` or an `Authorization` header, not both")
+        return self
+
+    def request_headers(self) -> dict[str, str]:
+        """The headers to send, with the bearer token applied."""
+        headers = dict(self.headers)
+        if self.bearer_token is not None and self.auth is None:
+            headers["Authorization"] = f"Bearer {self.bearer_token.get_secret_value()}"
+        return headers
+
+
+class HttpServer(_HttpBase):
+    """An MCP server spoken to over streamable HTTP.
+
+    Example:
+        ```python
+        HttpServer(name="search", url="https://mcp.example.com/mcp", bearer_token="...")
+        ```
+    """
+
+    transport: Literal["http"] = "http"
+    sse_read_timeout: float = Field(default=300.0, gt=0)
+    """Seconds to wait for the next event on a server-sent event stream."""
+
+
+class SseServer(_HttpBase):
+    """A legacy MCP server spoken to over HTTP with server-sent events (2024-11-05 transport).
+
+    Example:
+        ```python
+        SseServer(name="legacy", url="http://127.0.0.1:8000/sse")
+        ```
+    """
+
+    transport: Literal["sse"] = "sse"
+    protocol: Literal["auto", "legacy"] = "legacy"
+    sse_read_timeout: float = Field(default=300.0, gt=0)
+
+
+class MemoryServer(_ServerBase):
+    """An in-process MCP server (an ``mcp`` ``MCPServer`` or low-level ``Server``), for tests and embedding.
+
+    Example:
+        ```python
+        MemoryServer(name="local", server=my_mcp_server)
+        ```
+    """
+
+    transport: Literal["memory"] = "memory"
+    server: Any = Field(exclude=True, repr=False)
+    """The server object; it runs in this process, in the bridge's task group."""
+
+
+ServerConfig: TypeAlias = Annotated[
+    StdioServer | HttpServer | SseServer | MemoryServer, Field(discriminator="transport")
+]
+"""Any server configuration."""
+
+_ADAPTER: TypeAdapter[StdioServer | HttpServer | SseServer | MemoryServer] = TypeAdapter(ServerConfig)
+
+# Keys other MCP clients write into their entries that mean nothing to a bridge.
+_FOREIGN_KEYS = frozenset(
+    {
+        "autoApprove",
+        "alwaysAllow",
+        "description",
+        "disabledTools",
+        "envFile",
+        "icon",
+        "timeout",
+        "transportType",
+    }
+)
+_TYPE_ALIASES = {
+    "stdio": "stdio",
+    "http": "http",
+    "streamable-http": "http",
+    "streamable_http": "http",
+    "streamableHttp": "http",
+    "sse": "sse",
+}
+_CAMEL = {
+    "connectTimeout": "connect_timeout",
+    "callTimeout": "call_timeout",
+    "includeTools": "include_tools",
+    "excludeTools": "exclude_tools",
+    "bearerToken": "bearer_token",
+    "httpTimeout": "http_timeout",
+    "sseReadTimeout": "sse_read_timeout",
+}
+_ENV_RE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_servers(
+    source: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> list[ServerConfig]:
+    """Load servers from an ``mcpServers`` JSON file (Claude Desktop, Cursor, VS Code format).
+
+    Args:
+        source: Path to the JSON file.
+        environ: Variables for ``${VAR}`` expansion; defaults to ``os.environ``.
+
+    Returns:
+        The validated server configurations, in file order.
+
+    Raises:
+        ConfigError: The file is missing, not JSON, or an entry is invalid.
+    """
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read MCP server config {str(path)!r}: {exc.strerror}; check the path"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{str(path)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "fix the syntax"
+        ) from None
+    return parse_servers(data, environ=environ)
+
+
+def parse_servers(data: Any, *, environ: Mapping[str, str] | None = None) -> list[ServerConfig]:
+    """Validate servers given as ``mcpServers`` JSON data.
+
+    Accepts ``{"mcpServers": {...}}`` (Claude Desktop, Cursor), ``{"servers": {...}}`` (VS Code),
+    or the bare ``{name: entry}`` mapping. Each entry is ``command``/``args``/``env``/``cwd`` for
+    stdio, or ``url``/``headers`` with an optional ``type`` (``http``, ``streamable-http``, ``sse``),
+    plus any option of `StdioServer` / `HttpServer` (snake or camel case). ``${VAR}``,
+    ``${env:VAR}`` and ``${VAR:-default}`` are expanded in every string. Entries with
+    ``"disabled": true`` are skipped.
+
+    Args:
+        data: The decoded JSON.
+        environ: Variables for ``${VAR}`` expansion; defaults to ``os.environ``.
+
+    Returns:
+        The validated server configurations, in order.
+
+    Raises:
+        ConfigError: An entry is invalid; the message names the server, the field and the fix.
+    """
+    env = os.environ if environ is None else environ
+    if not isinstance(data, Mapping):
+        raise ConfigError('MCP server config must be a JSON object such as {"mcpServers": {"name": {...}}}')
+    document: Mapping[str, Any] = data  # pyright: ignore[reportUnknownVariableType]
+    mapping: Any = next((document[k] for k in ("mcpServers", "servers") if k in document), document)
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(
+            '"mcpServers" must map server names to entries, such as {"files": {"command": "..."}}'
+        )
+    servers: list[ServerConfig] = []
+    for name, entry in mapping.items():  # pyright: ignore[reportUnknownVariableType]
+        name = str(name)  # pyright: ignore[reportUnknownArgumentType]
+        if not isinstance(entry, Mapping):
+            raise ConfigError(
+                f"MCP server {name!r}: entry must be an object with `command` or `url`", server=name
+            )
+        fields: dict[str, Any] = {str(k): v for k, v in entry.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        if fields.pop("disabled", False) is True:
+            continue
+        fields = {_CAMEL.get(k, k): _expand(v, env, server=name, field=k) for k, v in fields.items()}
+        for key in _FOREIGN_KEYS & fields.keys():
+            del fields[key]
+        kind = fields.pop("type", None)
+        if kind is None:
+            transport = "stdio" if "command" in fields else "http" if "url" in fields else None
+            if transport is None:
+                raise ConfigError(
+                    f"MCP server {name!r}: no `command` (stdio) or `url` (HTTP); add one of them",
+                    server=name,
+                )
+        elif kind in _TYPE_ALIASES:
+            transport = _TYPE_ALIASES[kind]
+        else:
+            raise ConfigError(
+                f"MCP server {name!r}, field 'type': unknown transport {kind!r}; "
+                "use 'stdio', 'http' (streamable HTTP) or 'sse'",
+                server=name,
+                field="type",
+            )
+        servers.append(validate_server({**fields, "name": name, "transport": transport}))
+    _check_unique(servers)
+    return servers
+
+
+def validate_server(fields: Mapping[str, Any]) -> ServerConfig:
+    """Validate one server from a mapping of its fields (``transport`` picks the kind).
+
+    Raises:
+        ConfigError: A field is invalid; the message names the server, the field and the fix.
+    """
+    try:
+        return _ADAPTER.validate_python(dict(fields))
+    except ValidationError as exc:
+        name = str(fields.get("name", "?"))
+        raise _config_error(name, fields, exc) from None
+
+
+def _check_unique(servers: Sequence[ServerConfig]) -> None:
+    seen: set[str] = set()
+    for server in servers:
+        if server.name in seen:
+            raise ConfigError(
+                f"MCP server name {server.name!r} is used twice; give each server a unique name",
+                server=server.name,
+                field="name",
+            )
+        seen.add(server.name)
+
+
+def check_servers(servers: Sequence[ServerConfig]) -> None:
+    """Check a list of servers for duplicate names.
+
+    Raises:
+        ConfigError: Two servers share a name.
+    """
+    _check_unique(servers)
+
+
+def _expand(value: Any, env: Mapping[str, str], *, server: str, field: str) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            var, default = match.group(1), match.group(2)
+            if var in env:
+                return env[var]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"MCP server {server!r}, field {field!r}: environment variable {var} is not set; "
+                f"set it, or write ${{{var}:-default}} to give a default",
+                server=server,
+                field=field,
+            )
+
+        return _ENV_RE.sub(substitute, value)
+    if isinstance(value, Mapping):
+        return {str(k): _expand(v, env, server=server, field=field) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    if isinstance(value, list):
+        return [_expand(v, env, server=server, field=field) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    return value
+
+
+_FIXES = {
+    "missing": "add it",
+    "extra_forbidden": "remove it",
+    "string_type": "give a string",
+    "float_parsing": "give a number of seconds",
+    "greater_than": "give a positive number",
+    "bool_parsing": "give true or false",
+    "bool_type": "give true or false",
+    "list_type": "give a list",
+    "tuple_type": "give a list",
+    "dict_type": "give an object",
+    "mapping_type": "give an object",
+}
+
+
+def _config_error(name: str, fields: Mapping[str, Any], exc: ValidationError) -> ConfigError:
+    transport = fields.get("transport")
+    model = {"stdio": StdioServer, "http": HttpServer, "sse": SseServer}.get(str(transport), StdioServer)
+    problems: list[str] = []
+    first_field: str | None = None
+    for error in exc.errors(include_url=False, include_input=False):
+        location = _field_of(error)
+        first_field = first_field or location
+        problems.append(f"field {location!r}: {_describe(error, location, model)}")
+    message = f"MCP server {name!r}: " + "; ".join(problems)
+    return ConfigError(message, server=name, field=first_field)
+
+
+def _field_of(error: ErrorDetails) -> str:
+    # Drop the discriminator tag pydantic puts first for tagged unions.
+    parts = [str(p) for p in error["loc"] if p not in ("stdio", "http", "sse")]
+    return ".".join(parts) or "transport"
+
+
+def _describe(error: ErrorDetails, location: str, model: type[BaseModel]) -> str:
+    kind = error["type"]
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(location.split(".")[0], known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known fields are {', '.join(known)}"
+        return f"unknown field; {hint}"
+    if kind == "union_tag_invalid":
+        return "unknown transport; use 'stdio', 'http' or 'sse'"
+    fix = _FIXES.get(kind)
+    return f"{message}; {fix}" if fix else message

@@ -1,0 +1,122 @@
+"""The one exception tree of mcpbridge.
+
+Caller mistakes (bad configuration, bad usage) are kept apart from runtime
+failures (a server that is down, slow or broken)::
+
+    MCPBridgeError
+    ├── ConfigError            bad server configuration or options; fix the input
+    │   └── ToolNameConflictError   two tools would share a name
+    └── ServerError            an MCP server failed at run time
+        ├── ConnectError            one or more required servers could not be connected
+        └── ToolCallError           a tools/call failed (transport, protocol)
+            └── ToolTimeoutError        a tools/call did not answer in time
+
+Every message says what happened and what to do next. Secrets (headers,
+tokens, environment values) never appear in messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigError",
+    "ConnectError",
+    "MCPBridgeError",
+    "ServerError",
+    "ServerFailure",
+    "ToolCallError",
+    "ToolNameConflictError",
+    "ToolTimeoutError",
+]
+
+
+class MCPBridgeError(Exception):
+    """Base class of every exception raised by mcpbridge."""
+
+
+class ConfigError(MCPBridgeError, ValueError):
+    """A server configuration or an option is invalid.
+
+    Attributes:
+        server: The server the problem belongs to, if any.
+        field: The offending field, if any.
+    """
+
+    def __init__(self, message: str, *, server: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.server = server
+        self.field = field
+
+
+class ToolNameConflictError(ConfigError):
+    """Two tools resolve to the same name and the conflict policy is ``"error"``."""
+
+
+class ServerError(MCPBridgeError):
+    """An MCP server failed at run time.
+
+    Attributes:
+        server: The name of the server.
+    """
+
+    def __init__(self, message: str, *, server: str) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFailure:
+    """Why a server could not be connected.
+
+    Attributes:
+        server: The server's name.
+        reason: A readable account of the failure, with what to do about it.
+        required: Whether the server was required.
+    """
+
+    server: str
+    reason: str
+    required: bool
+
+
+class ConnectError(ServerError):
+    """One or more required MCP servers could not be connected.
+
+    Attributes:
+        failures: Every server that failed, keyed by name (optional ones included).
+    """
+
+    def __init__(self, failures: Mapping[str, ServerFailure]) -> None:
+        required = [f for f in failures.values() if f.required]
+        lines = "\n".join(f"  - {f.server}: {f.reason}" for f in required)
+        noun = "server" if len(required) == 1 else "servers"
+        super().__init__(
+            f"could not connect to {len(required)} required MCP {noun}:\n{lines}\n"
+            "Start the server or fix its configuration, or mark it `required=False` to run without it.",
+            server=required[0].server if required else "",
+        )
+        self.failures = dict(failures)
+
+
+class ToolCallError(ServerError):
+    """A ``tools/call`` failed: the server is unreachable, died, or answered with a protocol error.
+
+    Attributes:
+        tool: The MCP tool name.
+        code: The JSON-RPC error code, when the server sent one.
+        data: The JSON-RPC error data, when the server sent it.
+    """
+
+    def __init__(
+        self, message: str, *, server: str, tool: str, code: int | None = None, data: object = None
+    ) -> None:
+        super().__init__(message, server=server)
+        self.tool = tool
+        self.code = code
+        self.data = data
+
+
+class ToolTimeoutError(ToolCallError, TimeoutError):
+    """A ``tools/call`` did not complete within its timeout; the request was cancelled."""

@@ -1,0 +1,156 @@
+"""The run's identity, forwarded to MCP servers in the ``_meta`` of every ``tools/call``.
+
+Identity is read from the tool's ``ToolRuntime`` (``execution_info`` and
+``server_info``, langgraph >= 1.1.5), falling back to the run config. It travels
+under namespaced keys, by default::
+
+    dev.mcpbridge/thread_id      the LangGraph thread
+    dev.mcpbridge/run_id         the run
+    dev.mcpbridge/user_id        the authenticated user's identity
+    dev.mcpbridge/assistant_id   the assistant
+    dev.mcpbridge/graph_id       the graph
+
+Model-supplied arguments never reach ``_meta``: identity comes from the runtime only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from mcpbridge.errors import ConfigError
+
+__all__ = ["DEFAULT_META_PREFIX", "IdentityMeta", "RunIdentity", "identity_from_runtime"]
+
+DEFAULT_META_PREFIX = "dev.mcpbridge/"
+
+# MCP reserves prefixes whose second label is `modelcontextprotocol` or `mcp`
+# (io.modelcontextprotocol/, dev.mcp/).
+_RESERVED = re.compile(r"^(?:[a-z0-9-]+\.)?(?:modelcontextprotocol|mcp)(?:[./]|$)", re.IGNORECASE)
+_PREFIX = re.compile(r"^(?:[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?/$")
+
+
+@dataclass(frozen=True, slots=True)
+class RunIdentity:
+    """Who and what a tool call serves.
+
+    Attributes:
+        thread_id: The LangGraph thread, if the run has one.
+        run_id: The run.
+        user_id: The authenticated user's identity, if any.
+        assistant_id: The Agent Server assistant, if any.
+        graph_id: The Agent Server graph, if any.
+    """
+
+    thread_id: str | None = None
+    run_id: str | None = None
+    user_id: str | None = None
+    assistant_id: str | None = None
+    graph_id: str | None = None
+
+
+_FIELDS = tuple(f.name for f in fields(RunIdentity))
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMeta:
+    """How the run's identity is written into ``_meta``.
+
+    Attributes:
+        prefix: Namespace of the keys; must not be one MCP reserves.
+        include: Which `RunIdentity` fields to send.
+        enabled: Send nothing when ``False``.
+
+    Example:
+        ```python
+        IdentityMeta(prefix="com.acme.agents/", include=("thread_id", "user_id"))
+        ```
+    """
+
+    prefix: str = DEFAULT_META_PREFIX
+    include: tuple[str, ...] = _FIELDS
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.match(self.prefix):
+            raise ConfigError(
+                f"identity _meta prefix {self.prefix!r} is not a valid MCP _meta prefix; "
+                "use dot-separated labels ending in '/', such as 'com.example/'",
+                field="prefix",
+            )
+        if _RESERVED.match(self.prefix):
+            raise ConfigError(
+                f"identity _meta prefix {self.prefix!r} is reserved by MCP; use your own domain, "
+                "such as 'com.example/'",
+                field="prefix",
+            )
+        unknown = set(self.include) - set(_FIELDS)
+        if unknown:
+            raise ConfigError(
+                f"identity fields {sorted(unknown)} do not exist; choose from {list(_FIELDS)}",
+                field="include",
+            )
+
+    def key(self, field: str) -> str:
+        """The ``_meta`` key of one identity field."""
+        return f"{self.prefix}{field}"
+
+    def build(self, identity: RunIdentity) -> dict[str, str]:
+        """The ``_meta`` entries for ``identity`` (fields that are ``None`` are left out)."""
+        if not self.enabled:
+            return {}
+        meta: dict[str, str] = {}
+        for name in self.include:
+            value = getattr(identity, name)
+            if value is not None:
+                meta[self.key(name)] = value
+        return meta
+
+    def read(self, meta: Mapping[str, Any] | None) -> RunIdentity:
+        """Read a `RunIdentity` back from a request's ``_meta`` (for MCP servers)."""
+        meta = meta or {}
+        values = {name: meta.get(self.key(name)) for name in _FIELDS}
+        return RunIdentity(**{k: str(v) if v is not None else None for k, v in values.items()})
+
+
+def identity_from_runtime(runtime: Any | None, config: RunnableConfig | None = None) -> RunIdentity:
+    """Read the run's identity from a ``ToolRuntime``, falling back to the run config.
+
+    Args:
+        runtime: The tool's injected ``ToolRuntime``, or ``None`` when called outside a graph.
+        config: The run config; defaults to ``runtime.config``.
+    """
+    execution = getattr(runtime, "execution_info", None)
+    server = getattr(runtime, "server_info", None)
+    if config is None:
+        config = getattr(runtime, "config", None)
+    configurable: Mapping[str, Any] = (config or {}).get("configurable") or {}
+    metadata: Mapping[str, Any] = (config or {}).get("metadata") or {}
+
+    user = getattr(server, "user", None) or configurable.get("langgraph_auth_user")
+    user_id = _user_identity(user) or configurable.get("langgraph_auth_user_id")
+    run_id = getattr(execution, "run_id", None) or (config or {}).get("run_id") or metadata.get("run_id")
+    return RunIdentity(
+        thread_id=_str(getattr(execution, "thread_id", None) or configurable.get("thread_id")),
+        run_id=_str(run_id),
+        user_id=_str(user_id),
+        assistant_id=_str(getattr(server, "assistant_id", None) or metadata.get("assistant_id")),
+        graph_id=_str(getattr(server, "graph_id", None) or metadata.get("graph_id")),
+    )
+
+
+def _user_identity(user: Any) -> str | None:
+    if user is None:
+        return None
+    identity: Any = getattr(user, "identity", None)
+    if identity is None and isinstance(user, Mapping):
+        identity = user.get("identity")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return _str(identity)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)

@@ -1,0 +1,166 @@
+"""MCP tools as LangChain tools that know the run they serve.
+
+Each `MCPTool` shows the model the server's ``inputSchema`` and receives the
+``ToolRuntime`` as an injected argument the model never sees. Every call
+validates the arguments, forwards the run's identity in ``_meta``, streams the
+server's progress to the graph's ``custom`` stream, and turns every failure
+into an error ``ToolMessage`` the model can read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, Protocol
+
+import mcp_types as types
+from langchain_core.runnables import ensure_config
+from langchain_core.tools import BaseTool, ToolException
+from langgraph.prebuilt import ToolRuntime
+from langgraph.types import StreamWriter
+from mcp.shared.dispatcher import ProgressFnT
+from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
+
+from mcpbridge._content import to_content_blocks
+from mcpbridge._schema import ArgumentsValidator
+from mcpbridge.errors import MCPBridgeError
+from mcpbridge.identity import IdentityMeta, identity_from_runtime
+
+__all__ = ["MCPTool", "PROGRESS_EVENT"]
+
+logger = logging.getLogger("mcpbridge")
+
+PROGRESS_EVENT = "mcp_progress"
+"""The ``type`` of the progress events written to the ``custom`` stream."""
+
+
+class ToolCaller(Protocol):
+    """Whatever performs ``tools/call`` for a tool (a connected server)."""
+
+    name: str
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        progress_callback: ProgressFnT | None = None,
+    ) -> types.CallToolResult:
+        """Call the tool ``name`` on the server."""
+        ...
+
+
+@cache
+def _runtime_schema(key: str) -> type[BaseModel]:
+    # ToolNode finds the injected ToolRuntime argument through the tool's input schema.
+    fields: dict[str, Any] = {key: (ToolRuntime, None)}
+    return create_model(
+        f"MCPToolRuntime_{key}", __config__=ConfigDict(arbitrary_types_allowed=True), **fields
+    )
+
+
+class MCPTool(BaseTool):
+    """A tool of an MCP server, callable by a LangGraph agent with the run's identity.
+
+    Made by `Bridge`; the model sees ``name``, ``description`` and the server's
+    input schema. ``metadata`` holds ``mcp_server`` and ``mcp_tool`` (the name
+    on the server).
+
+    Example:
+        ```python
+        async with Bridge([StdioServer(name="files", command="files-mcp")]) as bridge:
+            agent = create_agent(model, tools=bridge.tools)
+        ```
+    """
+
+    args_schema: dict[str, Any]  # pyright: ignore[reportIncompatibleVariableOverride, reportGeneralTypeIssues]
+    response_format: str = "content_and_artifact"  # pyright: ignore[reportIncompatibleVariableOverride]
+    handle_tool_error: bool = True  # pyright: ignore[reportIncompatibleVariableOverride]
+
+    server: str
+    """The server's name."""
+    mcp_name: str
+    """The tool's name on the server."""
+
+    _caller: ToolCaller = PrivateAttr()
+    _identity: IdentityMeta = PrivateAttr()
+    _validator: ArgumentsValidator = PrivateAttr()
+    _runtime_key: str = PrivateAttr()
+
+    def __init__(
+        self,
+        *,
+        caller: ToolCaller,
+        identity: IdentityMeta,
+        validator: ArgumentsValidator,
+        **data: Any,
+    ) -> None:
+        super().__init__(**data)
+        self._caller = caller
+        self._identity = identity
+        self._validator = validator
+        properties: Mapping[str, Any] = self.args_schema.get("properties") or {}
+        key, n = "runtime", 0
+        while key in properties:  # a server tool may take an argument called `runtime`
+            n += 1
+            key = f"mcpbridge_runtime_{n}"
+        self._runtime_key = key
+
+    def get_input_schema(self, config: Any = None) -> type[BaseModel]:
+        """The injected-argument schema ToolNode reads; the model sees `tool_call_schema`."""
+        return _runtime_schema(self._runtime_key)
+
+    @property
+    def _injected_args_keys(self) -> frozenset[str]:  # pyright: ignore[reportIncompatibleVariableOverride]
+        return frozenset({self._runtime_key})
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"MCP tool {self.name!r} is async only; call it with `ainvoke`")
+
+    async def _arun(self, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
+        runtime = kwargs.pop(self._runtime_key, None)
+        arguments = kwargs
+        problems = self._validator.errors(arguments)
+        if problems:
+            raise ToolException(
+                f"Invalid arguments for tool {self.name!r}: "
+                + "; ".join(problems)
+                + ". The tool was not called; correct the arguments and call it again."
+            )
+        identity = identity_from_runtime(runtime, None if runtime is not None else ensure_config())
+        progress = self._progress_forwarder(runtime)
+        try:
+            result = await self._caller.call_tool(
+                self.mcp_name, arguments, meta=self._identity.build(identity), progress_callback=progress
+            )
+        except MCPBridgeError as exc:
+            raise ToolException(str(exc)) from exc
+        blocks = to_content_blocks(result)
+        if result.is_error:
+            text = "\n".join(b["text"] for b in blocks if b.get("type") == "text")
+            raise ToolException(text or f"tool {self.name!r} reported an error without a message")
+        return blocks, result.structured_content
+
+    def _progress_forwarder(self, runtime: Any) -> ProgressFnT | None:
+        writer: StreamWriter | None = getattr(runtime, "stream_writer", None)
+        if writer is None:
+            return None
+        tool_call_id: str | None = getattr(runtime, "tool_call_id", None)
+        server, tool = self.server, self.name
+
+        async def forward(progress: float, total: float | None, message: str | None) -> None:
+            writer(
+                {
+                    "type": PROGRESS_EVENT,
+                    "server": server,
+                    "tool": tool,
+                    "tool_call_id": tool_call_id,
+                    "progress": progress,
+                    "total": total,
+                    "message": message,
+                }
+            )
+
+        return forward
