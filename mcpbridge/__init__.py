@@ -19,16 +19,22 @@ from mcpbridge.errors import (
     ToolCallError,
     ToolNameConflictError,
     ToolTimeoutError,
+    TopologyMismatchError,
 )
+from mcpbridge.factory import SKIPPED_EVENT, BridgeMiddleware, GraphFactory, agent_factory, graph_factory
 from mcpbridge.identity import DEFAULT_META_PREFIX, IdentityMeta, RunIdentity, identity_from_runtime
 from mcpbridge.tools import PROGRESS_EVENT, MCPTool
+from mcpbridge.topology import Topology, check_topology, topology
 
 __all__ = [
     "DEFAULT_META_PREFIX",
     "PROGRESS_EVENT",
+    "SKIPPED_EVENT",
     "Bridge",
+    "BridgeMiddleware",
     "ConfigError",
     "ConnectError",
+    "GraphFactory",
     "HttpServer",
     "IdentityMeta",
     "MCPBridgeError",
@@ -43,7 +49,13 @@ __all__ = [
     "ToolCallError",
     "ToolNameConflictError",
     "ToolTimeoutError",
+    "Topology",
+    "TopologyMismatchError",
+    "agent_factory",
+    "check_topology",
+    "graph_factory",
     "identity_from_runtime",
     "load_servers",
     "parse_servers",
+    "topology",
 ]

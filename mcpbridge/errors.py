@@ -5,7 +5,8 @@ failures (a server that is down, slow or broken)::
 
     MCPBridgeError
     ├── ConfigError            bad server configuration or options; fix the input
-    │   └── ToolNameConflictError   two tools would share a name
+    │   ├── ToolNameConflictError   two tools would share a name
+    │   └── TopologyMismatchError   the run's graph differs from the read graph
     └── ServerError            an MCP server failed at run time
         ├── ConnectError            one or more required servers could not be connected
         └── ToolCallError           a tools/call failed (transport, protocol)
@@ -29,6 +30,7 @@ __all__ = [
     "ToolCallError",
     "ToolNameConflictError",
     "ToolTimeoutError",
+    "TopologyMismatchError",
 ]
 
 
@@ -52,6 +54,23 @@ class ConfigError(MCPBridgeError, ValueError):
 
 class ToolNameConflictError(ConfigError):
     """Two tools resolve to the same name and the conflict policy is ``"error"``."""
+
+
+class TopologyMismatchError(ConfigError):
+    """The graph built for execution differs from the one built for reads and updates.
+
+    Attributes:
+        differences: One readable line per difference.
+    """
+
+    def __init__(self, differences: list[str]) -> None:
+        body = "\n".join(f"  - {line}" for line in differences)
+        super().__init__(
+            "the graph built for runs differs from the graph built for reads, updates and schemas:\n"
+            f"{body}\nBuild the same nodes and edges whatever tools are connected "
+            "(with create_agent, keep a middleware that wraps tool calls so the `tools` node stays)."
+        )
+        self.differences = differences
 
 
 class ServerError(MCPBridgeError):

@@ -1,0 +1,280 @@
+"""Agent Server graph factories: MCP tools for runs, the same tool-less graph everywhere else.
+
+The Agent Server calls a factory named in ``langgraph.json`` for runs
+(``threads.create_run``) and for state reads, state updates and schema requests.
+A factory made here connects to MCP servers only for runs, always tears the
+connections down, and serves every other context a cached graph of the same
+topology without touching any server.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Literal, TypeAlias, cast
+
+from langchain.agents import create_agent  # pyright: ignore[reportUnknownVariableType]
+from langchain.agents.middleware import AgentMiddleware
+from langchain.agents.middleware.types import ModelRequest, ModelResponse, ToolCallRequest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool
+from langgraph.config import get_stream_writer
+from langgraph.graph.state import StateGraph
+from langgraph.pregel import Pregel
+from langgraph.types import Command
+from langgraph_sdk.runtime import ServerRuntime
+
+from mcpbridge._names import ConflictPolicy
+from mcpbridge.bridge import Bridge
+from mcpbridge.config import ServerConfig
+from mcpbridge.errors import ServerFailure
+from mcpbridge.identity import IdentityMeta
+from mcpbridge.topology import Topology, check_topology, topology
+
+__all__ = [
+    "SKIPPED_EVENT",
+    "BridgeMiddleware",
+    "GraphFactory",
+    "ServersSource",
+    "agent_factory",
+    "graph_factory",
+]
+
+logger = logging.getLogger("mcpbridge")
+
+SKIPPED_EVENT = "mcp_servers_skipped"
+"""The ``type`` of the ``custom`` stream event that lists optional servers a run goes without."""
+
+AnyGraph: TypeAlias = Pregel[Any, Any, Any, Any]
+GraphFactory: TypeAlias = Callable[[ServerRuntime[Any]], AbstractAsyncContextManager[AnyGraph]]
+"""A factory for ``langgraph.json``: takes the `ServerRuntime`, yields a compiled graph."""
+
+ServersSource: TypeAlias = (
+    Sequence[ServerConfig]
+    | Callable[[ServerRuntime[Any]], Sequence[ServerConfig] | Awaitable[Sequence[ServerConfig]]]
+)
+"""Servers for a run: a fixed list, or a function of the run's `ServerRuntime` (called for runs only)."""
+
+GraphBuilder: TypeAlias = Callable[[list[BaseTool]], AnyGraph | StateGraph[Any, Any, Any, Any]]
+
+
+def graph_factory(
+    servers: ServersSource,
+    build: GraphBuilder,
+    *,
+    identity: IdentityMeta | None = None,
+    on_name_conflict: ConflictPolicy = "prefix",
+    on_mismatch: Literal["error", "warn"] = "error",
+) -> GraphFactory:
+    """Make an Agent Server factory from your own graph builder.
+
+    ``build(tools)`` is called with ``[]`` once for every non-run context (the
+    graph is cached) and with the run's MCP tools for every run. Both graphs must
+    have the same topology; a difference raises `TopologyMismatchError` (or logs
+    a warning when ``on_mismatch="warn"``).
+
+    Args:
+        servers: The MCP servers, or a function of the `ServerRuntime` returning them.
+        build: Builds the graph (compiled, or a `StateGraph` to compile) from a list of tools.
+        identity: How the run's identity is written into each call's ``_meta``.
+        on_name_conflict: What to do when two servers offer the same tool name.
+        on_mismatch: Raise or warn when the run's graph differs from the read graph.
+
+    Example:
+        ```python
+        # my_app/graph.py, named in langgraph.json as "my_app.graph:make_graph"
+        def build(tools):
+            graph = StateGraph(MessagesState)
+            graph.add_node("agent", call_model_with(tools))
+            graph.add_node("tools", ToolNode(tools))
+            ...
+            return graph.compile()
+
+        make_graph = graph_factory([StdioServer(name="files", command="files-mcp")], build)
+        ```
+    """
+    return _Factory(
+        servers,
+        _compiled(build),
+        identity=identity,
+        on_name_conflict=on_name_conflict,
+        on_mismatch=on_mismatch,
+    ).as_factory()
+
+
+def agent_factory(
+    servers: ServersSource,
+    model: str | BaseChatModel,
+    *,
+    tools: Sequence[BaseTool] = (),
+    system_prompt: str | None = None,
+    middleware: Sequence[AgentMiddleware[Any, Any]] = (),
+    state_schema: type[Any] | None = None,
+    context_schema: type[Any] | None = None,
+    name: str | None = None,
+    identity: IdentityMeta | None = None,
+    on_name_conflict: ConflictPolicy = "prefix",
+    on_mismatch: Literal["error", "warn"] = "error",
+) -> GraphFactory:
+    """Make an Agent Server factory serving a ``create_agent`` agent with MCP tools.
+
+    The agent keeps its ``tools`` node in every context, with or without tools,
+    so runs, reads, updates and schemas all see one graph.
+
+    Args:
+        servers: The MCP servers, or a function of the `ServerRuntime` returning them.
+        model: A chat model, or a ``provider:model`` string for ``init_chat_model``.
+        tools: Tools of your own, offered beside the MCP tools.
+        system_prompt: The agent's system prompt.
+        middleware: Agent middleware, as for ``create_agent``.
+        state_schema: A custom agent state schema.
+        context_schema: The run context schema.
+        name: The graph's name.
+        identity: How the run's identity is written into each call's ``_meta``.
+        on_name_conflict: What to do when two servers offer the same tool name.
+        on_mismatch: Raise or warn when the run's graph differs from the read graph.
+
+    Example:
+        ```python
+        # agent.py, named in langgraph.json as "agent:make_graph"
+        make_graph = agent_factory(load_servers("mcp.json"), "anthropic:claude-sonnet-4-5")
+        ```
+    """
+    own_tools = list(tools)
+
+    def build(mcp_tools: list[BaseTool], failures: Mapping[str, ServerFailure]) -> AnyGraph:
+        return create_agent(
+            model,
+            tools=[*own_tools, *mcp_tools],
+            system_prompt=system_prompt,
+            middleware=[*middleware, BridgeMiddleware(failures)],
+            state_schema=state_schema,
+            context_schema=context_schema,
+            name=name,
+        )
+
+    return _Factory(
+        servers, build, identity=identity, on_name_conflict=on_name_conflict, on_mismatch=on_mismatch
+    ).as_factory()
+
+
+class BridgeMiddleware(AgentMiddleware[Any, Any]):
+    """Keeps ``create_agent``'s ``tools`` node when no tools are connected, and reports skipped servers.
+
+    ``create_agent(model, tools=[])`` drops the ``tools`` node; a middleware that
+    wraps tool calls keeps it, so the graph is the same with and without tools.
+    """
+
+    def __init__(self, failures: Mapping[str, ServerFailure] | None = None) -> None:
+        super().__init__()
+        self.failures = dict(failures or {})
+        self._reported = False
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any]:
+        """Tell the ``custom`` stream, before the first model call, which optional servers are missing."""
+        if self.failures and not self._reported:
+            self._reported = True  # one middleware per run: the graph is built for each run
+            _write_skipped(self.failures)
+        return await handler(request)
+
+    def wrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
+    ) -> ToolMessage | Command[Any]:
+        """Pass tool calls through unchanged."""
+        return handler(request)
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        """Pass tool calls through unchanged."""
+        return await handler(request)
+
+
+def _write_skipped(failures: Mapping[str, ServerFailure]) -> None:
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:  # outside a graph run
+        return
+    writer(
+        {
+            "type": SKIPPED_EVENT,
+            "servers": [{"server": f.server, "reason": f.reason} for f in failures.values()],
+        }
+    )
+
+
+def _compiled(build: GraphBuilder) -> Callable[[list[BaseTool], Mapping[str, ServerFailure]], AnyGraph]:
+    def compiled(tools: list[BaseTool], failures: Mapping[str, ServerFailure]) -> AnyGraph:
+        graph = build(tools)
+        if isinstance(graph, StateGraph):
+            return graph.compile()  # pyright: ignore[reportUnknownMemberType]
+        return graph
+
+    return compiled
+
+
+class _Factory:
+    """The state one factory keeps across calls: the cached read graph and its fingerprint."""
+
+    def __init__(
+        self,
+        servers: ServersSource,
+        build: Callable[[list[BaseTool], Mapping[str, ServerFailure]], AnyGraph],
+        *,
+        identity: IdentityMeta | None,
+        on_name_conflict: ConflictPolicy,
+        on_mismatch: Literal["error", "warn"],
+    ) -> None:
+        self._servers = servers
+        self._build = build
+        self._identity = identity or IdentityMeta()
+        self._on_name_conflict: ConflictPolicy = on_name_conflict
+        self._on_mismatch: Literal["error", "warn"] = on_mismatch
+        self._read_graph: AnyGraph | None = None
+        self._read_topology: Topology | None = None
+
+    def read_graph(self) -> AnyGraph:
+        """The tool-less graph for reads, updates and schemas, built once."""
+        if self._read_graph is None:
+            self._read_graph = self._build([], {})
+        return self._read_graph
+
+    def read_topology(self) -> Topology:
+        if self._read_topology is None:
+            self._read_topology = topology(self.read_graph())
+        return self._read_topology
+
+    async def servers_for(self, runtime: ServerRuntime[Any]) -> Sequence[ServerConfig]:
+        source: Any = self._servers
+        if not callable(source):
+            return cast("Sequence[ServerConfig]", source)
+        servers: Any = source(runtime)
+        if inspect.isawaitable(servers):
+            servers = await servers
+        return cast("Sequence[ServerConfig]", servers)
+
+    def as_factory(self) -> GraphFactory:
+        @asynccontextmanager
+        async def factory(runtime: ServerRuntime[Any]) -> AsyncGenerator[AnyGraph, None]:
+            if runtime.execution_runtime is None:
+                yield self.read_graph()
+                return
+            servers = await self.servers_for(runtime)
+            bridge = Bridge(servers, identity=self._identity, on_name_conflict=self._on_name_conflict)
+            async with bridge:
+                graph = self._build(list(bridge.tools), bridge.failures)
+                check_topology(self.read_topology(), topology(graph), on_mismatch=self._on_mismatch)
+                yield graph
+
+        return factory
