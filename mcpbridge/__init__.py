@@ -23,11 +23,13 @@ from mcpbridge.errors import (
 )
 from mcpbridge.factory import SKIPPED_EVENT, BridgeMiddleware, GraphFactory, agent_factory, graph_factory
 from mcpbridge.identity import DEFAULT_META_PREFIX, IdentityMeta, RunIdentity, identity_from_runtime
+from mcpbridge.models import MODEL_ENV, OfflineChatModel, load_chat_model
 from mcpbridge.tools import PROGRESS_EVENT, MCPTool
 from mcpbridge.topology import Topology, check_topology, topology
 
 __all__ = [
     "DEFAULT_META_PREFIX",
+    "MODEL_ENV",
     "PROGRESS_EVENT",
     "SKIPPED_EVENT",
     "Bridge",
@@ -40,6 +42,7 @@ __all__ = [
     "MCPBridgeError",
     "MCPTool",
     "MemoryServer",
+    "OfflineChatModel",
     "RunIdentity",
     "ServerConfig",
     "ServerError",
@@ -55,6 +58,7 @@ __all__ = [
     "check_topology",
     "graph_factory",
     "identity_from_runtime",
+    "load_chat_model",
     "load_servers",
     "parse_servers",
     "topology",

@@ -29,7 +29,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import ProgressFnT
 
-from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer
+from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
 from mcpbridge.errors import ToolCallError, ToolTimeoutError
 
 __all__ = ["ServerConnection", "describe_failure"]
@@ -297,7 +297,7 @@ def describe_failure(config: ServerConfig, exc: BaseException, stderr_tail: str 
         case MemoryServer():
             where = "in-process server"
         case _:
-            where = _safe_url(config.url)
+            where = safe_url(config.url)
     tail = _tail_note(stderr_tail)
     match exc:
         case FileNotFoundError() if isinstance(config, StdioServer):
@@ -332,9 +332,3 @@ def _leaf(exc: BaseException) -> BaseException:
         group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
         exc = group.exceptions[0]
     return exc
-
-
-def _safe_url(url: str) -> str:
-    """The URL without credentials or query (which may hold tokens)."""
-    parsed = httpx2.URL(url)
-    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))

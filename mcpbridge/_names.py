@@ -76,23 +76,26 @@ def assign_names(
         ToolNameConflictError: Two tools share a name and ``on_conflict`` is ``"error"``,
             or prefixing cannot separate them.
     """
-    first = [
+    names = [
         join(prefix, safe_name(mcp_name)) if prefix else safe_name(mcp_name)
         for _, mcp_name, prefix in candidates
     ]
+    # One server offering two names that clean to one: a name that was already safe keeps it,
+    # the others get a hash of their original.
+    same_server: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, (server, _, _) in enumerate(candidates):
+        same_server[(server, names[index])].append(index)
+    for (server, name), members in same_server.items():
+        if len(members) > 1:
+            for i in members:
+                if candidates[i][1] != name:
+                    names[i] = _fit(name, f"{server}/{candidates[i][1]}", always_hash=True)
+    # Servers offering the same name: prefix each with its server's name, or refuse.
     groups: defaultdict[str, list[int]] = defaultdict(list)
-    for index, name in enumerate(first):
+    for index, name in enumerate(names):
         groups[name].append(index)
-    names = list(first)
     for name, members in groups.items():
         if len(members) < 2:
-            continue
-        servers = {candidates[i][0] for i in members}
-        if len(servers) < len(members):
-            # The same server offers two names that clean to one: keep them apart by hash.
-            for i in members:
-                server, mcp_name, _ = candidates[i]
-                names[i] = _fit(first[i], f"{server}/{mcp_name}", always_hash=True)
             continue
         if on_conflict == "error":
             offered = ", ".join(f"{candidates[i][1]!r} from {candidates[i][0]!r}" for i in members)
@@ -104,7 +107,7 @@ def assign_names(
                 field="prefix",
             )
         for i in members:
-            names[i] = join(safe_name(candidates[i][0]), first[i])
+            names[i] = join(safe_name(candidates[i][0]), name)
     if len(set(names)) != len(names):
         clash = sorted({n for n in names if names.count(n) > 1})
         raise ToolNameConflictError(

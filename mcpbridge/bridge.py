@@ -22,7 +22,7 @@ from mcpbridge._connection import ServerConnection, describe_failure
 from mcpbridge._names import ConflictPolicy, assign_names
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge.config import ServerConfig, check_servers
-from mcpbridge.errors import ConnectError, ServerFailure
+from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError
 from mcpbridge.identity import IdentityMeta
 from mcpbridge.tools import MCPTool
 
@@ -133,14 +133,24 @@ class Bridge:
                     starters.start_soon(connect, connection)
 
             ordered = {s.name: failures[s.name] for s in self.servers if s.name in failures}
+            # Raised once the stack has closed: raised inside it, the task group would wrap it in a group.
+            error: MCPBridgeError | None = None
             if any(f.required for f in ordered.values()):
-                raise ConnectError(ordered)
-            for failure in ordered.values():
-                logger.warning("skipping optional MCP server %r: %s", failure.server, failure.reason)
-            self._failures = ordered
-            self._connections = {c.name: c for c in connections if c.name not in failures}
-            self._tools = self._make_tools()
-            self._stack = stack.pop_all()
+                error = ConnectError(ordered)
+            else:
+                for failure in ordered.values():
+                    logger.warning("skipping optional MCP server %r: %s", failure.server, failure.reason)
+                self._failures = ordered
+                self._connections = {c.name: c for c in connections if c.name not in failures}
+                try:
+                    self._tools = self._make_tools()
+                except ToolNameConflictError as exc:
+                    error = exc
+                else:
+                    self._stack = stack.pop_all()
+        if error is not None:
+            self._connections = {}
+            raise error
         return self
 
     async def __aexit__(
@@ -152,7 +162,8 @@ class Bridge:
         stack, self._stack = self._stack, None
         self._tools = []
         if stack is not None:
-            await stack.__aexit__(exc_type, exc, tb)
+            # Close without handing the body's exception to the task group, which would wrap it.
+            await stack.aclose()
 
     def _require_open(self) -> None:
         if self._stack is None:

@@ -11,7 +11,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -23,8 +23,8 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -43,10 +43,21 @@ __all__ = [
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def safe_url(url: str) -> str:
+    """The URL without credentials, query or fragment (which may hold tokens)."""
+    try:
+        parsed = httpx2.URL(url)
+    except Exception:
+        return "<invalid URL>"
+    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+
+
 class _ServerBase(BaseModel):
     """Options every server shares."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     name: str
     """Unique name of the server in this configuration; shown in errors, logs and tool metadata."""
@@ -120,11 +131,17 @@ class _HttpBase(_ServerBase):
             raise ValueError("must be an absolute http:// or https:// URL, such as https://example.com/mcp")
         return value
 
-    @model_validator(mode="after")
-    def _check_auth(self) -> _HttpBase:
-        if self.bearer_token is not None and any(k.lower() == "authorization" for k in self.headers):
+    @field_validator("bearer_token")
+    @classmethod
+    def _check_auth(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        headers: Mapping[str, str] = info.data.get("headers") or {}
+        if value is not None and any(k.lower() == "authorization" for k in headers):
             raise ValueError("set either `bearer_token` or an `Authorization` header, not both")
-        return self
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for key, value in super().__repr_args__():
+            yield key, safe_url(value) if key == "url" else value
 
     def request_headers(self) -> dict[str, str]:
         """The headers to send, with the bearer token applied."""

@@ -116,10 +116,10 @@ class MCPTool(BaseTool):
     def _injected_args_keys(self) -> frozenset[str]:  # pyright: ignore[reportIncompatibleVariableOverride]
         return frozenset({self._runtime_key})
 
-    def _run(self, *args: Any, **kwargs: Any) -> Any:
+    def _run(self, /, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"MCP tool {self.name!r} is async only; call it with `ainvoke`")
 
-    async def _arun(self, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
+    async def _arun(self, /, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
         runtime = kwargs.pop(self._runtime_key, None)
         arguments = kwargs
         problems = self._validator.errors(arguments)

@@ -1,0 +1,448 @@
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp.server.lowlevel import Server
+from mcp.server.mcpserver import MCPServer
+from pydantic import SecretStr
+
+from mcpbridge import (
+    Bridge,
+    ConfigError,
+    ConnectError,
+    HttpServer,
+    MemoryServer,
+    ServerFailure,
+    SseServer,
+    StdioServer,
+    ToolNameConflictError,
+)
+
+from ._helpers import LowLevel, Protocol, call, entry_error, tool, tools_by_name
+
+PROVIDER_SAFE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
+def server_with(*names: str, lifespan: Lifespan | None = None) -> MCPServer:
+    server = MCPServer("test", lifespan=lifespan)
+    for name in names:
+        server.add_tool(echo_as(name), name=name, description=f"The {name} tool.")
+    return server
+
+
+def echo_as(name: str) -> Callable[..., str]:
+    def fn(text: str = "") -> str:
+        return f"{name}:{text}"
+
+    return fn
+
+
+def exploding(message: str) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncGenerator[None, None]:
+        raise RuntimeError(message)
+        yield
+
+    return lifespan
+
+
+def hanging() -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncGenerator[None, None]:
+        await anyio.sleep_forever()
+        yield
+
+    return lifespan
+
+
+# --- connecting -----------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_tools_of_all_servers(protocol: Protocol) -> None:
+    servers = [
+        MemoryServer(name="one", server=server_with("read", "write"), protocol=protocol),
+        MemoryServer(name="two", server=server_with("search"), protocol=protocol),
+    ]
+    async with Bridge(servers) as bridge:
+        assert sorted(t.name for t in bridge.tools) == ["read", "search", "write"]
+        assert bridge.failures == {}
+        assert list(bridge.connected) == ["one", "two"]
+        expected = "2026-07-28" if protocol == "auto" else "2025-11-25"
+        assert bridge.protocol_version("one") == bridge.protocol_version("two") == expected
+        message = await call(tools_by_name(bridge)["search"], {"text": "q"})
+    assert message.content == [{"type": "text", "text": "search:q"}]
+
+
+@pytest.mark.anyio
+async def test_servers_connect_concurrently(protocol: Protocol) -> None:
+    # Each server's startup waits for the other's to have begun: a sequential Bridge would time out.
+    started = {"a": anyio.Event(), "b": anyio.Event()}
+
+    def rendezvous(mine: str, other: str) -> Lifespan:
+        @asynccontextmanager
+        async def lifespan(app: Any) -> AsyncGenerator[None, None]:
+            started[mine].set()
+            with anyio.fail_after(5):
+                await started[other].wait()
+            yield
+
+        return lifespan
+
+    servers = [
+        MemoryServer(name="a", server=server_with("ta", lifespan=rendezvous("a", "b")), protocol=protocol),
+        MemoryServer(name="b", server=server_with("tb", lifespan=rendezvous("b", "a")), protocol=protocol),
+    ]
+    async with Bridge(servers) as bridge:
+        assert bridge.failures == {}
+        assert sorted(t.name for t in bridge.tools) == ["ta", "tb"]
+
+
+@pytest.mark.anyio
+async def test_all_tool_pages_are_listed(protocol: Protocol) -> None:
+    pages = {None: ("p1", ["t1", "t2"]), "p1": ("p2", ["t3"]), "p2": (None, ["t4"])}
+
+    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        cursor = params.cursor if params else None
+        next_cursor, names = pages[cursor]
+        return types.ListToolsResult(tools=[tool(n) for n in names], next_cursor=next_cursor)
+
+    server = Server("paged", on_list_tools=list_tools)
+    async with Bridge([MemoryServer(name="paged", server=server, protocol=protocol)]) as bridge:
+        assert [t.name for t in bridge.tools] == ["t1", "t2", "t3", "t4"]
+
+
+@pytest.mark.anyio
+async def test_a_repeated_cursor_stops_listing(caplog: pytest.LogCaptureFixture) -> None:
+    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        n = 0 if params is None or params.cursor is None else int(params.cursor)
+        return types.ListToolsResult(tools=[tool(f"t{n}")], next_cursor=str(min(n + 1, 2)))
+
+    server = Server("loop", on_list_tools=list_tools)
+    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
+        with anyio.fail_after(10):
+            async with Bridge([MemoryServer(name="loop", server=server)]) as bridge:
+                assert [t.name for t in bridge.tools] == ["t0", "t1", "t2"]
+    assert "repeated a tools/list cursor" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_include_exclude_and_prefix() -> None:
+    server = server_with("read_file", "read_secret", "write_file", "delete")
+    config = MemoryServer(
+        name="fs",
+        server=server,
+        include_tools=("read_*", "write_*"),
+        exclude_tools=("*secret*",),
+        prefix="fs",
+    )
+    async with Bridge([config]) as bridge:
+        tools = tools_by_name(bridge)
+        assert sorted(tools) == ["fs_read_file", "fs_write_file"]
+        assert tools["fs_read_file"].metadata == {"mcp_server": "fs", "mcp_tool": "read_file"}
+        message = await call(tools["fs_write_file"], {"text": "x"})
+    assert message.content == [{"type": "text", "text": "write_file:x"}]
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+HOSTILE = ["search", "read file", "café ☕", "日本語", "x" * 200, "x" * 199 + "y", "a/b:c", "a_b_c"]
+
+
+@pytest.mark.anyio
+async def test_hostile_names_from_two_servers_become_valid_unique_callable_tools(protocol: Protocol) -> None:
+    one, two = LowLevel([tool(n) for n in HOSTILE]), LowLevel([tool(n) for n in HOSTILE])
+    servers = [
+        MemoryServer(name="one", server=one.server(), protocol=protocol),
+        MemoryServer(name="two", server=two.server(), protocol=protocol),
+    ]
+    async with Bridge(servers) as bridge:
+        tools = bridge.tools
+        names = [t.name for t in tools]
+        assert len(tools) == 2 * len(HOSTILE)
+        assert len(set(names)) == len(names)
+        assert all(PROVIDER_SAFE.match(n) for n in names), names
+        for t in tools:
+            assert (await call(t, {})).status == "success"
+    received = [("one", c.name) for c in one.calls] + [("two", c.name) for c in two.calls]
+    assert sorted(received) == sorted((s, n) for s in ("one", "two") for n in HOSTILE)
+
+
+@pytest.mark.anyio
+async def test_name_conflict_policy_error() -> None:
+    servers = [
+        MemoryServer(name="one", server=server_with("search")),
+        MemoryServer(name="two", server=server_with("search")),
+    ]
+    err = await entry_error(Bridge(servers, on_name_conflict="error"))
+    assert isinstance(err, ToolNameConflictError)
+    assert "'one'" in str(err)
+    assert "'two'" in str(err)
+
+
+@pytest.mark.anyio
+async def test_name_conflict_policy_prefix() -> None:
+    servers = [
+        MemoryServer(name="one", server=server_with("search")),
+        MemoryServer(name="two", server=server_with("search")),
+    ]
+    async with Bridge(servers) as bridge:
+        tools = tools_by_name(bridge)
+        assert sorted(tools) == ["one_search", "two_search"]
+        assert (await call(tools["two_search"], {"text": "q"})).content == [
+            {"type": "text", "text": "search:q"}
+        ]
+
+
+@pytest.mark.anyio
+async def test_invalid_schema_tool_is_skipped_while_others_load(
+    caplog: pytest.LogCaptureFixture, protocol: Protocol
+) -> None:
+    lowlevel = LowLevel(
+        [
+            tool("broken", {"type": "object", "properties": {"x": {"type": "nonsense"}}}),
+            tool("negative_length", {"type": "object", "properties": {"x": {"minLength": -1}}}),
+            tool("fine", {"type": "object", "properties": {"x": {"type": "string"}}}),
+        ]
+    )
+    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
+        async with Bridge([MemoryServer(name="low", server=lowlevel.server(), protocol=protocol)]) as bridge:
+            assert [t.name for t in bridge.tools] == ["fine"]
+            assert (await call(bridge.tools[0], {"x": "1"})).status == "success"
+    assert "skipping tool 'broken' of MCP server 'low'" in caplog.text
+    assert "skipping tool 'negative_length' of MCP server 'low'" in caplog.text
+
+
+# --- failures -------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_required_failure_raises_connect_error_naming_the_server(protocol: Protocol) -> None:
+    servers = [
+        MemoryServer(name="good", server=server_with("t"), protocol=protocol),
+        MemoryServer(
+            name="broken", server=server_with("u", lifespan=exploding("disk on fire")), protocol=protocol
+        ),
+    ]
+    err = await entry_error(Bridge(servers))
+    assert isinstance(err, ConnectError)
+    assert err.server == "broken"
+    assert set(err.failures) == {"broken"}
+    assert err.failures["broken"].required
+    assert "broken" in str(err)
+    assert "disk on fire" in str(err)
+    assert "required=False" in str(err)
+
+
+@pytest.mark.anyio
+async def test_connect_error_lists_every_required_failure_and_keeps_optional_ones() -> None:
+    servers = [
+        MemoryServer(name="r1", server=server_with("t", lifespan=exploding("first"))),
+        MemoryServer(name="opt", server=server_with("t", lifespan=exploding("optional")), required=False),
+        MemoryServer(name="r2", server=server_with("t", lifespan=exploding("second"))),
+    ]
+    err = await entry_error(Bridge(servers))
+    assert isinstance(err, ConnectError)
+    assert list(err.failures) == ["r1", "opt", "r2"]
+    assert "2 required MCP servers" in str(err)
+    assert "r1" in str(err)
+    assert "r2" in str(err)
+    assert "optional" not in str(err)
+
+
+@pytest.mark.anyio
+async def test_optional_failure_is_recorded_and_the_rest_works(
+    caplog: pytest.LogCaptureFixture, protocol: Protocol
+) -> None:
+    servers = [
+        MemoryServer(name="flaky", server=server_with("x", lifespan=exploding("nope")), required=False),
+        MemoryServer(name="good", server=server_with("t"), protocol=protocol),
+    ]
+    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
+        async with Bridge(servers) as bridge:
+            assert [t.name for t in bridge.tools] == ["t"]
+            assert list(bridge.connected) == ["good"]
+            assert bridge.failures == {
+                "flaky": ServerFailure(server="flaky", reason=bridge.failures["flaky"].reason, required=False)
+            }
+            assert "nope" in bridge.failures["flaky"].reason
+            assert (await call(bridge.tools[0], {"text": "hi"})).content == [{"type": "text", "text": "t:hi"}]
+    assert "skipping optional MCP server 'flaky'" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_connect_timeout(protocol: Protocol) -> None:
+    servers = [
+        MemoryServer(
+            name="stuck", server=server_with("t", lifespan=hanging()), connect_timeout=0.2, required=False
+        ),
+        MemoryServer(name="good", server=server_with("u"), protocol=protocol),
+    ]
+    with anyio.fail_after(10):
+        async with Bridge(servers) as bridge:
+            assert "connect_timeout=0.2s" in bridge.failures["stuck"].reason
+            assert [t.name for t in bridge.tools] == ["u"]
+
+
+@pytest.mark.anyio
+async def test_unreachable_servers_are_described_without_secrets() -> None:
+    secrets = ("PWSECRET", "QSECRET", "BSECRET", "HSECRET", "ESECRET")
+    servers = [
+        HttpServer(
+            name="web",
+            url="http://user:PWSECRET@127.0.0.1:1/mcp?token=QSECRET",
+            bearer_token=SecretStr("BSECRET"),
+            headers={"X-Key": "HSECRET"},
+            required=False,
+        ),
+        SseServer(name="sse", url="http://127.0.0.1:1/sse?token=QSECRET", headers={"X-Key": "HSECRET"}),
+        StdioServer(
+            name="cli", command="/nonexistent/mcpbridge-test-cmd", env={"K": "ESECRET"}, required=False
+        ),
+    ]
+    with anyio.fail_after(20):
+        err = await entry_error(Bridge(servers))
+    assert isinstance(err, ConnectError)
+    assert list(err.failures) == ["web", "sse", "cli"]
+    assert "cannot reach http://127.0.0.1:1/mcp" in err.failures["web"].reason
+    assert "cannot reach http://127.0.0.1:1/sse" in err.failures["sse"].reason
+    assert "was not found" in err.failures["cli"].reason
+    for text in [str(err), repr(err), *(f.reason for f in err.failures.values())]:
+        for secret in secrets:
+            assert secret not in text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", ["connect", "conflict"])
+async def test_entry_errors_are_not_wrapped_in_exception_groups(case: str) -> None:
+    if case == "connect":
+        servers = [MemoryServer(name="broken", server=server_with("t", lifespan=exploding("x")))]
+        expected: type[Exception] = ConnectError
+    else:
+        servers = [MemoryServer(name=n, server=server_with("search")) for n in ("one", "two")]
+        expected = ToolNameConflictError
+    with pytest.raises(expected):
+        async with Bridge(servers, on_name_conflict="error"):
+            pass
+
+
+# --- lifecycle ------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_exit_closes_every_server(protocol: Protocol) -> None:
+    events: list[str] = []
+
+    def tracked(name: str) -> Lifespan:
+        @asynccontextmanager
+        async def lifespan(app: Any) -> AsyncGenerator[None, None]:
+            events.append(f"open {name}")
+            try:
+                yield
+            finally:
+                events.append(f"close {name}")
+
+        return lifespan
+
+    servers = [
+        MemoryServer(name=n, server=server_with(f"t{n}", lifespan=tracked(n)), protocol=protocol)
+        for n in "ab"
+    ]
+    with anyio.fail_after(10):
+        async with Bridge(servers):
+            assert sorted(events) == ["open a", "open b"]
+    assert sorted(events) == ["close a", "close b", "open a", "open b"]
+
+
+@pytest.mark.anyio
+async def test_failed_entry_closes_the_servers_that_connected() -> None:
+    closed = anyio.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            closed.set()
+
+    servers = [
+        MemoryServer(name="good", server=server_with("t", lifespan=lifespan)),
+        MemoryServer(name="broken", server=server_with("u", lifespan=exploding("x"))),
+    ]
+    with anyio.fail_after(10):
+        assert isinstance(await entry_error(Bridge(servers)), ConnectError)
+    assert closed.is_set()
+
+
+@pytest.mark.anyio
+async def test_an_error_in_the_body_propagates_unchanged(protocol: Protocol) -> None:
+    with pytest.raises(KeyError):
+        async with Bridge([MemoryServer(name="m", server=server_with("t"), protocol=protocol)]):
+            raise KeyError("from the body")
+
+
+@pytest.mark.anyio
+async def test_cancelling_the_body_closes_the_bridge(protocol: Protocol) -> None:
+    closed = anyio.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            closed.set()
+
+    with anyio.fail_after(10):
+        with anyio.CancelScope() as scope:
+            async with Bridge(
+                [MemoryServer(name="m", server=server_with("t", lifespan=lifespan), protocol=protocol)]
+            ):
+                scope.cancel()
+                await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert closed.is_set()
+
+
+@pytest.mark.anyio
+async def test_a_bridge_is_entered_once() -> None:
+    bridge = Bridge([MemoryServer(name="m", server=server_with("t"))])
+    async with bridge:
+        with pytest.raises(RuntimeError, match="entered only once"):
+            await bridge.__aenter__()
+    with pytest.raises(RuntimeError, match="entered only once"):
+        async with bridge:
+            pass
+
+
+@pytest.mark.anyio
+async def test_tools_only_while_open() -> None:
+    bridge = Bridge([MemoryServer(name="m", server=server_with("t"))])
+    with pytest.raises(RuntimeError, match="not open"):
+        _ = bridge.tools
+    async with bridge:
+        assert len(bridge.tools) == 1
+    with pytest.raises(RuntimeError, match="not open"):
+        _ = bridge.tools
+
+
+@pytest.mark.anyio
+async def test_tools_returns_a_copy() -> None:
+    async with Bridge([MemoryServer(name="m", server=server_with("t"))]) as bridge:
+        bridge.tools.clear()
+        assert len(bridge.tools) == 1
+
+
+def test_duplicate_server_names_are_refused_before_connecting() -> None:
+    with pytest.raises(ConfigError, match="'m' is used twice"):
+        Bridge(
+            [MemoryServer(name="m", server=server_with("t")), MemoryServer(name="m", server=server_with("u"))]
+        )

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+import pytest
+from langchain_core.messages import ToolMessage
+
+from mcpbridge import Bridge, MemoryServer
+from mcpbridge._content import to_content_blocks
+
+from ._helpers import LowLevel, Protocol, call, tool
+
+PNG = "iVBORw0KGgo="
+WAV = "UklGRg=="
+
+
+def blocks(*content: types.ContentBlock, structured: Any = None) -> list[dict[str, Any]]:
+    return to_content_blocks(types.CallToolResult(content=list(content), structured_content=structured))
+
+
+def test_text() -> None:
+    assert blocks(types.TextContent(text="hello")) == [{"type": "text", "text": "hello"}]
+
+
+def test_image_and_audio() -> None:
+    assert blocks(
+        types.ImageContent(data=PNG, mime_type="image/png"),
+        types.AudioContent(data=WAV, mime_type="audio/wav"),
+    ) == [
+        {"type": "image", "base64": PNG, "mime_type": "image/png"},
+        {"type": "audio", "base64": WAV, "mime_type": "audio/wav"},
+    ]
+
+
+def test_embedded_text_resource() -> None:
+    resource = types.TextResourceContents(uri="file:///notes.md", text="# Notes", mime_type="text/markdown")
+    assert blocks(types.EmbeddedResource(resource=resource)) == [
+        {
+            "type": "text",
+            "text": "# Notes",
+            "extras": {"uri": "file:///notes.md", "mime_type": "text/markdown"},
+        }
+    ]
+
+
+@pytest.mark.parametrize("mime", ["application/pdf", None])
+def test_embedded_blob_resource(mime: str | None) -> None:
+    resource = types.BlobResourceContents(uri="file:///a.pdf", blob="JVBERi0=", mime_type=mime)
+    expected: dict[str, Any] = {"type": "file", "base64": "JVBERi0=", "extras": {"uri": "file:///a.pdf"}}
+    if mime:
+        expected["mime_type"] = mime
+    assert blocks(types.EmbeddedResource(resource=resource)) == [expected]
+
+
+@pytest.mark.parametrize("mime", ["text/csv", None])
+def test_resource_link(mime: str | None) -> None:
+    link = types.ResourceLink(name="report", uri="https://example.com/r.csv", mime_type=mime)
+    expected: dict[str, Any] = {
+        "type": "file",
+        "url": "https://example.com/r.csv",
+        "extras": {"name": "report"},
+    }
+    if mime:
+        expected["mime_type"] = mime
+    assert blocks(link) == [expected]
+
+
+def test_order_is_kept() -> None:
+    result = blocks(
+        types.TextContent(text="a"),
+        types.ImageContent(data=PNG, mime_type="image/png"),
+        types.TextContent(text="b"),
+    )
+    assert [b["type"] for b in result] == ["text", "image", "text"]
+
+
+def test_structured_content_only_becomes_json_text() -> None:
+    assert blocks(structured={"city": "Zürich", "temp": 21}) == [
+        {"type": "text", "text": '{"city": "Zürich", "temp": 21}'}
+    ]
+
+
+def test_structured_content_does_not_duplicate_existing_content() -> None:
+    assert blocks(types.TextContent(text="21 degrees"), structured={"temp": 21}) == [
+        {"type": "text", "text": "21 degrees"}
+    ]
+
+
+def test_empty_result() -> None:
+    assert blocks() == []
+
+
+@pytest.mark.anyio
+async def test_mixed_content_and_structured_artifact_through_the_bridge(protocol: Protocol) -> None:
+    async def handler(params: types.CallToolRequestParams) -> types.CallToolResult:
+        return types.CallToolResult(
+            content=[
+                types.TextContent(text="chart ready"),
+                types.ImageContent(data=PNG, mime_type="image/png"),
+                types.EmbeddedResource(resource=types.TextResourceContents(uri="mem://data", text="1,2,3")),
+                types.ResourceLink(name="full", uri="https://example.com/full.csv"),
+            ],
+            structured_content={"points": 3},
+        )
+
+    server = LowLevel([tool("chart")], handler)
+    async with Bridge([MemoryServer(name="m", server=server.server(), protocol=protocol)]) as bridge:
+        message = await call(bridge.tools[0], {})
+    assert isinstance(message, ToolMessage)
+    assert message.status == "success"
+    assert message.artifact == {"points": 3}
+    assert message.content == [
+        {"type": "text", "text": "chart ready"},
+        {"type": "image", "base64": PNG, "mime_type": "image/png"},
+        {"type": "text", "text": "1,2,3", "extras": {"uri": "mem://data", "mime_type": None}},
+        {"type": "file", "url": "https://example.com/full.csv", "extras": {"name": "full"}},
+    ]
