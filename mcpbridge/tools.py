@@ -9,6 +9,7 @@ into an error ``ToolMessage`` the model can read.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Mapping
 from functools import cache
@@ -149,9 +150,12 @@ class MCPTool(BaseTool):
             return None
         tool_call_id: str | None = getattr(runtime, "tool_call_id", None)
         server, tool = self.server, self.name
+        # The SDK may call back from its reader task, outside the run's context; the writer needs it.
+        context = contextvars.copy_context()
 
         async def forward(progress: float, total: float | None, message: str | None) -> None:
-            writer(
+            context.run(
+                writer,
                 {
                     "type": PROGRESS_EVENT,
                     "server": server,
@@ -160,7 +164,7 @@ class MCPTool(BaseTool):
                     "progress": progress,
                     "total": total,
                     "message": message,
-                }
+                },
             )
 
         return forward

@@ -1,0 +1,187 @@
+"""Example MCP server that misbehaves: awkward tool names, tricky or broken schemas, errors, slowness.
+
+It exists to show that a client survives it: names with spaces, punctuation and
+unicode, a 200-character name, two names that clean to the same provider-safe
+name, a name (``add``) that the echo server also uses, schemas built on
+``$defs``/``$ref``/``anyOf`` (one of them recursive), schemas that are not valid
+JSON Schema at all, a tool that always answers ``isError`` and a slow one.
+
+Run it over stdio with ``python -m examples.servers.hostile``, or over streamable
+HTTP with ``python -m examples.servers.hostile --http --port 8766``. Set
+``MCPBRIDGE_RECORD`` to a file path to have every call recorded there as a JSON line.
+
+``MCPServer`` derives each tool's input schema from its signature, so the tools
+whose listed schema is deliberately broken are registered normally and have
+their listed ``inputSchema`` replaced in `HostileServer.list_tools`. Only
+schemas that keep the wire shape of an input schema (an object root, ``properties``
+an object, ``required`` a list) can be sent at all: the SDK's server checks every
+``tools/list`` result against the protocol's schema and answers an internal error
+otherwise, so the broken ones here are broken inside ``properties``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from examples.servers._common import record, serve
+
+LONG_NAME = "very_long_tool_name_" + "x" * 180
+"""A 200-character tool name: over the 64 characters providers accept and the 128 MCP recommends."""
+
+CJK_NAME = "查询天气"
+"""A name with no ASCII equivalent at all."""
+
+INVALID_SCHEMAS: dict[str, dict[str, Any]] = {
+    # "type" must be a string or a list of strings.
+    "broken_schema": {"type": "object", "properties": {"x": {"type": 42}}},
+    # "minLength" must be a non-negative integer.
+    "negative_min_length": {"type": "object", "properties": {"x": {"type": "string", "minLength": -1}}},
+}
+"""Tools whose listed input schema a client must refuse; calling them is never expected."""
+
+
+class HostileServer(MCPServer):
+    """An `MCPServer` that lists some tools with a hand-written, invalid input schema."""
+
+    async def list_tools(self) -> list[Any]:
+        """The registered tools, with the listed schema of the `INVALID_SCHEMAS` tools replaced."""
+        tools = await super().list_tools()
+        for tool in tools:
+            broken = INVALID_SCHEMAS.get(tool.name)
+            if broken is not None:
+                tool.input_schema = broken
+        return tools
+
+
+server = HostileServer("hostile", instructions="Misbehaves on purpose; for testing clients.")
+
+
+@server.tool(name="search files")
+async def search_with_space(query: str, ctx: Context) -> str:
+    """A tool name with a space."""
+    record("hostile", "search files", ctx, arguments={"query": query})
+    return f"searched for {query}"
+
+
+@server.tool(name="search.files")
+async def search_with_dot(query: str, ctx: Context) -> str:
+    """A tool name that cleans to the same provider-safe name as 'search files'."""
+    record("hostile", "search.files", ctx, arguments={"query": query})
+    return f"dot-searched for {query}"
+
+
+@server.tool(name="weather?!:now")
+async def punctuated(city: str, ctx: Context) -> str:
+    """A tool name full of punctuation."""
+    record("hostile", "weather?!:now", ctx, arguments={"city": city})
+    return f"sunny in {city}"
+
+
+@server.tool(name="überprüfen")
+async def umlauts(text: str, ctx: Context) -> str:
+    """A tool name with accented letters that fold to ASCII."""
+    record("hostile", "überprüfen", ctx, arguments={"text": text})
+    return f"checked {text}"
+
+
+@server.tool(name=CJK_NAME)
+async def cjk(city: str, ctx: Context) -> str:
+    """A tool name with no ASCII letters at all."""
+    record("hostile", CJK_NAME, ctx, arguments={"city": city})
+    return f"{city}: 晴"
+
+
+@server.tool(name=LONG_NAME)
+async def long_name(ctx: Context) -> str:
+    """A tool with a 200-character name."""
+    record("hostile", LONG_NAME, ctx)
+    return "long name reached"
+
+
+@server.tool(name="add")
+async def add(a: str, b: str, ctx: Context) -> str:
+    """Concatenate two strings (the echo server has an `add` that sums numbers)."""
+    record("hostile", "add", ctx, arguments={"a": a, "b": b})
+    return a + b
+
+
+@server.tool()
+async def explode(ctx: Context) -> str:
+    """Always fail with an isError result."""
+    record("hostile", "explode", ctx)
+    raise ToolError("the hostile server exploded on purpose")
+
+
+class Address(BaseModel):
+    """A postal address."""
+
+    street: str
+    city: str
+
+
+class Trip(BaseModel):
+    """A trip; its schema travels as $defs and $ref."""
+
+    destination: Address
+    stops: list[Address] = Field(default_factory=list[Address])
+    mode: Literal["car", "train"] | None = None
+
+
+@server.tool()
+async def plan_trip(trip: Trip, ctx: Context, budget: float | int | None = None) -> str:
+    """Plan a trip; the input schema uses $defs, $ref and anyOf."""
+    record("hostile", "plan_trip", ctx, arguments={"trip": trip.model_dump(), "budget": budget})
+    return f"trip to {trip.destination.city} with {len(trip.stops)} stops"
+
+
+class Node(BaseModel):
+    """A tree node; its schema refers to itself."""
+
+    name: str
+    children: list[Node] = Field(default_factory=list["Node"])
+
+
+def _size(node: Node) -> int:
+    return 1 + sum(_size(child) for child in node.children)
+
+
+@server.tool()
+async def count_nodes(tree: Node, ctx: Context) -> int:
+    """Count the nodes of a tree; the input schema is recursive."""
+    record("hostile", "count_nodes", ctx, arguments={"tree": tree.model_dump()})
+    return _size(tree)
+
+
+@server.tool()
+async def broken_schema(ctx: Context) -> str:
+    """Listed with an input schema that is not valid JSON Schema."""
+    record("hostile", "broken_schema", ctx)
+    return "should never be called"
+
+
+@server.tool()
+async def negative_min_length(ctx: Context) -> str:
+    """Listed with an input schema whose `minLength` is negative."""
+    record("hostile", "negative_min_length", ctx)
+    return "should never be called"
+
+
+@server.tool()
+async def dawdle(seconds: float, ctx: Context) -> str:
+    """Sleep for `seconds`; records when it starts and whether it was cancelled."""
+    record("hostile", "dawdle", ctx, arguments={"seconds": seconds}, phase="start")
+    try:
+        await anyio.sleep(seconds)
+    except anyio.get_cancelled_exc_class():
+        record("hostile", "dawdle", ctx, phase="cancelled")
+        raise
+    return f"dawdled {seconds}s"
+
+
+if __name__ == "__main__":
+    serve(server, __doc__ or "")
