@@ -10,6 +10,7 @@ transport and protocol failure into `ToolCallError` within ``call_timeout``.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import io
 import logging
 import math
@@ -108,16 +109,18 @@ class ServerConnection:
                     task_status.started()
                     await self._closing.wait()
         except Exception as exc:
+            tail = await self._read_stderr_tail()
             if not started:
-                raise _ConnectFailed(describe_failure(self.config, exc, self._stderr_tail())) from exc
+                raise _ConnectFailed(describe_failure(self.config, exc, tail)) from exc
             # The session broke after it was ready: record it; calls report it to the model.
-            self.failure = describe_failure(self.config, exc, self._stderr_tail())
+            self.failure = describe_failure(self.config, exc, tail)
             logger.warning("MCP server %r failed: %s", self.name, self.failure)
         finally:
             self._client = None
             if self._stderr is not None:
-                self._stderr_tail()  # keep the tail for messages after the file is gone
-                self._stderr.close()
+                await self._read_stderr_tail()  # keep the tail for messages after the file is gone
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._stderr.close)
         if not started and scope.cancelled_caught:
             raise _ConnectFailed(
                 f"did not finish connecting within connect_timeout={self.config.connect_timeout:g}s; "
@@ -172,7 +175,7 @@ class ServerConnection:
                 )
             raise ToolCallError(message, server=self.name, tool=name, code=exc.code, data=exc.data) from exc
         except Exception as exc:  # boundary: any transport failure becomes a readable tool error
-            detail = describe_failure(self.config, exc, self._stderr_tail())
+            detail = describe_failure(self.config, exc, await self._read_stderr_tail())
             raise ToolCallError(
                 f"MCP server {self.name!r} failed during tool {name!r}: {detail}", server=self.name, tool=name
             ) from exc
@@ -191,7 +194,10 @@ class ServerConnection:
         transport: Any
         match config:
             case StdioServer():
-                self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+                # File work off the event loop: the Agent Server refuses blocking calls on it.
+                self._stderr = await anyio.to_thread.run_sync(
+                    functools.partial(tempfile.TemporaryFile, "w+", encoding="utf-8", errors="replace")
+                )
                 params = StdioServerParameters(
                     command=config.command,
                     args=list(config.args),
@@ -262,6 +268,14 @@ class ServerConnection:
         self._server_logger.log(level, "%s%s", source, params.data)
 
     _stderr_tail_cached: str = ""
+
+    async def _read_stderr_tail(self) -> str:
+        if self._stderr is None:
+            return self._stderr_tail_cached
+        tail = self._stderr_tail_cached
+        with anyio.CancelScope(shield=True):
+            tail = await anyio.to_thread.run_sync(self._stderr_tail)
+        return tail
 
     def _stderr_tail(self) -> str:
         stderr = self._stderr

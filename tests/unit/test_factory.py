@@ -1,0 +1,186 @@
+"""Agent Server factories: one topology in every access context, servers touched for runs only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langchain_core.tools import BaseTool, tool
+from langgraph.store.memory import InMemoryStore
+from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
+from mcp.server.mcpserver import MCPServer
+
+import examples.agent
+from examples.servers import echo
+from mcpbridge import MemoryServer, ServerConfig
+from mcpbridge.factory import agent_factory, graph_factory
+from mcpbridge.models import OfflineChatModel
+from mcpbridge.topology import TopologyMismatchError, check_topology, topology
+
+pytestmark = pytest.mark.anyio
+
+READ_CONTEXTS = ("threads.read", "threads.update", "assistants.read")
+
+
+@tool
+def local_note(text: str) -> str:
+    """Write a note."""
+    return text
+
+
+def tiny_server() -> MCPServer:
+    server = MCPServer("tiny")
+
+    @server.tool()
+    async def double(x: int) -> int:
+        """Double a number."""
+        return 2 * x
+
+    return server
+
+
+@dataclass
+class User:
+    identity: str
+    permissions: Sequence[str] = ()
+    is_authenticated: bool = True
+    display_name: str = ""
+
+
+def run_runtime(user: Any = None) -> ServerRuntime[Any]:
+    return _ExecutionRuntime(access_context="threads.create_run", user=user, store=InMemoryStore())
+
+
+def read_runtime(context: Any) -> ServerRuntime[Any]:
+    return _ReadRuntime(access_context=context, user=None, store=InMemoryStore())
+
+
+@dataclass
+class ServersSpy:
+    """A `servers` function that records every call."""
+
+    servers: list[ServerConfig]
+    calls: list[ServerRuntime[Any]] = field(default_factory=list[ServerRuntime[Any]])
+
+    def __call__(self, runtime: ServerRuntime[Any]) -> list[ServerConfig]:
+        self.calls.append(runtime)
+        return self.servers
+
+
+def tools_listed(graph_json: dict[str, Any]) -> list[str]:
+    [node] = [node for node in graph_json["nodes"] if node["id"] == "tools"]
+    return node["metadata"]["__tools"]
+
+
+def without_tool_lists(graph_json: dict[str, Any]) -> dict[str, Any]:
+    nodes = [{k: v for k, v in node.items() if k != "metadata"} for node in graph_json["nodes"]]
+    return {**graph_json, "nodes": nodes}
+
+
+def test_the_documented_tool_less_read_graph_is_caught() -> None:
+    """``create_agent(model, tools=[])`` has no tools node: reads would see another graph than runs."""
+    model = OfflineChatModel()
+    read = create_agent(model, tools=[])
+    run = create_agent(model, tools=[local_note])
+    with pytest.raises(TopologyMismatchError) as caught:
+        check_topology(read, run)
+    assert "node 'tools' is extra" in caught.value.differences
+    assert check_topology(read, run, on_mismatch="warn") == caught.value.differences
+
+
+async def test_agent_factory_read_and_run_graphs_match() -> None:
+    spy = ServersSpy([MemoryServer(name="tiny", server=tiny_server())])
+    factory = agent_factory(
+        spy,
+        OfflineChatModel(),
+        tools=[local_note],
+        middleware=[HumanInTheLoopMiddleware(interrupt_on={"double": True})],
+    )
+    reads = []
+    for context in READ_CONTEXTS:
+        async with factory(read_runtime(context)) as graph:
+            reads.append(graph)
+    assert spy.calls == []  # reads never ask for servers, let alone connect
+    assert all(graph is reads[0] for graph in reads)  # one cached read graph
+
+    runtime = run_runtime()
+    async with factory(runtime) as run_graph:
+        assert spy.calls == [runtime]
+        assert run_graph is not reads[0]
+        assert topology(run_graph) == topology(reads[0])
+        for xray in (False, True):
+            read_json, run_json = (
+                reads[0].get_graph(xray=xray).to_json(),
+                run_graph.get_graph(xray=xray).to_json(),
+            )
+            # Only the tools node's metadata tells them apart: it lists the tools bound.
+            assert tools_listed(read_json) == ["local_note"]
+            assert tools_listed(run_json) == ["local_note", "double"]
+            assert without_tool_lists(run_json) == without_tool_lists(read_json)
+        # The run's graph really has the MCP tool.
+        result = await run_graph.ainvoke({"messages": [("user", 'call local_note {"text": "hi"}')]})
+        assert result["messages"][-1].text == "local_note returned: hi"
+
+
+async def test_a_builder_that_drops_nodes_without_tools_fails_the_run() -> None:
+    model = OfflineChatModel()
+    spy = ServersSpy([MemoryServer(name="tiny", server=tiny_server())])
+
+    def build(tools: list[BaseTool]) -> Any:
+        return create_agent(model, tools=tools)  # no tools node when `tools` is empty
+
+    factory = graph_factory(spy, build)
+    async with factory(read_runtime("assistants.read")) as read:
+        assert "tools" not in topology(read).nodes
+    with pytest.raises(TopologyMismatchError) as caught:
+        async with factory(run_runtime()):
+            pytest.fail("the factory yielded a graph whose topology differs from the read graph")
+    assert "node 'tools' is extra" in caught.value.differences
+    assert len(spy.calls) == 1
+
+
+async def test_errors_come_out_of_the_factory_unwrapped() -> None:
+    """The Agent Server matches run errors by type: no exception group may wrap them."""
+    model = OfflineChatModel()
+    factory = graph_factory(
+        [MemoryServer(name="tiny", server=tiny_server())], lambda tools: create_agent(model, tools)
+    )
+    with pytest.raises(TopologyMismatchError):
+        async with factory(run_runtime()):
+            pass
+    factory = agent_factory([MemoryServer(name="tiny", server=tiny_server())], model)
+    with pytest.raises(LookupError, match="raised in the run"):
+        async with factory(run_runtime()):
+            raise LookupError("raised in the run")
+
+
+@pytest.mark.parametrize(
+    ("permissions", "tools"),
+    [
+        (["mcp:local", "mcp:remote"], {"local_whoami", "remote_whoami"}),
+        (["mcp:local"], {"local_whoami"}),
+    ],
+)
+async def test_the_example_agent_has_one_topology_for_every_user(
+    monkeypatch: pytest.MonkeyPatch, permissions: list[str], tools: set[str]
+) -> None:
+    """``examples/agent.py``: ``remote`` for users with ``mcp:remote`` only, one graph shape for all."""
+    monkeypatch.setattr(
+        examples.agent, "local_server", lambda: MemoryServer(name="local", server=echo.server, prefix="local")
+    )
+    monkeypatch.setattr(
+        examples.agent,
+        "remote_server",
+        lambda: MemoryServer(name="remote", server=echo.server, prefix="remote"),
+    )
+    async with examples.agent.make_graph(read_runtime("threads.read")) as read:
+        expected = topology(read)
+    async with examples.agent.make_graph(run_runtime(User("carol", permissions))) as run:
+        assert topology(run) == expected
+        node = run.nodes["tools"].bound
+        offered = {name for name in getattr(node, "tools_by_name", {}) if name.endswith("_whoami")}
+        assert offered == tools
