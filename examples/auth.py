@@ -18,8 +18,9 @@ Authorization:
 
 The user's ``permissions`` reach the graph factory as ``runtime.user.permissions``;
 ``examples/agent.py`` connects the ``remote`` MCP server only for users holding
-``mcp:remote``. The user's identity is sent to MCP servers in each call's
-``_meta`` (``dev.mcpbridge/user_id``).
+``mcp:remote``, and offers the ``*_crash`` tools only to users holding ``mcp:admin``.
+Users' own MCP servers and credentials live in their store namespace. The user's
+identity is sent to MCP servers in each call's ``_meta`` (``dev.mcpbridge/user_id``).
 
 These tokens are for demonstration only; a real deployment verifies a signed
 token (JWT, OAuth introspection) instead of looking it up in a table.
@@ -32,10 +33,11 @@ from typing import Any, cast
 from langgraph_sdk import Auth
 
 USERS: dict[str, Auth.types.MinimalUserDict] = {
-    "alice-token": {"identity": "alice", "permissions": ["mcp:local", "mcp:remote"]},
+    "alice-token": {"identity": "alice", "permissions": ["mcp:local", "mcp:remote", "mcp:admin"]},
     "bob-token": {"identity": "bob", "permissions": ["mcp:local"]},
 }
-"""Bearer token -> user. Alice may use both MCP servers, Bob only the local one."""
+"""Bearer token -> user. Alice may use both MCP servers and every tool, Bob only the local one
+and not its ``crash`` tool."""
 
 auth = Auth()
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -99,7 +100,18 @@ def portable_config(config: Path, directory: Path) -> Path:
 
 def echo_server_command(port: int) -> list[str]:
     """The command that serves the example echo server over streamable HTTP on ``port``."""
-    return [sys.executable, "-m", "examples.servers.echo", "--http", "--host", HOST, "--port", str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "examples.servers.echo",
+        "--http",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--audience",
+        "remote",
+    ]
 
 
 def agent_server_command(port: int, config: Path, *, allow_blocking: bool = False) -> list[str]:
@@ -219,6 +231,9 @@ def demo_servers(
     """
     base = {**os.environ, **(env or {})}
     base.pop("MCPBRIDGE_DEMO_HTTP_URL", None)
+    # Calls carry a signed identity the echo servers verify; users may register servers on 127.0.0.1.
+    base.setdefault("MCPBRIDGE_IDENTITY_SECRET", secrets.token_urlsafe(48))
+    base.setdefault("MCPBRIDGE_ALLOWED_HOSTS", HOST)
     server_env = {**SERVER_ENV, **base, "MCPBRIDGE_DEMO_HTTP_URL": f"http://{HOST}:{mcp_port}/mcp"}
     echo_log, agent_log = logs / "echo-http.log", logs / "agent-server.log"
     url, mcp_url = f"http://{HOST}:{port}", f"http://{HOST}:{mcp_port}/mcp"

@@ -9,6 +9,7 @@ transport and protocol failure into `ToolCallError` within ``call_timeout``.
 
 from __future__ import annotations
 
+import contextvars
 import fnmatch
 import functools
 import io
@@ -52,6 +53,18 @@ _LOG_LEVELS: Final[Mapping[str, int]] = {
 }
 
 
+_CALL_HEADERS: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "mcpbridge_call_headers", default=None
+)
+
+
+async def _add_call_headers(request: httpx2.Request) -> None:
+    # The SDK sends each request from a task that runs in the caller's context.
+    headers = _CALL_HEADERS.get()
+    if headers:
+        request.headers.update(headers)
+
+
 @cache
 def shared_ssl_context() -> ssl.SSLContext:
     """One TLS context for every HTTP client: loading certificates costs ~20 ms each time."""
@@ -66,6 +79,7 @@ def http_client(config: HttpServer | SseServer, **overrides: Any) -> httpx2.Asyn
         "auth": config.auth,
         "timeout": httpx2.Timeout(config.http_timeout, read=read_timeout),
         "verify": shared_ssl_context(),
+        "event_hooks": {"request": [_add_call_headers]},
     }
     options.update({k: v for k, v in overrides.items() if v is not None})
     return httpx2.AsyncClient(**options)
@@ -90,27 +104,68 @@ class ServerConnection:
         self._log_level: types.LoggingLevel | None = log_level
         self._client: Client | None = None
         self._closing = anyio.Event()
+        self._wake = anyio.Event()
+        self._attempt_done = anyio.Event()
+        self._reconnects_left = config.reconnect
+        self._reconnect_wanted = False
         self._stderr: io.TextIOBase | None = None
         self._server_logger = logging.getLogger(f"mcpbridge.server.{config.name}")
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Connect, list tools, report readiness, and hold the session until `close`."""
+        """Connect, list tools, report readiness, and hold the session until `close`.
+
+        When the session breaks after readiness, wait: a call may ask for a reconnect
+        (up to ``config.reconnect`` times), else `close` ends the task.
+        """
         started = False
+        while True:
+            try:
+                await self._session(started, task_status)
+            except _ConnectFailed as exc:
+                if not started:
+                    raise
+                self.failure = str(exc)
+                logger.warning("MCP server %r could not reconnect: %s", self.name, self.failure)
+                self._attempt_done.set()  # wakes the calls waiting for this reconnect
+            started = True
+            if not self._reconnect_wanted and not self._closing.is_set():
+                if self._reconnects_left <= 0:
+                    await self._closing.wait()
+                    return
+                self._wake = anyio.Event()
+                await self._wake.wait()  # a call asks for a reconnect, or the owner closes
+            if self._closing.is_set():
+                return
+            self._reconnect_wanted = False
+            self._reconnects_left -= 1
+
+    async def _session(self, started: bool, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """One session, from connect to its end (closed or broken)."""
         scope = anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout)
+        ready = False
         try:
             with scope:
                 async with AsyncExitStack() as stack:
                     client = await self._open(stack)
-                    self.tools = await self._list_tools(client)
+                    tools = await self._list_tools(client)
+                    if not started:
+                        self.tools = tools  # a run's tools stay those it started with
                     self.protocol_version = client.protocol_version
                     scope.deadline = math.inf
                     self._client = client
-                    started = True
-                    task_status.started()
-                    await self._closing.wait()
+                    self.failure = None
+                    ready = True
+                    if not started:
+                        task_status.started()
+                    else:
+                        logger.info("MCP server %r reconnected", self.name)
+                    self._attempt_done.set()
+                    self._wake = anyio.Event()
+                    if not self._closing.is_set():
+                        await self._wake.wait()  # closed, or broken by a call
         except Exception as exc:
             tail = await self._read_stderr_tail()
-            if not started:
+            if not ready:
                 raise _ConnectFailed(describe_failure(self.config, exc, tail)) from exc
             # The session broke after it was ready: record it; calls report it to the model.
             self.failure = describe_failure(self.config, exc, tail)
@@ -121,7 +176,8 @@ class ServerConnection:
                 await self._read_stderr_tail()  # keep the tail for messages after the file is gone
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self._stderr.close)
-        if not started and scope.cancelled_caught:
+                self._stderr = None
+        if not ready and scope.cancelled_caught:
             raise _ConnectFailed(
                 f"did not finish connecting within connect_timeout={self.config.connect_timeout:g}s; "
                 "check that the server is up and answers MCP, or raise `connect_timeout`"
@@ -131,6 +187,47 @@ class ServerConnection:
     def close(self) -> None:
         """Ask `run` to tear the session down."""
         self._closing.set()
+        self._wake.set()
+
+    def _broken(self, reason: str) -> None:
+        """The session died during a call: end it, so the next call may reconnect."""
+        self.failure = reason  # the session is gone: no pool may lend it again
+        self._wake.set()
+
+    def renew(self) -> None:
+        """Give back the reconnect budget (a pooled session starting a new run)."""
+        self._reconnects_left = self.config.reconnect
+
+    async def _reconnected(self) -> None:
+        """Ask `run` to reconnect a broken session, and wait (up to ``connect_timeout``) for it."""
+        if self._closing.is_set() or self._reconnects_left <= 0:
+            return
+        if not self._reconnect_wanted:  # no attempt in flight: ask for one
+            self._reconnect_wanted = True
+            self._attempt_done = anyio.Event()
+            self._wake.set()
+        done = self._attempt_done
+        with anyio.move_on_after(self.config.connect_timeout + 5):  # + the broken session's teardown
+            await done.wait()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the session is open and has not failed."""
+        return self._client is not None and self.failure is None and not self._closing.is_set()
+
+    async def probe(self) -> bool:
+        """Whether the server still answers (a ``tools/list``: ``ping`` is gone from the 2026 protocol).
+
+        Bound it with a timeout (``anyio.move_on_after``).
+        """
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.list_tools()
+        except Exception:  # any failure means the session is not usable
+            return False
+        return True
 
     async def call_tool(
         self,
@@ -138,21 +235,27 @@ class ServerConnection:
         arguments: Mapping[str, Any],
         *,
         meta: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
         progress_callback: ProgressFnT | None = None,
     ) -> types.CallToolResult:
         """Call one tool; every failure becomes `ToolCallError` within ``call_timeout``.
+
+        ``headers`` are added to the HTTP request of this call (HTTP transports only).
 
         Raises:
             ToolTimeoutError: No answer within ``call_timeout``; the request was cancelled.
             ToolCallError: The server is gone or answered with a protocol error.
         """
-        client = self._client
+        if self.failure is not None:  # the session broke (it may still be tearing down)
+            await self._reconnected()
+        client = self._client if self.failure is None else None
         if client is None:
             reason = f": {self.failure}" if self.failure else ""
             raise ToolCallError(
                 f"MCP server {self.name!r} is not connected{reason}", server=self.name, tool=name
             )
         timeout = self.config.call_timeout
+        reset = _CALL_HEADERS.set(headers) if headers else None
         try:
             with anyio.fail_after(timeout):
                 return await client.call_tool(
@@ -169,6 +272,7 @@ class ServerConnection:
                 raise self._timeout(name) from exc
             if exc.code == types.CONNECTION_CLOSED:
                 message = f"MCP server {self.name!r} closed the connection during tool {name!r}"
+                self._broken(message)
             else:
                 message = (
                     f"MCP server {self.name!r} answered tool {name!r} with error {exc.code}: {exc.message}"
@@ -176,9 +280,13 @@ class ServerConnection:
             raise ToolCallError(message, server=self.name, tool=name, code=exc.code, data=exc.data) from exc
         except Exception as exc:  # boundary: any transport failure becomes a readable tool error
             detail = describe_failure(self.config, exc, await self._read_stderr_tail())
+            self._broken(detail)
             raise ToolCallError(
                 f"MCP server {self.name!r} failed during tool {name!r}: {detail}", server=self.name, tool=name
             ) from exc
+        finally:
+            if reset is not None:
+                _CALL_HEADERS.reset(reset)
 
     def _timeout(self, tool: str) -> ToolTimeoutError:
         return ToolTimeoutError(

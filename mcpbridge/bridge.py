@@ -9,7 +9,7 @@ success, error or cancellation alike.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -24,7 +24,9 @@ from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_
 from mcpbridge.config import ServerConfig, check_servers
 from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError
 from mcpbridge.identity import IdentityMeta
+from mcpbridge.pool import SessionPool
 from mcpbridge.tools import MCPTool
+from mcpbridge.users import ToolFilter
 
 __all__ = ["Bridge"]
 
@@ -48,6 +50,12 @@ class Bridge:
             name as prefix; ``"error"`` raises `ToolNameConflictError` instead.
         server_log_level: The least severe server log message to receive (they go to
             the ``mcpbridge.server.<name>`` logger); ``None`` asks for none.
+        refused: Servers refused before connecting (see `UserServers`); they are
+            reported like failed servers, and a refused required server fails the entry.
+        tool_filter: Keep only the tools it allows (matched against the names the model sees).
+        pool: Borrow sessions from this pool, and give them back on exit, instead of
+            opening and closing them.
+        user: Whose sessions these are: a pool lends a session only to runs of its user.
 
     Raises:
         ConnectError: On entry, when a required server cannot be connected.
@@ -72,9 +80,17 @@ class Bridge:
         identity: IdentityMeta | None = None,
         on_name_conflict: ConflictPolicy = "prefix",
         server_log_level: types.LoggingLevel | None = "info",
+        refused: Iterable[ServerFailure] = (),
+        tool_filter: ToolFilter | None = None,
+        pool: SessionPool | None = None,
+        user: str | None = None,
     ) -> None:
         self.servers: tuple[ServerConfig, ...] = tuple(servers)
         check_servers(self.servers)
+        self.refused: tuple[ServerFailure, ...] = tuple(refused)
+        self.tool_filter = tool_filter
+        self.pool = pool
+        self.user = user
         self.identity = identity or IdentityMeta()
         self.on_name_conflict: ConflictPolicy = on_name_conflict
         self.server_log_level: types.LoggingLevel | None = server_log_level
@@ -93,7 +109,7 @@ class Bridge:
 
     @property
     def failures(self) -> Mapping[str, ServerFailure]:
-        """Optional servers that could not be connected, and why."""
+        """Optional servers that could not be connected or were refused, and why."""
         return dict(self._failures)
 
     @property
@@ -109,39 +125,38 @@ class Bridge:
         if self._entered:
             raise RuntimeError("a Bridge can be entered only once; make a new Bridge for each run")
         self._entered = True
+        refused = {f.server: f for f in self.refused}
+        if any(f.required for f in refused.values()):
+            raise ConnectError(refused)  # connect nothing when the run cannot go ahead
         async with AsyncExitStack() as stack:
-            sessions = await stack.enter_async_context(anyio.create_task_group())
-            connections = [
-                ServerConnection(server, client_info=self._client_info, log_level=self.server_log_level)
-                for server in self.servers
-            ]
-            stack.callback(_close_all, connections)  # runs before the task group waits for them
             failures: dict[str, ServerFailure] = {}
+            opened: dict[str, ServerConnection] = {}
+            open_one = await self._opener(stack, opened)
 
-            async def connect(connection: ServerConnection) -> None:
+            async def connect(server: ServerConfig) -> None:
                 try:
-                    await sessions.start(connection.run)
+                    opened[server.name] = await open_one(server)
                 except Exception as exc:
-                    failures[connection.name] = ServerFailure(
-                        server=connection.name,
-                        reason=describe_failure(connection.config, exc),
-                        required=connection.config.required,
+                    failures[server.name] = ServerFailure(
+                        server=server.name, reason=describe_failure(server, exc), required=server.required
                     )
 
             async with anyio.create_task_group() as starters:
-                for connection in connections:
-                    starters.start_soon(connect, connection)
+                for server in self.servers:
+                    starters.start_soon(connect, server)
 
-            ordered = {s.name: failures[s.name] for s in self.servers if s.name in failures}
+            ordered = {s.name: failures[s.name] for s in self.servers if s.name in failures} | refused
             # Raised once the stack has closed: raised inside it, the task group would wrap it in a group.
             error: MCPBridgeError | None = None
             if any(f.required for f in ordered.values()):
                 error = ConnectError(ordered)
             else:
                 for failure in ordered.values():
+                    if failure.server in refused:
+                        continue  # reported by whoever refused it
                     logger.warning("skipping optional MCP server %r: %s", failure.server, failure.reason)
                 self._failures = ordered
-                self._connections = {c.name: c for c in connections if c.name not in failures}
+                self._connections = {s.name: opened[s.name] for s in self.servers if s.name in opened}
                 try:
                     self._tools = self._make_tools()
                 except ToolNameConflictError as exc:
@@ -165,6 +180,36 @@ class Bridge:
             # Close without handing the body's exception to the task group, which would wrap it.
             await stack.aclose()
 
+    async def _opener(
+        self, stack: AsyncExitStack, opened: Mapping[str, ServerConnection]
+    ) -> Callable[[ServerConfig], Awaitable[ServerConnection]]:
+        """How to open one server's session: in this Bridge's own task group, or from the pool."""
+        pool = self.pool
+        if pool is not None:
+            if pool.closed:
+                raise RuntimeError("the Bridge's SessionPool is closed; give it an open pool")
+            stack.callback(_release_all, pool, opened)
+
+            async def borrow(server: ServerConfig) -> ServerConnection:
+                return await pool.acquire(
+                    server, user=self.user, client_info=self._client_info, log_level=self.server_log_level
+                )
+
+            return borrow
+        sessions = await stack.enter_async_context(anyio.create_task_group())
+        connections: list[ServerConnection] = []
+        stack.callback(_close_all, connections)  # runs before the task group waits for them
+
+        async def start(server: ServerConfig) -> ServerConnection:
+            connection = ServerConnection(
+                server, client_info=self._client_info, log_level=self.server_log_level
+            )
+            connections.append(connection)
+            await sessions.start(connection.run)
+            return connection
+
+        return start
+
     def _require_open(self) -> None:
         if self._stack is None:
             raise RuntimeError("the Bridge is not open; use its tools inside `async with Bridge(...)`")
@@ -184,6 +229,8 @@ class Bridge:
         )
         tools: list[MCPTool] = []
         for (connection, tool, schema), naming in zip(usable, named, strict=True):
+            if self.tool_filter is not None and not self.tool_filter.allows(naming.name):
+                continue
             tools.append(
                 MCPTool(
                     name=naming.name,
@@ -203,3 +250,8 @@ class Bridge:
 def _close_all(connections: Sequence[ServerConnection]) -> None:
     for connection in connections:
         connection.close()
+
+
+def _release_all(pool: SessionPool, lent: Mapping[str, ServerConnection]) -> None:
+    for connection in lent.values():
+        pool.release(connection)

@@ -67,6 +67,8 @@ class _ServerBase(BaseModel):
     """Seconds allowed for connecting, the handshake and listing tools."""
     call_timeout: float = Field(default=60.0, gt=0)
     """Seconds allowed for one ``tools/call``; past it the call is cancelled and the model told."""
+    reconnect: int = Field(default=1, ge=0)
+    """Times a run may reconnect after the server died or dropped the connection (at its next call)."""
     include_tools: tuple[str, ...] | None = None
     """Glob patterns of tool names to keep (``None`` keeps all)."""
     exclude_tools: tuple[str, ...] = ()

@@ -6,11 +6,13 @@ failures (a server that is down, slow or broken)::
     MCPBridgeError
     ├── ConfigError            bad server configuration or options; fix the input
     │   ├── ToolNameConflictError   two tools would share a name
-    │   └── TopologyMismatchError   the run's graph differs from the read graph
-    └── ServerError            an MCP server failed at run time
-        ├── ConnectError            one or more required servers could not be connected
-        └── ToolCallError           a tools/call failed (transport, protocol)
-            └── ToolTimeoutError        a tools/call did not answer in time
+    │   ├── TopologyMismatchError   the run's graph differs from the read graph
+    │   └── ServerRefusedError      a server is refused for a user (URL policy, credentials)
+    ├── ServerError            an MCP server failed at run time
+    │   ├── ConnectError            one or more required servers could not be connected
+    │   └── ToolCallError           a tools/call failed (transport, protocol)
+    │       └── ToolTimeoutError        a tools/call did not answer in time
+    └── IdentityError          (MCP server side) a signed identity assertion was rejected
 
 Every message says what happened and what to do next. Secrets (headers,
 tokens, environment values) never appear in messages.
@@ -24,9 +26,11 @@ from dataclasses import dataclass
 __all__ = [
     "ConfigError",
     "ConnectError",
+    "IdentityError",
     "MCPBridgeError",
     "ServerError",
     "ServerFailure",
+    "ServerRefusedError",
     "ToolCallError",
     "ToolNameConflictError",
     "ToolTimeoutError",
@@ -71,6 +75,18 @@ class TopologyMismatchError(ConfigError):
             "(with create_agent, keep a middleware that wraps tool calls so the `tools` node stays)."
         )
         self.differences = differences
+
+
+class ServerRefusedError(ConfigError):
+    """A server entry is refused for one user's run.
+
+    Its URL breaks the policy, its credentials are missing, or a template names
+    a user field the user does not have. The run goes on without the server
+    when it is optional; the reason is reported.
+    """
+
+    def __init__(self, message: str, *, server: str, field: str | None = None) -> None:
+        super().__init__(message, server=server, field=field)
 
 
 class ServerError(MCPBridgeError):
@@ -139,3 +155,16 @@ class ToolCallError(ServerError):
 
 class ToolTimeoutError(ToolCallError, TimeoutError):
     """A ``tools/call`` did not complete within its timeout; the request was cancelled."""
+
+
+class IdentityError(MCPBridgeError):
+    """A signed identity assertion was missing or invalid (raised on the MCP server side).
+
+    Attributes:
+        reason: One of ``missing``, ``malformed``, ``bad_signature``, ``expired``,
+            ``not_yet_valid``, ``wrong_audience``, ``wrong_issuer``, ``missing_claim``.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

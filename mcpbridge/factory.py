@@ -32,6 +32,8 @@ from mcpbridge.bridge import Bridge
 from mcpbridge.config import ServerConfig
 from mcpbridge.errors import ServerFailure
 from mcpbridge.identity import IdentityMeta
+from mcpbridge.pool import SessionPool
+from mcpbridge.scoping import Selection
 from mcpbridge.topology import Topology, check_topology, topology
 
 __all__ = [
@@ -54,9 +56,13 @@ GraphFactory: TypeAlias = Callable[[ServerRuntime[Any]], AbstractAsyncContextMan
 
 ServersSource: TypeAlias = (
     Sequence[ServerConfig]
-    | Callable[[ServerRuntime[Any]], Sequence[ServerConfig] | Awaitable[Sequence[ServerConfig]]]
+    | Callable[
+        [ServerRuntime[Any]],
+        Sequence[ServerConfig] | Selection | Awaitable[Sequence[ServerConfig] | Selection],
+    ]
 )
-"""Servers for a run: a fixed list, or a function of the run's `ServerRuntime` (called for runs only)."""
+"""Servers for a run: a fixed list, or a function of the run's `ServerRuntime` (called for runs only),
+such as `UserServers`."""
 
 GraphBuilder: TypeAlias = Callable[[list[BaseTool]], AnyGraph | StateGraph[Any, Any, Any, Any]]
 
@@ -68,6 +74,7 @@ def graph_factory(
     identity: IdentityMeta | None = None,
     on_name_conflict: ConflictPolicy = "prefix",
     on_mismatch: Literal["error", "warn"] = "error",
+    pool: SessionPool | None = None,
 ) -> GraphFactory:
     """Make an Agent Server factory from your own graph builder.
 
@@ -82,6 +89,7 @@ def graph_factory(
         identity: How the run's identity is written into each call's ``_meta``.
         on_name_conflict: What to do when two servers offer the same tool name.
         on_mismatch: Raise or warn when the run's graph differs from the read graph.
+        pool: Keep sessions open between runs (per server and user) instead of connecting for each run.
 
     Example:
         ```python
@@ -102,6 +110,7 @@ def graph_factory(
         identity=identity,
         on_name_conflict=on_name_conflict,
         on_mismatch=on_mismatch,
+        pool=pool,
     ).as_factory()
 
 
@@ -118,6 +127,7 @@ def agent_factory(
     identity: IdentityMeta | None = None,
     on_name_conflict: ConflictPolicy = "prefix",
     on_mismatch: Literal["error", "warn"] = "error",
+    pool: SessionPool | None = None,
 ) -> GraphFactory:
     """Make an Agent Server factory serving a ``create_agent`` agent with MCP tools.
 
@@ -136,6 +146,7 @@ def agent_factory(
         identity: How the run's identity is written into each call's ``_meta``.
         on_name_conflict: What to do when two servers offer the same tool name.
         on_mismatch: Raise or warn when the run's graph differs from the read graph.
+        pool: Keep sessions open between runs (per server and user) instead of connecting for each run.
 
     Example:
         ```python
@@ -157,7 +168,12 @@ def agent_factory(
         )
 
     return _Factory(
-        servers, build, identity=identity, on_name_conflict=on_name_conflict, on_mismatch=on_mismatch
+        servers,
+        build,
+        identity=identity,
+        on_name_conflict=on_name_conflict,
+        on_mismatch=on_mismatch,
+        pool=pool,
     ).as_factory()
 
 
@@ -235,8 +251,10 @@ class _Factory:
         identity: IdentityMeta | None,
         on_name_conflict: ConflictPolicy,
         on_mismatch: Literal["error", "warn"],
+        pool: SessionPool | None,
     ) -> None:
         self._servers = servers
+        self._pool = pool
         self._build = build
         self._identity = identity or IdentityMeta()
         self._on_name_conflict: ConflictPolicy = on_name_conflict
@@ -255,14 +273,14 @@ class _Factory:
             self._read_topology = topology(self.read_graph())
         return self._read_topology
 
-    async def servers_for(self, runtime: ServerRuntime[Any]) -> Sequence[ServerConfig]:
+    async def selection(self, runtime: ServerRuntime[Any]) -> Selection:
         source: Any = self._servers
-        if not callable(source):
-            return cast("Sequence[ServerConfig]", source)
-        servers: Any = source(runtime)
+        servers: Any = source(runtime) if callable(source) else source
         if inspect.isawaitable(servers):
             servers = await servers
-        return cast("Sequence[ServerConfig]", servers)
+        if isinstance(servers, Selection):
+            return servers
+        return Selection(servers=tuple(cast("Sequence[ServerConfig]", servers)))
 
     def as_factory(self) -> GraphFactory:
         @asynccontextmanager
@@ -270,8 +288,16 @@ class _Factory:
             if runtime.execution_runtime is None:
                 yield self.read_graph()
                 return
-            servers = await self.servers_for(runtime)
-            bridge = Bridge(servers, identity=self._identity, on_name_conflict=self._on_name_conflict)
+            selection = await self.selection(runtime)
+            bridge = Bridge(
+                selection.servers,
+                identity=self._identity,
+                on_name_conflict=self._on_name_conflict,
+                refused=selection.refused,
+                tool_filter=selection.tool_filter,
+                pool=self._pool,
+                user=runtime.user.identity if runtime.user is not None else None,
+            )
             async with bridge:
                 graph = self._build(list(bridge.tools), bridge.failures)
                 check_topology(self.read_topology(), topology(graph), on_mismatch=self._on_mismatch)

@@ -11,6 +11,9 @@ under namespaced keys, by default::
     dev.mcpbridge/graph_id       the graph
 
 Model-supplied arguments never reach ``_meta``: identity comes from the runtime only.
+With a `mcpbridge.signing.IdentitySigner`, each call also carries a signed token
+(``dev.mcpbridge/identity_token``, and the ``Mcpbridge-Identity`` header over HTTP)
+that the server can verify.
 """
 
 from __future__ import annotations
@@ -18,15 +21,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 
 from mcpbridge.errors import ConfigError
 
-__all__ = ["DEFAULT_META_PREFIX", "IdentityMeta", "RunIdentity", "identity_from_runtime"]
+if TYPE_CHECKING:
+    from mcpbridge.signing import IdentitySigner
+
+__all__ = ["DEFAULT_META_PREFIX", "TOKEN_FIELD", "IdentityMeta", "RunIdentity", "identity_from_runtime"]
 
 DEFAULT_META_PREFIX = "dev.mcpbridge/"
+TOKEN_FIELD = "identity_token"
+"""The ``_meta`` key of the signed identity token, after the prefix (``dev.mcpbridge/identity_token``)."""
 
 # MCP reserves prefixes whose second label is `modelcontextprotocol` or `mcp`
 # (io.modelcontextprotocol/, dev.mcp/).
@@ -64,16 +72,19 @@ class IdentityMeta:
         prefix: Namespace of the keys; must not be one MCP reserves.
         include: Which `RunIdentity` fields to send.
         enabled: Send nothing when ``False``.
+        signer: Also send a signed token the server can verify (opt-in).
 
     Example:
         ```python
         IdentityMeta(prefix="com.acme.agents/", include=("thread_id", "user_id"))
+        IdentityMeta(signer=IdentitySigner(os.environ["MCP_IDENTITY_SECRET"]))
         ```
     """
 
     prefix: str = DEFAULT_META_PREFIX
     include: tuple[str, ...] = _FIELDS
     enabled: bool = True
+    signer: IdentitySigner | None = None
 
     def __post_init__(self) -> None:
         if not _PREFIX.match(self.prefix):
@@ -109,6 +120,15 @@ class IdentityMeta:
             if value is not None:
                 meta[self.key(name)] = value
         return meta
+
+    def for_call(self, identity: RunIdentity, *, server: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The ``_meta`` entries and HTTP headers for one call to ``server``."""
+        meta = self.build(identity)
+        if not self.enabled or self.signer is None:
+            return meta, {}
+        token = self.signer.sign(identity, server=server)
+        meta[self.key(TOKEN_FIELD)] = token
+        return meta, {self.signer.header: token} if self.signer.header else {}
 
     def read(self, meta: Mapping[str, Any] | None) -> RunIdentity:
         """Read a `RunIdentity` back from a request's ``_meta`` (for MCP servers)."""

@@ -47,9 +47,10 @@ class ToolCaller(Protocol):
         arguments: Mapping[str, Any],
         *,
         meta: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
         progress_callback: ProgressFnT | None = None,
     ) -> types.CallToolResult:
-        """Call the tool ``name`` on the server."""
+        """Call the tool ``name`` on the server (``headers`` go on the HTTP request, where there is one)."""
         ...
 
 
@@ -132,9 +133,10 @@ class MCPTool(BaseTool):
             )
         identity = identity_from_runtime(runtime, None if runtime is not None else ensure_config())
         progress = self._progress_forwarder(runtime)
+        meta, headers = self._identity.for_call(identity, server=self.server)
         try:
             result = await self._caller.call_tool(
-                self.mcp_name, arguments, meta=self._identity.build(identity), progress_callback=progress
+                self.mcp_name, arguments, meta=meta, headers=headers, progress_callback=progress
             )
         except MCPBridgeError as exc:
             raise ToolException(str(exc)) from exc

@@ -2,7 +2,8 @@
 
 Run it over stdio with ``python -m examples.servers.echo``, or over streamable HTTP
 with ``python -m examples.servers.echo --http --port 8765``. Set ``MCPBRIDGE_RECORD``
-to a file path to have every call recorded there as a JSON line.
+to a file path to have every call recorded there as a JSON line, and
+``MCPBRIDGE_IDENTITY_SECRET`` to accept only calls with a verified signed identity.
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ server = MCPServer("echo", instructions="Echoes identity, counts with progress, 
 
 @server.tool()
 async def whoami(ctx: Context) -> dict[str, Any]:
-    """Return the identity (thread, run, user) this call carried in its _meta."""
+    """Return the identity (thread, run, user) this call carried, and what its signature proved."""
     entry = record("echo", "whoami", ctx)
-    return {"meta": entry["meta"], "protocol": entry["protocol"], "pid": entry["pid"]}
+    return {
+        "meta": entry["meta"],
+        "verified": entry["verified"],
+        "authorization": entry["authorization"],
+        "protocol": entry["protocol"],
+        "pid": entry["pid"],
+    }
 
 
 @server.tool()

@@ -68,8 +68,31 @@ async def test_stdio_server_crashing_mid_call(
     crashed = answers["crash"]
     assert crashed.status == "error"
     assert "'echo'" in text_of(crashed) and "crash" in text_of(crashed)
-    assert after["after"].status == "error"
-    assert "'echo'" in text_of(after["after"])
+    # The next call reconnected once: a new server process answered it.
+    assert after["after"].status == "success", text_of(after["after"])
+    [crash_entry] = record_file.entries(tool="crash")
+    [after_entry] = record_file.entries(tool="whoami")
+    assert after_entry["pid"] != crash_entry["pid"]
+
+
+@pytest.mark.parametrize("reconnect", [0, 1, 2])
+async def test_reconnects_are_bounded(reconnect: int, children: ChildProcesses) -> None:
+    """Each crash spends one reconnect; once they are spent, calls fail with the reason."""
+    server = echo_stdio(reconnect=reconnect)
+    statuses: list[str] = []
+    with anyio.fail_after(60):
+        async with Bridge([server]) as bridge:
+            graph = tool_graph(bridge.tools)
+            for _ in range(3):
+                crashed = await run_tool_calls(graph, [call("crash", "crash")], run_config())
+                assert crashed["crash"].status == "error"
+                answers = await run_tool_calls(graph, [call("whoami", "who")], run_config())
+                statuses.append(answers["who"].status)
+                if answers["who"].status == "error":
+                    assert "'echo'" in text_of(answers["who"]) and "not connected" in text_of(answers["who"])
+                    break
+        children.assert_none_left()
+    assert statuses == ["success"] * reconnect + ["error"]
 
 
 @pytest.mark.parametrize("protocol", ["auto", "legacy"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,14 +170,14 @@ async def test_the_example_agent_has_one_topology_for_every_user(
     monkeypatch: pytest.MonkeyPatch, permissions: list[str], tools: set[str]
 ) -> None:
     """``examples/agent.py``: ``remote`` for users with ``mcp:remote`` only, one graph shape for all."""
-    monkeypatch.setattr(
-        examples.agent, "local_server", lambda: MemoryServer(name="local", server=echo.server, prefix="local")
+    in_memory = {
+        name: MemoryServer(name=name, server=echo.server, prefix=name) for name in ("local", "remote")
+    }
+    entries = tuple(
+        dataclasses.replace(entry, server=in_memory[entry.server.name])
+        for entry in examples.agent.servers.entries
     )
-    monkeypatch.setattr(
-        examples.agent,
-        "remote_server",
-        lambda: MemoryServer(name="remote", server=echo.server, prefix="remote"),
-    )
+    monkeypatch.setattr(examples.agent.servers, "entries", entries)
     async with examples.agent.make_graph(read_runtime("threads.read")) as read:
         expected = topology(read)
     async with examples.agent.make_graph(run_runtime(User("carol", permissions))) as run:
