@@ -114,12 +114,19 @@ def echo_server_command(port: int) -> list[str]:
     ]
 
 
-def agent_server_command(port: int, config: Path, *, allow_blocking: bool = False) -> list[str]:
-    """The ``langgraph dev`` command serving ``config`` on ``port``, without reload or browser."""
+def agent_server_command(
+    port: int, config: Path, *, allow_blocking: bool = False, jobs: int | None = None
+) -> list[str]:
+    """The ``langgraph dev`` command serving ``config`` on ``port``, without reload or browser.
+
+    ``jobs`` is how many runs it executes at once (``--n-jobs-per-worker``; its default is 1).
+    """
     command = [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser", "--no-reload"]
     command += ["--host", HOST, "--port", str(port), "--config", str(config)]
     if allow_blocking:
         command.append("--allow-blocking")
+    if jobs is not None:
+        command += ["--n-jobs-per-worker", str(jobs)]
     return command
 
 
@@ -215,6 +222,7 @@ def demo_servers(
     logs: Path,
     env: Mapping[str, str] | None = None,
     allow_blocking: bool = False,
+    jobs: int | None = None,
     timeout: float = 90.0,
 ) -> Generator[DemoServers, None, None]:
     """Start the echo MCP server and the Agent Server, yield them, and stop both by their handles.
@@ -227,6 +235,7 @@ def demo_servers(
         logs: Directory for ``echo-http.log`` and ``agent-server.log``.
         env: Extra environment for both servers (e.g. ``MCPBRIDGE_RECORD``).
         allow_blocking: Pass ``--allow-blocking`` to ``langgraph dev``.
+        jobs: Runs the Agent Server executes at once (``--n-jobs-per-worker``).
         timeout: Seconds to wait for each server to be ready.
     """
     base = {**os.environ, **(env or {})}
@@ -242,7 +251,7 @@ def demo_servers(
             child(echo_server_command(mcp_port), cwd=REPO_ROOT, env=base, log=echo_log)
         )
         wait_until(lambda: port_open(mcp_port), echo, echo_log, "the HTTP echo MCP server", timeout)
-        command = agent_server_command(port, config, allow_blocking=allow_blocking)
+        command = agent_server_command(port, config, allow_blocking=allow_blocking, jobs=jobs)
         agent = stack.enter_context(child(command, cwd=workdir, env=server_env, log=agent_log))
         wait_until(lambda: http_ok(f"{url}/ok"), agent, agent_log, "the Agent Server", timeout)
         yield DemoServers(url=url, mcp_url=mcp_url, agent=agent, echo=echo)

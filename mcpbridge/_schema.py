@@ -8,6 +8,8 @@ not valid JSON Schema is refused, so the tool is skipped with a warning.
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +37,20 @@ def normalize_input_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         return {"type": "object", "properties": {}}
     if not isinstance(schema, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise InvalidSchemaError(f"input schema must be a JSON object, got {type(schema).__name__}")
+    try:
+        key = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):  # not JSON data: check it afresh
+        return _normalize(schema)
+    # Checking a schema costs ~0.5 ms; the same tools come back on every run.
+    return copy.deepcopy(_normalized(key))
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalized(key: str) -> dict[str, Any]:
+    return _normalize(json.loads(key))
+
+
+def _normalize(schema: Mapping[str, Any]) -> dict[str, Any]:
     normalized = copy.deepcopy(dict(schema))
     kind = normalized.setdefault("type", "object")
     if kind != "object":

@@ -8,6 +8,7 @@ success, error or cancellation alike.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -19,7 +20,7 @@ import anyio
 import mcp_types as types
 
 from mcpbridge._connection import ServerConnection, describe_failure
-from mcpbridge._names import ConflictPolicy, assign_names
+from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe_name
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge.config import ServerConfig, check_servers
 from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError
@@ -33,6 +34,7 @@ __all__ = ["Bridge"]
 logger = logging.getLogger("mcpbridge")
 
 
+@functools.cache
 def _version() -> str:
     try:
         return version("mcpbridge")
@@ -56,6 +58,9 @@ class Bridge:
         pool: Borrow sessions from this pool, and give them back on exit, instead of
             opening and closing them.
         user: Whose sessions these are: a pool lends a session only to runs of its user.
+        registered: Servers a user registered (see `RegisteredServers`): their tools never
+            take or change another server's tool name; a clashing one gets its server's
+            name as prefix, or is dropped with a warning when that clashes too.
 
     Raises:
         ConnectError: On entry, when a required server cannot be connected.
@@ -84,6 +89,7 @@ class Bridge:
         tool_filter: ToolFilter | None = None,
         pool: SessionPool | None = None,
         user: str | None = None,
+        registered: Iterable[str] = (),
     ) -> None:
         self.servers: tuple[ServerConfig, ...] = tuple(servers)
         check_servers(self.servers)
@@ -91,6 +97,7 @@ class Bridge:
         self.tool_filter = tool_filter
         self.pool = pool
         self.user = user
+        self.registered = frozenset(registered)
         self.identity = identity or IdentityMeta()
         self.on_name_conflict: ConflictPolicy = on_name_conflict
         self.server_log_level: types.LoggingLevel | None = server_log_level
@@ -224,11 +231,33 @@ class Bridge:
                     logger.warning("skipping tool %r of MCP server %r: %s", tool.name, connection.name, exc)
                     continue
                 usable.append((connection, tool, schema))
+        # The deployment's tools are named first; tools of user-registered servers yield to them.
+        own = [u for u in usable if u[0].name not in self.registered]
+        guests = [u for u in usable if u[0].name in self.registered]
         named = assign_names(
-            [(c.name, t.name, c.config.prefix) for c, t, _ in usable], on_conflict=self.on_name_conflict
+            [(c.name, t.name, c.config.prefix) for c, t, _ in own], on_conflict=self.on_name_conflict
         )
+        taken = {n.name for n in named}
+        kept = list(own)
+        for entry, naming in zip(
+            guests, assign_names([(c.name, t.name, c.config.prefix) for c, t, _ in guests]), strict=True
+        ):
+            name = naming.name
+            if name in taken:
+                name = join(safe_name(naming.server), name)
+            if name in taken:
+                logger.warning(
+                    "dropping tool %r of registered MCP server %r: its name %r belongs to another tool",
+                    naming.mcp_name,
+                    naming.server,
+                    name,
+                )
+                continue
+            taken.add(name)
+            kept.append(entry)
+            named.append(NamedTool(server=naming.server, mcp_name=naming.mcp_name, name=name))
         tools: list[MCPTool] = []
-        for (connection, tool, schema), naming in zip(usable, named, strict=True):
+        for (connection, tool, schema), naming in zip(kept, named, strict=True):
             if self.tool_filter is not None and not self.tool_filter.allows(naming.name):
                 continue
             tools.append(

@@ -296,6 +296,7 @@ class _Factory:
                 refused=selection.refused,
                 tool_filter=selection.tool_filter,
                 pool=self._pool,
+                registered=selection.registered,
                 user=runtime.user.identity if runtime.user is not None else None,
             )
             async with bridge:

@@ -93,11 +93,13 @@ class Selection:
         servers: The servers to connect, with the user's templates and credentials applied.
         refused: Entries refused for this user, with the reason.
         tool_filter: Which tools the user may use.
+        registered: Which of the servers the user registered (their tools yield on name clashes).
     """
 
     servers: tuple[ServerConfig, ...] = ()
     refused: tuple[ServerFailure, ...] = ()
     tool_filter: ToolFilter | None = field(default=None)
+    registered: frozenset[str] = frozenset()
 
 
 class RegisteredServers:
@@ -323,6 +325,7 @@ class UserServers:
             servers=tuple(servers),
             refused=tuple(sorted(refused, key=lambda f: f.server)),
             tool_filter=await self._tool_filter(user),
+            registered=frozenset(server.name for server in own),
         )
 
     async def _tool_filter(self, user: UserContext) -> ToolFilter | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import typing
 from collections.abc import Mapping
 from functools import cache
 from typing import Any, Protocol
@@ -170,3 +171,7 @@ class MCPTool(BaseTool):
             )
 
         return forward
+
+
+# langchain-core reads `_arun`'s type hints on every call; resolve the string annotations once.
+MCPTool._arun.__annotations__ = typing.get_type_hints(MCPTool._arun)  # pyright: ignore[reportPrivateUsage]

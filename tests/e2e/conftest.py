@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -32,7 +33,8 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from examples.serve_demo import DemoServers, demo_servers, free_port, portable_config, tail
+from examples.serve_demo import HOST, DemoServers, demo_servers, free_port, portable_config, tail
+from tests.e2e.isolation import EchoServer, own_echo_server, reset_store
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "langgraph.json"
@@ -183,6 +185,8 @@ class AgentServer:
     records: Records
     log: Path
     allow_blocking: bool
+    secret: str = field(default="", repr=False)
+    """The ``MCPBRIDGE_IDENTITY_SECRET`` the Agent Server signs identities with."""
     graph_before_runs: dict[str, Any] = field(default_factory=dict[str, Any])
     graph_xray_before_runs: dict[str, Any] = field(default_factory=dict[str, Any])
     schemas_before_runs: dict[str, Any] = field(default_factory=dict[str, Any])
@@ -250,10 +254,14 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServ
     """
     workdir = tmp_path_factory.mktemp("agent-server")
     records = Records(workdir / "calls.jsonl", workdir / "events.jsonl")
+    secret = secrets.token_urlsafe(48)  # the tests' own, so extra MCP servers can verify signed identities
     env = {
         "MCPBRIDGE_RECORD": str(records.calls_path),
         "MCPBRIDGE_RECORD_EVENTS": str(records.events_path),
         "MCPBRIDGE_MODEL": "",  # the offline model, whatever the environment says
+        "MCPBRIDGE_IDENTITY_SECRET": secret,
+        "MCPBRIDGE_ALLOWED_HOSTS": HOST,  # users may register servers on 127.0.0.1 only
+        "PYTHONUNBUFFERED": "1",  # the log file is complete when a test reads it
     }
     config = portable_config(CONFIG, workdir)
     allow_blocking = False
@@ -266,7 +274,7 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServ
         env=env,
         allow_blocking=allow_blocking,
     ) as servers:
-        server = AgentServer(servers, records, workdir / "agent-server.log", allow_blocking)
+        server = AgentServer(servers, records, workdir / "agent-server.log", allow_blocking, secret)
         headers = {"Authorization": f"Bearer {TOKENS['alice']}"}
         with httpx.Client(base_url=servers.url, headers=headers, timeout=30) as http:
             server.graph_before_runs = _ok(http.get(f"/assistants/{GRAPH_ID}/graph")).json()
@@ -280,6 +288,33 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServ
 def _ok(response: httpx.Response) -> httpx.Response:
     assert response.status_code == 200, f"{response.request.url}: {response.status_code} {response.text}"
     return response
+
+
+@pytest.fixture(scope="session")
+def own_server(agent_server: AgentServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoServer]:
+    """A user's own MCP server: the HTTP echo server, verifying identities addressed to ``mine``.
+
+    It shares the Agent Server's identity secret, and records its calls and requests in
+    files of its own (``own_server.records``, ``own_server.events``).
+    """
+    directory = tmp_path_factory.mktemp("own-server")
+    with own_echo_server(
+        secret=agent_server.secret,
+        records=directory / "calls.jsonl",
+        events=directory / "events.jsonl",
+        log=directory / "echo.log",
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+async def clean_store(agent_server: AgentServer) -> Any:
+    """Alice's and Bob's store namespaces are empty before and after the test."""
+    async with agent_server.client("alice") as alice, agent_server.client("bob") as bob:
+        users = {"alice": alice, "bob": bob}
+        await reset_store(users)
+        yield
+        await reset_store(users)
 
 
 @pytest.fixture

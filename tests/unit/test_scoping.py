@@ -668,3 +668,36 @@ async def test_a_refused_required_server_fails_the_run_unwrapped() -> None:
             pytest.fail("the run went ahead without a required server")
     assert "gh" in caught.value.failures
     assert started.names == []
+
+
+def _named_server(name: str, *tools: str) -> Any:
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer(name)
+    for tool_name in tools:
+
+        async def handler(answer: str = tool_name) -> str:
+            return answer
+
+        server.add_tool(handler, name=tool_name)
+    return server
+
+
+async def test_registered_servers_never_rename_the_deployments_tools() -> None:
+    from mcpbridge import Bridge, MemoryServer
+
+    deployment = MemoryServer(name="local", server=_named_server("local", "slow", "whoami"), prefix="local")
+    guest = MemoryServer(name="mine", server=_named_server("mine", "mine_local_slow", "local_slow", "other"))
+    async with Bridge([deployment, guest], registered=["mine"]) as bridge:
+        names = {t.name: (t.server, t.mcp_name) for t in bridge.tools}
+    # The deployment's names stand (name-based policies such as approvals keep matching).
+    assert names["local_slow"] == ("local", "slow")
+    assert names["local_whoami"] == ("local", "whoami")
+    # The guest's tools take what is free; its 'local_slow' would need 'mine_local_slow', taken: dropped.
+    assert names["mine_local_slow"] == ("mine", "mine_local_slow")
+    assert names["other"] == ("mine", "other")
+    assert len(names) == 4, names
+    # Without the mark, the clash renames both sides, as for any two deployment servers.
+    plain = MemoryServer(name="mine", server=_named_server("mine", "local_slow"))
+    async with Bridge([deployment, plain]) as bridge:
+        assert {"local_local_slow", "mine_local_slow"} <= {t.name for t in bridge.tools}

@@ -1,0 +1,284 @@
+"""Tool calls over stdio and streamable HTTP: the raw ``mcp`` client, the bridge, the adapters.
+
+Every peer calls ``echo(text="hi")`` on the bench server. The raw floor is
+``mcp.Client.call_tool`` on one open session; the bridge and the adapters are
+called through the same LangGraph ``ToolNode`` (`bench._toolnode`). Peers run
+interleaved on the same machine state; stdio peers each start the same server
+command, HTTP peers share one server process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Literal
+
+import anyio
+import httpx2
+import mcp_types as types
+from langchain_core.messages import ToolCall
+from langchain_core.tools import BaseTool, tool
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from bench._adapters import http_connection, stdio_connection
+from bench._env import ARGS, Env, http_server, stdio_server
+from bench._processes import ROOT
+from bench._stats import Block, Summary, interleave, timed
+from bench._toolnode import THREAD_ID, ToolNodeCaller, text_of
+from bench.results import Check, Metric, ratio_of, skipped
+from mcpbridge import Bridge, ServerConfig
+
+Transport = Literal["stdio", "http"]
+CONCURRENCY = 16
+FLOOR = "mcp Client (floor)"
+BRIDGE = "mcpbridge"
+ADAPTERS = "langchain-mcp-adapters"
+
+
+@tool
+async def noop(text: str) -> str:
+    """Answer ``text`` (a local tool: what LangGraph's ToolNode costs by itself)."""
+    return text
+
+
+@asynccontextmanager
+async def raw_client(env: Env, transport: Transport) -> AsyncGenerator[Client, None]:
+    """The raw floor: an ``mcp`` v2 client on one session, opened as mcpbridge opens it."""
+    config = stdio_server()
+    if transport == "stdio":
+        params = StdioServerParameters(command=config.command, args=list(config.args), cwd=ROOT)
+        async with Client(stdio_client(params)) as client:
+            yield client
+    else:
+        async with (
+            httpx2.AsyncClient() as http,
+            Client(streamable_http_client(env.http.url, http_client=http)) as client,
+        ):
+            yield client
+
+
+def bridge_config(env: Env, transport: Transport) -> ServerConfig:
+    """The bench server as the bridge reaches it."""
+    return stdio_server() if transport == "stdio" else http_server(env.http)
+
+
+def _metric(
+    id: str, title: str, peer: str, transport: str | None, values: list[float], **extra: Any
+) -> Metric:
+    s = Summary.of(values)
+    return Metric(
+        id=id,
+        title=title,
+        peer=peer,
+        unit="ms",
+        transport=transport,
+        median=s.median,
+        p95=s.p95,
+        n=s.n,
+        **extra,
+    )
+
+
+def _throughput(id: str, title: str, peer: str, transport: str, values: list[float]) -> Metric:
+    s = Summary.of(values)  # milliseconds per batch of CONCURRENCY calls
+    return Metric(
+        id=id,
+        title=title,
+        peer=peer,
+        unit="calls/s",
+        transport=transport,
+        median=CONCURRENCY * 1000 / s.median,
+        p95=CONCURRENCY * 1000 / s.p95,
+        n=s.n,
+        notes=f"{CONCURRENCY} concurrent calls per batch; median batch {s.median:.2f} ms, "
+        f"p95 batch {s.p95:.2f} ms (the p95 column is the throughput of that slow batch)",
+    )
+
+
+def _check_identity(message_text: str) -> None:
+    meta: dict[str, Any] = json.loads(message_text)
+    seen = meta.get("dev.mcpbridge/thread_id")
+    if seen != THREAD_ID:
+        raise RuntimeError(f"the ToolRuntime's thread did not reach the server (saw {seen!r}): {meta}")
+
+
+async def _check_raw(client: Client) -> None:
+    result = await client.call_tool("echo", ARGS)
+    block = result.content[0] if result.content else None
+    if result.is_error or not isinstance(block, types.TextContent) or block.text != ARGS["text"]:
+        raise RuntimeError(f"raw echo call failed: {result}")
+
+
+def _gather(call: Callable[[], Coroutine[Any, Any, object]], count: int) -> Callable[[], Awaitable[None]]:
+    async def batch() -> None:
+        async with anyio.create_task_group() as group:
+            for _ in range(count):
+                group.start_soon(call)
+
+    return batch
+
+
+async def tool_calls(env: Env) -> list[Metric]:
+    """Single and concurrent tool calls of every peer, over stdio and over streamable HTTP."""
+    metrics: list[Metric] = []
+    for transport in ("stdio", "http"):
+        metrics += await _calls_over(env, transport)
+    return metrics
+
+
+async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
+    sizes, driver = env.sizes, env.adapters
+    t = transport
+    async with AsyncExitStack() as stack:
+        raw = await stack.enter_async_context(raw_client(env, transport))
+        bridge = await stack.enter_async_context(Bridge([bridge_config(env, transport)]))
+        caller = ToolNodeCaller(bridge.tools)
+        await _check_raw(raw)
+        _check_identity(text_of(await caller.call("meta", {})))
+        echo: BaseTool = next(x for x in bridge.tools if x.name == "echo")
+        direct_call = ToolCall(name="echo", args=ARGS, id="call_direct", type="tool_call")
+        local = ToolNodeCaller([noop])
+
+        async def raw_call() -> None:
+            await raw.call_tool("echo", ARGS)
+
+        async def bridge_call() -> None:
+            await caller.call("echo", ARGS)
+
+        blocks: dict[str, Block] = {
+            "raw": timed(raw_call),
+            "bridge": timed(bridge_call),
+            "bridge_tool": timed(lambda: echo.ainvoke(direct_call)),
+            "noop": timed(lambda: local.call("noop", ARGS)),
+        }
+        if driver is not None:
+            connection = stdio_connection() if t == "stdio" else http_connection(env.http.url)
+            await driver.open(f"persistent-{t}", "persistent", connection)
+            await driver.open(f"default-{t}", "default", connection)
+            blocks["adapters_persistent"] = driver.block(f"persistent-{t}")
+        samples = await interleave(blocks, n=sizes.calls, rounds=sizes.call_rounds, warmup=sizes.warmup)
+
+        floor = _metric(f"call.{t}.raw", f"Tool call, {t}", FLOOR, t, samples["raw"])
+        bridged = _metric(f"call.{t}.bridge", f"Tool call, {t}", BRIDGE, t, samples["bridge"])
+        bridged.ratio = ratio_of(bridged, floor)
+        bridged.checks.append(_ratio_check("bridge / raw floor", bridged, "<=", 1.15))
+        local_toolnode = _metric(
+            f"call.{t}.local_toolnode",
+            f"ToolNode call of a local no-op tool (LangGraph's own cost), beside the {t} calls",
+            "langgraph",
+            None,
+            samples["noop"],
+        )
+        own = None
+        if bridged.median is not None and floor.median is not None and local_toolnode.median is not None:
+            own = bridged.median - floor.median - local_toolnode.median
+        bridged.checks.append(Check("bridge - floor - ToolNode of a no-op tool", own, "ms"))
+        bridged.notes = (
+            "ToolNode call with ToolRuntime (the run's thread checked to reach the server); "
+            "the second check is what the bridge adds beyond the MCP call and LangGraph's own ToolNode cost"
+        )
+        direct = _metric(
+            f"call.{t}.bridge_tool",
+            f"Tool call, {t}, MCPTool.ainvoke without ToolNode",
+            BRIDGE,
+            t,
+            samples["bridge_tool"],
+        )
+        direct.ratio = ratio_of(direct, floor)
+        direct.checks.append(_ratio_check("MCPTool alone / raw floor", direct, None, None))
+        metrics = [floor, bridged, direct, local_toolnode]
+
+        if driver is not None:
+            persistent = _metric(
+                f"call.{t}.adapters_persistent",
+                f"Tool call, {t}, persistent session",
+                ADAPTERS,
+                t,
+                samples["adapters_persistent"],
+            )
+            persistent.ratio = ratio_of(bridged, persistent)
+            persistent.checks.append(_ratio_check("bridge / adapters persistent", persistent, "<=", 1.0))
+            default_n = sizes.adapters_default_stdio if t == "stdio" else sizes.adapters_default_http
+            default_samples = await interleave(
+                {"default": driver.block(f"default-{t}")}, n=default_n, rounds=1, warmup=min(2, default_n)
+            )
+            default = _metric(
+                f"call.{t}.adapters_default",
+                f"Tool call, {t}, default (a new session per call)",
+                ADAPTERS,
+                t,
+                default_samples["default"],
+            )
+            default.ratio = ratio_of(default, bridged)
+            default.checks.append(_ratio_check("adapters default / bridge", default, None, None))
+            default.notes = "MultiServerMCPClient(...).get_tools(): every call opens a session" + (
+                " and starts a server process" if t == "stdio" else ""
+            )
+            metrics += [persistent, default]
+        else:
+            reason = env.adapters_skipped or "adapters peer not run"
+            metrics += [
+                skipped(
+                    f"call.{t}.adapters_persistent",
+                    f"Tool call, {t}, persistent session",
+                    ADAPTERS,
+                    "ms",
+                    reason,
+                ),
+                skipped(f"call.{t}.adapters_default", f"Tool call, {t}, default", ADAPTERS, "ms", reason),
+            ]
+
+        metrics += await _concurrent(env, transport, raw, caller)
+        return metrics
+
+
+async def _concurrent(env: Env, transport: Transport, raw: Client, caller: ToolNodeCaller) -> list[Metric]:
+    t, driver = transport, env.adapters
+
+    async def one_raw() -> None:
+        await raw.call_tool("echo", ARGS)
+
+    async def bridge_batch() -> None:
+        await caller.call_many("echo", [ARGS] * CONCURRENCY)
+
+    local = ToolNodeCaller([noop])
+
+    async def local_batch() -> None:
+        await local.call_many("noop", [ARGS] * CONCURRENCY)
+
+    blocks: dict[str, Block] = {
+        "raw": timed(_gather(one_raw, CONCURRENCY)),
+        "bridge": timed(bridge_batch),
+        "local": timed(local_batch),
+    }
+    if driver is not None:
+        blocks["adapters"] = driver.batch_block(f"persistent-{t}", CONCURRENCY)
+    samples = await interleave(blocks, n=env.sizes.batches, rounds=5, warmup=3)
+    title = f"{CONCURRENCY} concurrent calls on one session, {t}"
+    floor = _throughput(f"concurrent.{t}.raw", title, FLOOR, t, samples["raw"])
+    bridged = _throughput(f"concurrent.{t}.bridge", title, BRIDGE, t, samples["bridge"])
+    bridged.ratio = ratio_of(bridged, floor)
+    bridged.checks.append(_ratio_check("throughput bridge / raw floor", bridged, ">=", 0.9))
+    bridged.notes += "; one ToolNode call with 16 tool calls"
+    local_toolnode = _throughput(
+        f"concurrent.{t}.local_toolnode",
+        f"{CONCURRENCY} parallel calls of a local no-op tool in one ToolNode (LangGraph alone), beside {t}",
+        "langgraph",
+        t,
+        samples["local"],
+    )
+    metrics = [floor, bridged, local_toolnode]
+    if driver is not None:
+        adapters = _throughput(f"concurrent.{t}.adapters_persistent", title, ADAPTERS, t, samples["adapters"])
+        adapters.ratio = ratio_of(adapters, floor)
+        adapters.checks.append(_ratio_check("throughput adapters / raw floor", adapters, None, None))
+        metrics.append(adapters)
+    return metrics
+
+
+def _ratio_check(name: str, metric: Metric, op: Literal["<=", ">="] | None, limit: float | None) -> Check:
+    value = None if metric.ratio is None else metric.ratio.value
+    return Check(name=name, value=value, unit="x", op=op, limit=limit)

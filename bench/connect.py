@@ -1,0 +1,101 @@
+"""Connecting: fan-out to eight slow-handshake HTTP servers, and warm runs from a `SessionPool`.
+
+Only entering the `Bridge` is timed (connect, handshake, tools listed); leaving
+it is not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+
+from bench._env import Env, http_server, stdio_server
+from bench._stats import Block, Summary, interleave
+from bench.results import Check, Metric, ratio_of
+from mcpbridge import Bridge, ServerConfig, SessionPool
+
+HANDSHAKE_DELAY = 0.1
+
+
+async def time_entry(bridge: Bridge) -> float:
+    """Milliseconds to enter ``bridge``; it is left again, untimed."""
+    async with AsyncExitStack() as stack:
+        start = time.perf_counter_ns()
+        await stack.enter_async_context(bridge)
+        return (time.perf_counter_ns() - start) / 1e6
+
+
+def _connects(make: Callable[[], Bridge]) -> Block:
+    async def block(k: int) -> list[float]:
+        return [await time_entry(make()) for _ in range(k)]
+
+    return block
+
+
+def _summary_metric(
+    id: str, title: str, peer: str, unit: str, values: Sequence[float], *, transport: str
+) -> Metric:
+    s = Summary.of(values)
+    return Metric(
+        id=id, title=title, peer=peer, unit=unit, transport=transport, median=s.median, p95=s.p95, n=s.n
+    )
+
+
+async def fan_out(env: Env) -> list[Metric]:
+    """Connecting to 8 servers that each answer their handshake 100 ms late, against connecting to one."""
+    one: list[ServerConfig] = [http_server(env.delayed[0], "slow0")]
+    eight: list[ServerConfig] = [http_server(p, f"slow{i}") for i, p in enumerate(env.delayed)]
+    samples = await interleave(
+        {"one": _connects(lambda: Bridge(one)), "eight": _connects(lambda: Bridge(eight))},
+        n=env.sizes.connects,
+        rounds=min(10, env.sizes.connects),
+        warmup=2,
+    )
+    title = f"Connect to HTTP servers with a {HANDSHAKE_DELAY * 1000:g} ms handshake"
+    single = _summary_metric(
+        "connect.http.one", f"{title}: one", "mcpbridge", "ms", samples["one"], transport="http"
+    )
+    many = _summary_metric(
+        "connect.http.eight", f"{title}: eight", "mcpbridge", "ms", samples["eight"], transport="http"
+    )
+    many.ratio = ratio_of(many, single)
+    many.checks.append(
+        Check("8 servers / 1 server", None if many.ratio is None else many.ratio.value, "x", "<=", 1.5)
+    )
+    if single.median is not None and single.median < HANDSHAKE_DELAY * 1000:
+        raise RuntimeError(f"the handshake delay did not apply: one connect took {single.median:.1f} ms")
+    return [single, many]
+
+
+async def pool(env: Env) -> list[Metric]:
+    """Cold and warm run connects through a `SessionPool` (stdio): the first entry cold, later ones warm."""
+    sizes = env.sizes
+    servers = [stdio_server()]
+    cold: list[float] = []
+    warm: list[float] = []
+    for _ in range(sizes.pool_rounds):
+        sessions = SessionPool()
+        try:
+            cold.append(await time_entry(Bridge(servers, pool=sessions, user="alice")))
+            for _ in range(sizes.pool_warm_per_round):
+                warm.append(await time_entry(Bridge(servers, pool=sessions, user="alice")))
+            if sessions.size != 1:
+                raise RuntimeError(f"the pool holds {sessions.size} sessions, expected 1")
+        finally:
+            await sessions.aclose()
+    title = "Run connect through a SessionPool, stdio"
+    cold_m = _summary_metric(
+        "pool.stdio.cold", f"{title}: cold (first run)", "mcpbridge", "ms", cold, transport="stdio"
+    )
+    warm_m = _summary_metric(
+        "pool.stdio.warm", f"{title}: warm (later runs)", "mcpbridge", "ms", warm, transport="stdio"
+    )
+    warm_m.ratio = ratio_of(warm_m, cold_m)
+    warm_m.checks.append(
+        Check("warm / cold", None if warm_m.ratio is None else warm_m.ratio.value, "x", "<=", 0.05)
+    )
+    warm_m.notes = (
+        f"a new pool per round: {sizes.pool_rounds} rounds of 1 cold + {sizes.pool_warm_per_round} warm"
+    )
+    return [cold_m, warm_m]

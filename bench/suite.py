@@ -1,0 +1,201 @@
+"""The whole suite, in one run: ``python -m bench`` from the repository root.
+
+It starts the bench MCP servers (on 127.0.0.1, each stopped by its own handle),
+builds or reuses the ``langchain-mcp-adapters`` venv, runs every section with
+its peers interleaved, prints the table and writes ``bench/results/latest.json``.
+A section that fails is reported as a skipped row with its error (and the exit
+code is 1); targets that are missed are reported, not raised (``--strict``
+makes them exit 1 too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from bench import table
+from bench._adapters import AdaptersDriver, ensure_venv
+from bench._env import FULL, QUICK, Env
+from bench._processes import start_http_servers
+from bench.calls import tool_calls
+from bench.connect import HANDSHAKE_DELAY, fan_out, pool
+from bench.factory_read import factory_reads
+from bench.memory import memory_per_run
+from bench.results import LATEST, Metric, document, machine, packages, skipped, validate, write
+from bench.serving import agent_over_mcp
+
+SECTIONS = ("calls", "factory", "fanout", "pool", "memory", "serve")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the command line asked for."""
+
+    quick: bool
+    adapters: bool
+    agent_server: bool
+    fresh_venv: bool
+    sections: tuple[str, ...]
+    output: Path
+    strict: bool
+    argv: tuple[str, ...]
+
+
+def parse(argv: Sequence[str]) -> Options:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few repetitions of everything, without the adapters venv and the Agent Server (a smoke run)",
+    )
+    parser.add_argument("--no-adapters", action="store_true", help="skip the langchain-mcp-adapters peer")
+    parser.add_argument(
+        "--no-agent-server", action="store_true", help="skip the Agent Server (langgraph dev) peer"
+    )
+    parser.add_argument("--fresh-venv", action="store_true", help="rebuild bench/.venv-adapters first")
+    parser.add_argument("--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
+    parser.add_argument("--output", type=Path, default=LATEST, help="where to write the JSON results")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    sections = tuple(SECTIONS if not args.only else [s.strip() for s in args.only.split(",") if s.strip()])
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    return Options(
+        quick=args.quick,
+        adapters=not (args.quick or args.no_adapters),
+        agent_server=not (args.quick or args.no_agent_server),
+        fresh_venv=args.fresh_venv,
+        sections=sections,
+        output=args.output,
+        strict=args.strict,
+        argv=tuple(argv),
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error, and its last when it has more (a child's traceback ends there)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+    return text[:400]
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+async def run(options: Options, workdir: Path) -> tuple[list[Metric], dict[str, str | None], int]:
+    """Run the chosen sections; return their metrics, the adapters venv's versions, and the errors."""
+    sizes = QUICK if options.quick else FULL
+    selected = set(options.sections)
+    extra: dict[str, str | None] = {}
+    metrics: list[Metric] = []
+    errors = 0
+    with ExitStack() as processes:
+        needs_delayed = "fanout" in selected
+        started = time.monotonic()
+        servers = start_http_servers(processes, workdir, 2, label="http")
+        delayed = (
+            start_http_servers(processes, workdir, 8, handshake_delay=HANDSHAKE_DELAY, label="slow")
+            if needs_delayed
+            else []
+        )
+        _log(f"{2 + len(delayed)} HTTP bench servers up in {time.monotonic() - started:.1f} s")
+        async with AsyncExitStack() as stack:
+            env = Env(
+                sizes=sizes,
+                workdir=workdir,
+                http=servers[0],
+                http2=servers[1],
+                delayed=delayed,
+                adapters=None,
+            )
+            if "calls" not in selected:
+                env.adapters_skipped = "not run"
+            elif not options.adapters:
+                env.adapters_skipped = "skipped by --quick" if options.quick else "skipped by --no-adapters"
+            else:
+                try:
+                    python = await anyio.to_thread.run_sync(lambda: ensure_venv(fresh=options.fresh_venv))
+                    driver = await stack.enter_async_context(
+                        AdaptersDriver(python, workdir / "adapters-driver.log")
+                    )
+                    versions = await driver.versions()
+                    extra = {
+                        "langchain-mcp-adapters": versions["langchain-mcp-adapters"],
+                        "mcp (adapters venv)": versions["mcp"],
+                    }
+                    env.adapters = driver
+                except Exception as exc:  # the other peers still run; the rows say why
+                    env.adapters_skipped = f"adapters venv unavailable: {_one_line(exc)}"
+                    _log(env.adapters_skipped)
+                    errors += 1
+            agent_server_skipped = "skipped by --quick" if options.quick else "skipped by --no-agent-server"
+            steps: dict[str, Callable[[], Awaitable[list[Metric]]]] = {
+                "calls": lambda: tool_calls(env),
+                "factory": lambda: factory_reads(env),
+                "fanout": lambda: fan_out(env),
+                "pool": lambda: pool(env),
+                "memory": lambda: memory_per_run(env),
+                "serve": lambda: agent_over_mcp(
+                    env, agent_server=options.agent_server, agent_server_skipped=agent_server_skipped
+                ),
+            }
+            for name in options.sections:
+                _log(f"{name} ...")
+                began = time.monotonic()
+                try:
+                    found = await steps[name]()
+                except Exception as exc:  # one broken section must not lose the others' results
+                    traceback.print_exc(file=sys.stderr)
+                    reason = f"error: {_one_line(exc)}"
+                    found = [skipped(f"{name}.error", f"Section {name}", "-", "-", reason)]
+                    errors += 1
+                metrics += found
+                _log(f"{name} done in {time.monotonic() - began:.0f} s")
+    return metrics, extra, errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite; print the table and write the JSON results."""
+    options = parse(sys.argv[1:] if argv is None else argv)
+    started_at = datetime.now(UTC)
+    began = time.monotonic()
+    machine_info = machine()
+    with tempfile.TemporaryDirectory(prefix="mcpbridge-bench-") as scratch:
+        metrics, extra, errors = anyio.run(run, options, Path(scratch))
+    machine_info["load_average_end"] = machine()["load_average"]
+    data = document(
+        metrics,
+        command=shlex.join(["python", "-m", "bench", *options.argv]),
+        started=started_at.isoformat(timespec="seconds"),
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        duration_s=time.monotonic() - began,
+        quick=options.quick,
+        machine_info=machine_info,
+        package_versions={**packages(), **extra},
+    )
+    problems = validate(data)
+    if problems:
+        raise AssertionError("results do not match their schema: " + "; ".join(problems))
+    write(data, options.output)
+    print(table.plain(data))
+    print(f"\nwritten to {options.output}")
+    if errors:
+        return 1
+    return 1 if options.strict and data["summary"]["failed"] else 0

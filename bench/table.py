@@ -1,0 +1,156 @@
+"""The results as a table: ``python -m bench.table [results.json] [--readme]``.
+
+Without ``--readme`` it prints the table of a results file (default:
+``bench/results/latest.json``); with it, the README's ``## Performance`` section
+(the command, date, machine, and the table as Markdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.results import LATEST
+
+HEADERS = ("Metric", "Peer", "Median", "p95", "n", "Judged by", "Target", "Result")
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _with_unit(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if not unit:  # a count
+        return f"{value:g}"
+    return f"{_number(value)}x" if unit == "x" else f"{_number(value)} {unit}".rstrip()
+
+
+def _judged(metric: Mapping[str, Any]) -> str:
+    parts = [f"{c['name']} {_with_unit(c['value'], c['unit'])}" for c in metric["checks"]]
+    return "; ".join(parts) or "-"
+
+
+def _result(metric: Mapping[str, Any]) -> str:
+    if metric["skipped"] is not None:
+        return f"skipped: {metric['skipped']}"
+    verdict = metric["pass"]
+    if verdict is None:
+        return "reported" if metric["checks"] else "-"
+    return "PASS" if verdict else "FAIL"
+
+
+def rows(data: Mapping[str, Any]) -> list[list[str]]:
+    """One row of text per metric."""
+    table: list[list[str]] = []
+    for m in data["metrics"]:
+        measured = m["skipped"] is None
+        table.append(
+            [
+                m["title"],
+                m["peer"],
+                _with_unit(m["median"], m["unit"]) if measured else "-",
+                _with_unit(m["p95"], m["unit"]) if measured else "-",
+                str(m["n"]) if measured else "-",
+                _judged(m),
+                "; ".join(c["target"] for c in m["checks"] if c["target"]) or "-",
+                _result(m),
+            ]
+        )
+    return table
+
+
+def markdown(data: Mapping[str, Any]) -> str:
+    """The table in Markdown."""
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(" --- " for _ in HEADERS) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(data)]
+    return "\n".join(lines)
+
+
+def plain(data: Mapping[str, Any]) -> str:
+    """The table in aligned plain text, for a terminal."""
+    table: Sequence[Sequence[str]] = [HEADERS, *rows(data)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    s = data["summary"]
+    lines.append(
+        f"\n{s['passed']} passed, {s['failed']} failed, {s['reported']} reported, {s['skipped']} skipped "
+        f"in {data['duration_s']:.0f} s"
+    )
+    return "\n".join(lines)
+
+
+def machine_summary(data: Mapping[str, Any]) -> str:
+    """One line: CPU, cores, memory, OS, Python."""
+    m = data["machine"]
+    cpu = m["cpu"] or "unknown CPU"
+    return f"{cpu}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, Python {m['python']}"
+
+
+def readme_section(data: Mapping[str, Any]) -> str:
+    """The README's ``## Performance`` section."""
+    p = data["packages"]
+    versions = ", ".join(
+        f"{name} {p[name]}" for name in ("mcp", "langgraph", "langchain-core") if p.get(name)
+    )
+    adapters = p.get("langchain-mcp-adapters")
+    peer = f"langchain-mcp-adapters {adapters} with mcp {p.get('mcp (adapters venv)')}" if adapters else None
+    about = (
+        "`.venv/bin/python -m bench` measures, in one run, what a tool call, a connect and a read of "
+        "the Agent Server cost through mcpbridge, beside what users would pick instead: the raw `mcp` "
+        "client on one open session (the floor), `langchain-mcp-adapters` (in its own venv, "
+        "`bench/.venv-adapters`, built on the first run; `--fresh-venv` rebuilds it), a factory that "
+        "connects in every context, and the Agent Server's own `/mcp`. It takes a few minutes on "
+        "2 cores and writes `bench/results/latest.json` (median, p95, n, unit, ratio, target and "
+        "verdict of every metric, with the machine and package versions); "
+        "`python -m bench.table --readme` prints this section from it. Bridge and adapters tools are "
+        "called through the same LangGraph `ToolNode`; peers run interleaved; ratios are of medians."
+    )
+    last = (
+        f"Last run: {data['started'][:10]}, `{data['command']}`, {machine_summary(data)}; "
+        f"{versions}" + (f"; {peer}" if peer else "") + "."
+    )
+    return "\n\n".join(["## Performance", _wrap(about), _wrap(last), markdown(data)])
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=90, break_long_words=False, break_on_hyphens=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the table of a results file."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("path", nargs="?", type=Path, default=LATEST)
+    parser.add_argument("--readme", action="store_true", help="print the README's Performance section")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    args = parser.parse_args(argv)
+    data: dict[str, Any] = json.loads(args.path.read_text(encoding="utf-8"))
+    if args.readme:
+        print(readme_section(data))
+    elif args.markdown:
+        print(markdown(data))
+    else:
+        print(plain(data))
+
+
+if __name__ == "__main__":
+    main()

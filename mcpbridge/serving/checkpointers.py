@@ -1,0 +1,129 @@
+"""Where served threads are kept: in memory, in a SQLite file, or in Postgres.
+
+``memory`` (the default) keeps threads for the life of the process;
+``sqlite:PATH`` needs ``mcpbridge[sqlite]`` and ``postgres://...`` needs
+``mcpbridge[postgres]``. Both are imported only when asked for, and a missing
+package is a `ConfigError` that names the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+
+from mcpbridge.errors import ConfigError
+
+__all__ = ["CheckpointerSpec", "open_checkpointer", "parse_checkpointer", "require_checkpointer"]
+
+_SCHEMES = "memory, sqlite:PATH (e.g. sqlite:threads.db) or postgres://user:password@host:5432/db"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointerSpec:
+    """A parsed checkpointer option.
+
+    Attributes:
+        kind: ``memory``, ``sqlite`` or ``postgres``.
+        target: The SQLite path or the Postgres URL (empty for memory).
+    """
+
+    kind: Literal["memory", "sqlite", "postgres"]
+    target: str = ""
+
+
+def parse_checkpointer(spec: str) -> CheckpointerSpec:
+    """Parse ``memory``, ``sqlite:PATH`` or ``postgres://...``.
+
+    Raises:
+        ConfigError: The scheme is unknown or the path is empty.
+    """
+    text = spec.strip()
+    if text in ("", "memory", "memory:"):
+        return CheckpointerSpec("memory")
+    scheme, sep, rest = text.partition(":")
+    if sep and scheme == "sqlite":
+        path = rest.removeprefix("//")  # sqlite:///abs/path and sqlite:relative/path alike
+        if not path:
+            raise ConfigError(
+                "checkpointer 'sqlite:' needs a file path, such as sqlite:threads.db", field="checkpointer"
+            )
+        return CheckpointerSpec("sqlite", path)
+    if sep and scheme in ("postgres", "postgresql"):
+        return CheckpointerSpec("postgres", text)
+    raise ConfigError(f"unknown checkpointer {spec!r}; use {_SCHEMES}", field="checkpointer")
+
+
+_PACKAGES = {
+    "sqlite": ("langgraph.checkpoint.sqlite", "langgraph-checkpoint-sqlite"),
+    "postgres": (
+        "langgraph.checkpoint.postgres",
+        "langgraph-checkpoint-postgres",
+    ),
+}
+
+
+def require_checkpointer(spec: CheckpointerSpec) -> None:
+    """Check, without importing it, that the package ``spec`` needs is installed.
+
+    Raises:
+        ConfigError: It is not; the message names the extra to install.
+    """
+    if spec.kind == "memory":
+        return
+    module, package = _PACKAGES[spec.kind]
+    try:
+        found = importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        found = None
+    if found is None:
+        raise _missing(spec.kind, package)
+
+
+@asynccontextmanager
+async def open_checkpointer(
+    spec: str | CheckpointerSpec | BaseCheckpointSaver[Any] | None,
+) -> AsyncGenerator[BaseCheckpointSaver[Any], None]:
+    """Open the checkpointer ``spec`` names, and close it on exit.
+
+    A `BaseCheckpointSaver` is used as given (its owner closes it); ``None`` means memory.
+
+    Raises:
+        ConfigError: The spec is invalid, or its package is not installed.
+    """
+    if isinstance(spec, BaseCheckpointSaver):
+        yield spec
+        return
+    parsed = parse_checkpointer(spec or "memory") if not isinstance(spec, CheckpointerSpec) else spec
+    if parsed.kind == "memory":
+        yield InMemorySaver()
+    elif parsed.kind == "sqlite":
+        try:
+            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        except ImportError:
+            raise _missing("sqlite", "langgraph-checkpoint-sqlite") from None
+        async with AsyncSqliteSaver.from_conn_string(parsed.target) as saver:
+            yield saver
+    else:
+        try:
+            from langgraph.checkpoint.postgres.aio import (  # pyright: ignore[reportMissingImports]
+                AsyncPostgresSaver,  # pyright: ignore[reportUnknownVariableType]
+            )
+        except ImportError:
+            raise _missing("postgres", "langgraph-checkpoint-postgres") from None
+        async with AsyncPostgresSaver.from_conn_string(parsed.target) as saver:  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            await saver.setup()  # pyright: ignore[reportUnknownMemberType]
+            yield saver  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _missing(extra: str, package: str) -> ConfigError:
+    return ConfigError(
+        f"the {extra} checkpointer needs the {package} package; install it with "
+        f"pip install 'mcpbridge[{extra}]'",
+        field="checkpointer",
+    )

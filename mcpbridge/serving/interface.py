@@ -1,0 +1,308 @@
+"""How a graph looks as an MCP tool: its input schema, its arguments as graph input, its result.
+
+A message-based agent (its state has ``messages``) takes a ``message`` string
+and an optional ``thread_id``; any other graph takes its own input schema (an
+object, ``$defs`` kept at the root so every ``$ref`` stays valid) plus an
+optional ``thread_id``. The result's text is the final assistant message (or the
+output as JSON), and ``structuredContent`` holds ``thread_id``, ``run_id``,
+``status``, the final ``message`` and, for other graphs, the ``output``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import mcp_types as types
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic_core import to_jsonable_python
+
+from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
+from mcpbridge.errors import MCPBridgeError
+
+__all__ = [
+    "CallInput",
+    "RunOutcome",
+    "ToolInterface",
+    "describe_error",
+    "error_result",
+    "final_message",
+    "interface_for",
+    "jsonable",
+    "message_text",
+]
+
+THREAD_ID = "thread_id"
+_ALT_THREAD_ID = "mcpbridge_thread_id"
+_MAX_SUMMARY = 300
+
+_THREAD_PROPERTY: dict[str, Any] = {
+    "type": "string",
+    "description": "Continue this conversation thread (the thread_id of an earlier result); "
+    "leave it out to start a new thread.",
+}
+
+OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "thread_id": {"type": "string", "description": "The thread the run belongs to; pass it to continue."},
+        "run_id": {"type": "string", "description": "The run."},
+        "status": {
+            "type": "string",
+            "enum": ["success", "interrupted"],
+            "description": "'interrupted' when the run waits for input (see interrupts).",
+        },
+        "message": {
+            "type": ["object", "null"],
+            "description": "The final assistant message: role, content (text) and id.",
+        },
+        "output": {"description": "The graph's output, for graphs that are not message-based."},
+        "interrupts": {"type": "array", "description": "What an interrupted run waits for."},
+    },
+    "required": ["thread_id", "run_id", "status"],
+}
+"""The ``outputSchema`` of every served graph's tool."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallInput:
+    """A tool call's arguments as graph input.
+
+    Attributes:
+        input: The graph input.
+        thread_id: The thread to continue, or ``None`` for a new one.
+    """
+
+    input: dict[str, Any]
+    thread_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended, for the tool result.
+
+    Attributes:
+        thread_id: The run's thread.
+        run_id: The run.
+        values: The final state, or ``None`` if unknown.
+        interrupts: The values of the interrupts the run stopped at.
+        output: The graph's output (its output channels); ``values`` when not given.
+    """
+
+    thread_id: str
+    run_id: str
+    values: Mapping[str, Any] | None
+    interrupts: Sequence[Any] = ()
+    output: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInterface:
+    """The MCP face of one graph.
+
+    Attributes:
+        chat: Whether the graph is message-based (takes ``message``).
+        input_schema: The tool's ``inputSchema``.
+        thread_key: The argument that carries the thread id.
+    """
+
+    chat: bool
+    input_schema: dict[str, Any]
+    thread_key: str = THREAD_ID
+
+    def tool(self, name: str, description: str, *, title: str | None = None) -> types.Tool:
+        """The MCP tool."""
+        return types.Tool(
+            name=name,
+            title=title,
+            description=description,
+            input_schema=self.input_schema,
+            output_schema=OUTPUT_SCHEMA,
+            annotations=types.ToolAnnotations(
+                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+            ),
+        )
+
+    def parse(self, arguments: Mapping[str, Any]) -> CallInput | str:
+        """The graph input for ``arguments``, or a readable reason they are refused."""
+        problems = ArgumentsValidator(self.input_schema).errors(arguments)
+        if problems:
+            return (
+                "Invalid arguments: "
+                + "; ".join(problems)
+                + ". Nothing was run; correct them and call again."
+            )
+        values = dict(arguments)
+        thread_id = values.pop(self.thread_key, None)
+        if thread_id is not None and (not isinstance(thread_id, str) or not thread_id.strip()):
+            return f"Invalid arguments: {self.thread_key} must be a non-empty string. Nothing was run."
+        if self.chat:
+            values = {"messages": [{"role": "user", "content": values["message"]}]}
+        return CallInput(values, thread_id)
+
+    def describe(self, graph_name: str) -> str:
+        """A default tool description."""
+        if self.chat:
+            return (
+                f"Talk to the LangGraph agent {graph_name!r}: send a message, get its answer. "
+                f"The result has a {self.thread_key}; pass it back to continue the conversation."
+            )
+        return (
+            f"Run the LangGraph graph {graph_name!r} on the given input and get its output. "
+            f"The result has a {self.thread_key}; pass it back to run again on the same thread."
+        )
+
+    def result(self, outcome: RunOutcome) -> types.CallToolResult:
+        """The tool result for a run that ended or stopped at an interrupt."""
+        values = outcome.values or {}
+        message = final_message(values.get("messages")) if "messages" in values else None
+        text = message_text(message) if message is not None else ""
+        structured: dict[str, Any] = {
+            "thread_id": outcome.thread_id,
+            "run_id": outcome.run_id,
+            "status": "interrupted" if outcome.interrupts else "success",
+            "message": _message_json(message) if message is not None else None,
+        }
+        if not self.chat:
+            structured["output"] = jsonable(outcome.output if outcome.output is not None else values)
+            if not text:
+                text = json.dumps(structured["output"], ensure_ascii=False)
+        if outcome.interrupts:
+            structured["interrupts"] = [jsonable(value) for value in outcome.interrupts]
+            waiting = "; ".join(_summarize_interrupt(value) for value in outcome.interrupts)
+            text = (
+                f"The run stopped and waits for input: {waiting}. Its state is kept on thread "
+                f"{outcome.thread_id}, where it can be resumed (a new message on this thread is refused "
+                "while it waits)."
+            )
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=text or "(the run ended without a message)")],
+            structured_content=structured,
+        )
+
+
+def interface_for(input_schema: Mapping[str, Any] | None) -> ToolInterface:
+    """The MCP face of a graph whose input JSON schema is ``input_schema`` (``None``: unknown)."""
+    properties = cast(Mapping[str, Any], (input_schema or {}).get("properties") or {})
+    if "messages" in properties:
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {
+                "message": {"type": "string", "description": "Your message to the agent."},
+                THREAD_ID: _THREAD_PROPERTY,
+            },
+            "required": ["message"],
+            "additionalProperties": False,
+        }
+        return ToolInterface(True, schema)
+    try:
+        schema = normalize_input_schema(input_schema or {"type": "object", "additionalProperties": True})
+    except InvalidSchemaError:
+        schema = {"type": "object", "properties": {}, "additionalProperties": True}
+    key = THREAD_ID if THREAD_ID not in schema["properties"] else _ALT_THREAD_ID
+    schema = copy.deepcopy(schema)
+    schema["properties"][key] = _THREAD_PROPERTY
+    return ToolInterface(False, schema, key)
+
+
+def error_result(text: str) -> types.CallToolResult:
+    """A failed call: ``isError`` with a readable message."""
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A failure in one line or a few: the single error of a group, its type, its message."""
+    error = _single(exc)
+    if isinstance(error, MCPBridgeError):
+        return str(error)
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one error inside nested groups of one (``exc`` itself otherwise)."""
+    inner: tuple[BaseException, ...] = tuple(getattr(exc, "exceptions", ()))
+    return _single(inner[0]) if len(inner) == 1 and isinstance(exc, BaseExceptionGroup) else exc
+
+
+def final_message(messages: Any) -> Any | None:
+    """The last assistant message of a state's ``messages`` (LangChain messages or their JSON)."""
+    if not isinstance(messages, Sequence) or isinstance(messages, str):
+        return None
+    for message in reversed(cast(Sequence[Any], messages)):
+        if isinstance(message, AIMessage):
+            return message
+        if isinstance(message, Mapping) and cast(Mapping[str, Any], message).get("type") in (
+            "ai",
+            "assistant",
+        ):
+            return cast(Any, message)
+    return None
+
+
+def message_text(message: Any) -> str:
+    """The text of a LangChain message or of its JSON form."""
+    if isinstance(message, BaseMessage):
+        return message.text
+    content: Any = cast(Mapping[str, Any], message).get("content") if isinstance(message, Mapping) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        parts: list[str] = []
+        for part in cast(Sequence[Any], content):
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, Mapping) and cast(Mapping[str, Any], part).get("type") == "text":
+                parts.append(str(cast(Mapping[str, Any], part).get("text", "")))
+        return "".join(parts)
+    return ""
+
+
+def _message_json(message: Any) -> dict[str, Any]:
+    message_id: Any = (
+        message.id if isinstance(message, BaseMessage) else cast(Mapping[str, Any], message).get("id")
+    )
+    found: dict[str, Any] = {"role": "assistant", "content": message_text(message)}
+    if message_id:
+        found["id"] = str(message_id)
+    return found
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON data: messages as ``{role, content, ...}``, models as their fields."""
+    if isinstance(value, BaseMessage):
+        role = {"human": "user", "ai": "assistant"}.get(value.type, value.type)
+        found: dict[str, Any] = {"role": role, "content": value.text}
+        if value.id:
+            found["id"] = value.id
+        return found
+    if isinstance(value, Mapping):
+        items = cast(Mapping[Any, Any], value).items()
+        return {str(k): jsonable(v) for k, v in items}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in cast(Sequence[Any], value)]
+    return to_jsonable_python(value, fallback=lambda v: f"<{type(v).__name__}>")
+
+
+def summarize(value: Any, limit: int = _MAX_SUMMARY) -> str:
+    """A one-line account of a JSON-able value, at most ``limit`` characters."""
+    text = value if isinstance(value, str) else json.dumps(jsonable(value), ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _summarize_interrupt(value: Any) -> str:
+    if isinstance(value, Mapping):
+        requests: Any = cast(Mapping[str, Any], value).get("action_requests")
+        if isinstance(requests, Sequence) and requests:
+            lines: list[str] = []
+            for request in cast(Sequence[Any], requests):
+                if isinstance(request, Mapping):
+                    item = cast(Mapping[str, Any], request)
+                    lines.append(str(item.get("description") or f"approve {item.get('name')}"))
+            if lines:
+                return summarize(" / ".join(lines))
+    return summarize(value)

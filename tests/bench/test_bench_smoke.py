@@ -1,0 +1,138 @@
+"""The benchmark suite's machinery, with a few repetitions: ``python -m bench --quick``.
+
+It starts the bench servers, runs every section but the adapters venv and the
+Agent Server, and must write results that match their schema. Timings are not
+asserted: they say nothing on a shared machine with so few repetitions.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import table
+from bench.results import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+MEASURED = {
+    "call.stdio.raw",
+    "call.stdio.bridge",
+    "call.stdio.bridge_tool",
+    "call.stdio.local_toolnode",
+    "concurrent.stdio.raw",
+    "concurrent.stdio.bridge",
+    "concurrent.stdio.local_toolnode",
+    "call.http.raw",
+    "call.http.bridge",
+    "call.http.bridge_tool",
+    "call.http.local_toolnode",
+    "concurrent.http.raw",
+    "concurrent.http.bridge",
+    "concurrent.http.local_toolnode",
+    "factory.read.bridge",
+    "factory.read.naive",
+    "connect.http.one",
+    "connect.http.eight",
+    "pool.stdio.cold",
+    "pool.stdio.warm",
+    "memory.http2.per_run",
+    "serve.direct",
+}
+SKIPPED_BY_QUICK = {
+    "call.stdio.adapters_persistent",
+    "call.stdio.adapters_default",
+    "call.http.adapters_persistent",
+    "call.http.adapters_default",
+    "serve.agent_server",
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    output = tmp_path_factory.mktemp("bench") / "latest.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"python -m bench --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    )
+    assert f"written to {output}" in done.stdout
+    return json.loads(output.read_text(encoding="utf-8"))
+
+
+@pytest.mark.timeout(420)
+def test_quick_run_writes_valid_results(results: dict[str, Any]) -> None:
+    assert validate(results) == []
+    assert results["quick"] is True
+    assert results["command"] == f"python -m bench --quick --output {results['command'].split()[-1]}"
+    assert results["packages"]["mcpbridge"]
+    assert results["machine"]["cores"] >= 1
+
+
+@pytest.mark.timeout(420)
+def test_every_metric_is_there(results: dict[str, Any]) -> None:
+    metrics = {m["id"]: m for m in results["metrics"]}
+    assert not [i for i in metrics if i.endswith(".error")], [m["skipped"] for m in metrics.values()]
+    for id in MEASURED:
+        assert metrics[id]["skipped"] is None, (id, metrics[id]["skipped"])
+        assert metrics[id]["n"] >= 1 and metrics[id]["median"] is not None, id
+    for id in SKIPPED_BY_QUICK:
+        assert metrics[id]["skipped"] == "skipped by --quick", (id, metrics[id]["skipped"])
+    # mcpbridge serve runs in --quick too: measured, or skipped with the reason
+    for id in ("serve.mcpbridge.auto", "serve.mcpbridge.legacy"):
+        assert metrics[id]["skipped"] is None or "mcpbridge serve" in metrics[id]["skipped"], metrics[id]
+
+
+@pytest.mark.timeout(420)
+def test_judged_metrics_carry_their_targets(results: dict[str, Any]) -> None:
+    metrics = {m["id"]: m for m in results["metrics"]}
+    judged = {
+        "call.stdio.bridge": "<= 1.15",
+        "call.http.bridge": "<= 1.15",
+        "concurrent.http.bridge": ">= 0.9",
+        "connect.http.eight": "<= 1.5",
+        "pool.stdio.warm": "<= 0.05",
+    }
+    for id, target in judged.items():
+        metric = metrics[id]
+        assert target in metric["target"], (id, metric["target"])
+        assert isinstance(metric["pass"], bool), id
+        assert metric["ratio"]["value"] > 0 and metric["ratio"]["numerator"] == id
+    factory = metrics["factory.read.bridge"]
+    assert [c["target"] for c in factory["checks"]] == ["<= 1 ms", "<= 0", ">= 100"]
+    assert factory["checks"][1]["value"] == 0  # a read context connects nothing, at any speed
+
+
+@pytest.mark.timeout(420)
+def test_validation_catches_a_broken_document(results: dict[str, Any]) -> None:
+    broken = json.loads(json.dumps(results))
+    del broken["metrics"][0]["median"]
+    broken["metrics"][1]["ratio"] = {"value": 1.0, "numerator": "x", "denominator": "no.such.metric"}
+    problems = validate(broken)
+    assert any("median" in p for p in problems), problems
+    fixed = json.loads(json.dumps(results))
+    fixed["metrics"][1]["ratio"] = {"value": 1.0, "numerator": "x", "denominator": "no.such.metric"}
+    assert any("no.such.metric" in p for p in validate(fixed))
+
+
+@pytest.mark.timeout(420)
+def test_tables_render(results: dict[str, Any]) -> None:
+    section = table.readme_section(results)
+    assert section.startswith("## Performance\n")
+    assert "python -m bench --quick" in section
+    rows = [line for line in table.markdown(results).splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + len(results["metrics"])  # header, rule, one per metric
+    assert "skipped by --quick" in table.plain(results)

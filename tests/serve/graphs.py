@@ -1,0 +1,123 @@
+"""Graphs served by the tests with ``mcpbridge serve tests.serve.graphs:<name>``.
+
+- ``echo_agent``: an `agent_factory` agent over the example echo server (stdio,
+  tools ``echo_*``), without the approval step of ``examples/agent.py``, so
+  ``echo_slow`` runs at once (for cancellation).
+- ``memo``: a message-based graph that answers with every user message of its
+  thread, so a continued thread shows what it remembers.
+- ``repeat``: a graph with its own input and output schemas, reporting progress
+  on the ``custom`` stream.
+- ``broken``: a graph whose node raises.
+- ``plain_factory``: a plain (not context manager) factory, reporting the user it was built for.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph_sdk.runtime import ServerRuntime
+from typing_extensions import TypedDict
+
+from mcpbridge import ServerConfig, StdioServer
+from mcpbridge.factory import agent_factory
+from mcpbridge.models import OfflineChatModel
+
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository root (this file is also loaded by path, by ``langgraph dev``)."""
+RECORD_ENV = "MCPBRIDGE_RECORD"
+
+
+def _echo_servers(runtime: ServerRuntime[Any]) -> Sequence[ServerConfig]:
+    env = {RECORD_ENV: os.environ[RECORD_ENV]} if os.environ.get(RECORD_ENV) else None
+    server = StdioServer(
+        name="echo",
+        command=sys.executable,
+        args=("-m", "examples.servers.echo"),
+        cwd=ROOT,
+        env=env,
+        prefix="echo",
+    )
+    return [server]
+
+
+echo_agent = agent_factory(_echo_servers, OfflineChatModel())
+
+
+def _memo(state: MessagesState) -> dict[str, Any]:
+    said = [m.text for m in state["messages"] if isinstance(m, HumanMessage)]
+    return {"messages": [AIMessage(content=f"you said: {' | '.join(said)}")]}
+
+
+def _build_memo() -> CompiledStateGraph[Any, Any, Any, Any]:
+    builder = StateGraph(MessagesState)
+    builder.add_node("memo", _memo)
+    builder.add_edge(START, "memo")
+    builder.add_edge("memo", END)
+    return builder.compile()
+
+
+memo = _build_memo()
+
+
+class RepeatInput(TypedDict):
+    text: str
+    times: int
+
+
+class RepeatOutput(TypedDict):
+    result: str
+
+
+class RepeatState(RepeatInput, RepeatOutput):
+    pass
+
+
+def _repeat(state: RepeatInput) -> RepeatOutput:
+    write = get_stream_writer()
+    for i in range(state["times"]):
+        write({"message": f"repeat {i + 1} of {state['times']}"})
+    return {"result": state["text"] * state["times"]}
+
+
+repeat = StateGraph(RepeatState, input_schema=RepeatInput, output_schema=RepeatOutput)
+repeat.add_node("repeat", _repeat)
+repeat.add_edge(START, "repeat")
+repeat.add_edge("repeat", END)
+
+
+def _fail(state: MessagesState) -> dict[str, Any]:
+    raise ValueError("the disk is full")
+
+
+def _build_broken() -> CompiledStateGraph[Any, Any, Any, Any]:
+    builder = StateGraph(MessagesState)
+    builder.add_node("fail", _fail)
+    builder.add_edge(START, "fail")
+    builder.add_edge("fail", END)
+    return builder.compile()
+
+
+broken = _build_broken()
+
+
+def plain_factory(runtime: ServerRuntime[Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """A plain factory: its graph answers with the user and access context it was built for."""
+    user = runtime.user.identity if runtime.user is not None else "nobody"
+    context = runtime.access_context
+
+    def answer(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"built for {user} ({context})")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "answer")
+    builder.add_edge("answer", END)
+    return builder.compile()
