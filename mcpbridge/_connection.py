@@ -40,6 +40,9 @@ logger = logging.getLogger("mcpbridge")
 
 _MAX_TOOL_PAGES: Final = 1000
 _STDERR_TAIL_CHARS: Final = 2000
+_MAX_SSE_EVENT_BYTES: Final = 64 * 1024 * 1024
+"""The largest answer taken as an event stream (the SDK's default, 1 MiB, fails a 20 MB result that a
+JSON answer carries); results are cut to ``max_result_chars`` for the model after."""
 
 _LOG_LEVELS: Final[Mapping[str, int]] = {
     "debug": logging.DEBUG,
@@ -315,7 +318,9 @@ class ServerConnection:
                 transport = stdio_client(params, errlog=self._stderr)  # pyright: ignore[reportArgumentType]
             case HttpServer():
                 client = await stack.enter_async_context(http_client(config))
-                transport = streamable_http_client(config.url, http_client=client)
+                transport = streamable_http_client(
+                    config.url, http_client=client, max_sse_event_size=_MAX_SSE_EVENT_BYTES
+                )
             case SseServer():
                 cfg = config
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import mcp_types as types
 
-__all__ = ["to_content_blocks"]
+__all__ = ["limit_result", "to_content_blocks"]
 
 
 def to_content_blocks(result: types.CallToolResult) -> list[dict[str, Any]]:
@@ -58,3 +58,41 @@ def _block(item: types.ContentBlock) -> dict[str, Any]:
         case _:  # pyright: ignore[reportUnnecessaryComparison] - future content types
             kind = getattr(item, "type", type(item).__name__)
             return {"type": "text", "text": f"[unsupported MCP content of type {kind!r}]"}
+
+
+def limit_result(
+    blocks: list[dict[str, Any]], structured: Any, *, max_chars: int
+) -> tuple[list[dict[str, Any]], Any]:
+    """Keep a result's text within ``max_chars`` characters, with a note saying what was cut.
+
+    Text beyond the limit is cut (the model never gets it whole); structured content
+    (the artifact, kept in the graph's state) larger than the limit is dropped.
+    """
+    total = sum(len(b["text"]) for b in blocks if b.get("type") == "text")
+    notes: list[str] = []
+    if total > max_chars:
+        budget = max_chars
+        kept: list[dict[str, Any]] = []
+        for block in blocks:
+            if block.get("type") != "text":
+                kept.append(block)
+            elif budget > 0:
+                text: str = block["text"]
+                kept.append({**block, "text": text[:budget]} if len(text) > budget else block)
+                budget -= min(len(text), budget)
+        blocks = kept
+        notes.append(f"{max_chars:,} of its {total:,} characters of text are shown")
+    if structured is not None:
+        size = len(json.dumps(structured, ensure_ascii=False, default=str))
+        if size > max_chars:
+            structured = None
+            notes.append(f"its structured content ({size:,} characters) was left out")
+    if notes:
+        blocks.append(
+            {
+                "type": "text",
+                "text": f"[The result was too long: {'; '.join(notes)} (max_result_chars={max_chars:,}). "
+                "If you need more, ask the tool for less at a time, such as a narrower query or a page.]",
+            }
+        )
+    return blocks, structured

@@ -267,6 +267,7 @@ class Bridge:
                     args_schema=schema,
                     server=connection.name,
                     mcp_name=tool.name,
+                    max_result_chars=connection.config.max_result_chars,
                     metadata={"mcp_server": connection.name, "mcp_tool": tool.name},
                     caller=connection,
                     identity=self.identity,

@@ -67,6 +67,8 @@ class _ServerBase(BaseModel):
     """Seconds allowed for connecting, the handshake and listing tools."""
     call_timeout: float = Field(default=60.0, gt=0)
     """Seconds allowed for one ``tools/call``; past it the call is cancelled and the model told."""
+    max_result_chars: int = Field(default=100_000, gt=0)
+    """The most characters of a result's text the model gets; the rest is cut, with a note saying so."""
     reconnect: int = Field(default=1, ge=0)
     """Times a run may reconnect after the server died or dropped the connection (at its next call)."""
     include_tools: tuple[str, ...] | None = None
@@ -226,6 +228,7 @@ _TYPE_ALIASES = {
 _CAMEL = {
     "connectTimeout": "connect_timeout",
     "callTimeout": "call_timeout",
+    "maxResultChars": "max_result_chars",
     "includeTools": "include_tools",
     "excludeTools": "exclude_tools",
     "bearerToken": "bearer_token",

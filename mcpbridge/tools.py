@@ -24,7 +24,7 @@ from langgraph.types import StreamWriter
 from mcp.shared.dispatcher import ProgressFnT
 from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
 
-from mcpbridge._content import to_content_blocks
+from mcpbridge._content import limit_result, to_content_blocks
 from mcpbridge._schema import ArgumentsValidator
 from mcpbridge.errors import MCPBridgeError
 from mcpbridge.identity import IdentityMeta, identity_from_runtime
@@ -86,6 +86,8 @@ class MCPTool(BaseTool):
     """The server's name."""
     mcp_name: str
     """The tool's name on the server."""
+    max_result_chars: int = 100_000
+    """The most characters of a result's text the model gets; the rest is cut, with a note."""
 
     _caller: ToolCaller = PrivateAttr()
     _identity: IdentityMeta = PrivateAttr()
@@ -141,11 +143,13 @@ class MCPTool(BaseTool):
             )
         except MCPBridgeError as exc:
             raise ToolException(str(exc)) from exc
-        blocks = to_content_blocks(result)
+        blocks, structured = limit_result(
+            to_content_blocks(result), result.structured_content, max_chars=self.max_result_chars
+        )
         if result.is_error:
             text = "\n".join(b["text"] for b in blocks if b.get("type") == "text")
             raise ToolException(text or f"tool {self.name!r} reported an error without a message")
-        return blocks, result.structured_content
+        return blocks, structured
 
     def _progress_forwarder(self, runtime: Any) -> ProgressFnT | None:
         writer: StreamWriter | None = getattr(runtime, "stream_writer", None)

@@ -172,6 +172,13 @@ async def negative_min_length(ctx: Context) -> str:
 
 
 @server.tool()
+async def huge(megabytes: int, ctx: Context) -> dict[str, Any]:
+    """Answer with `megabytes` MB of text, and as much structured content."""
+    record("hostile", "huge", ctx, arguments={"megabytes": megabytes})
+    return {"text": "x" * (megabytes * 1024 * 1024)}
+
+
+@server.tool()
 async def dawdle(seconds: float, ctx: Context) -> str:
     """Sleep for `seconds`; records when it starts and whether it was cancelled."""
     record("hostile", "dawdle", ctx, arguments={"seconds": seconds}, phase="start")

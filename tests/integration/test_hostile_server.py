@@ -30,6 +30,7 @@ HOSTILE_TOOLS = {
     "plan_trip",
     "count_nodes",
     "dawdle",
+    "huge",
 }
 """Every hostile tool whose input schema is valid, so must load."""
 
@@ -172,3 +173,20 @@ async def test_name_conflict_policy_error_refuses_and_stops_servers(
     assert names["echo", "add"] == "add"
     assert names["hostile", "add"] == "h_add"
     children.assert_none_left()
+
+
+async def test_a_20_mb_result_reaches_the_model_truncated_with_a_note(hostile: ExampleServer) -> None:
+    config = run_config()
+    with anyio.fail_after(60):
+        async with Bridge([hostile.config(max_result_chars=50_000)]) as bridge:
+            graph = tool_graph(bridge.tools)
+            answers = await run_tool_calls(graph, [call("huge", "huge", megabytes=20)], config)
+    message = answers["huge"]
+    assert message.status == "success"
+    text = text_of(message)
+    assert len(text) < 51_000, len(text)
+    assert text.startswith('{"text":"xxx') or text.startswith('{\n  "text": "xxx')
+    assert "The result was too long: 50,000 of its 20,971,5" in text
+    assert "structured content (20,971,5" in text and "max_result_chars=50,000" in text
+    assert message.artifact is None  # 20 MB of structured content never enters the graph's state
+    assert hostile.records.entries(tool="huge", thread_id=thread_of(config))

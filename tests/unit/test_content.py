@@ -116,3 +116,29 @@ async def test_mixed_content_and_structured_artifact_through_the_bridge(protocol
         {"type": "text", "text": "1,2,3", "extras": {"uri": "mem://data", "mime_type": None}},
         {"type": "file", "url": "https://example.com/full.csv", "extras": {"name": "full"}},
     ]
+
+
+def test_limit_result_cuts_text_across_blocks_and_says_so() -> None:
+    from mcpbridge._content import limit_result
+
+    blocks = [
+        {"type": "text", "text": "a" * 60},
+        {"type": "image", "base64": "AAAA"},
+        {"type": "text", "text": "b" * 60},
+    ]
+    kept, structured = limit_result(blocks, {"small": 1}, max_chars=100)
+    texts = [b["text"] for b in kept if b["type"] == "text"]
+    assert texts[0] == "a" * 60 and texts[1] == "b" * 40
+    assert "100 of its 120 characters" in texts[-1]
+    assert any(b["type"] == "image" for b in kept)
+    assert structured == {"small": 1}
+
+
+def test_limit_result_leaves_small_results_alone_and_drops_big_structured_content() -> None:
+    from mcpbridge._content import limit_result
+
+    blocks = [{"type": "text", "text": "short"}]
+    assert limit_result(list(blocks), {"k": "v"}, max_chars=100) == (blocks, {"k": "v"})
+    kept, structured = limit_result(list(blocks), {"k": "v" * 500}, max_chars=100)
+    assert structured is None
+    assert kept[0] == blocks[0] and "structured content (" in kept[-1]["text"]
