@@ -20,7 +20,7 @@ import httpx2
 
 from mcpbridge.config import HttpServer, ServerConfig, SseServer, StdioServer
 from mcpbridge.errors import ServerRefusedError
-from mcpbridge.users import UserContext
+from mcpbridge.users import TEMPLATE, UserContext
 
 __all__ = [
     "CredentialProvider",
@@ -29,8 +29,6 @@ __all__ = [
     "StoreCredentials",
     "apply_credentials",
 ]
-
-_TEMPLATE = re.compile(r"\{user\.([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +130,7 @@ class EnvCredentials:
                 return None
             raise ServerRefusedError(
                 f"MCP server {server.name!r}: no credentials for "
-                f"{_who(user)}; set the environment variable {name} in the deployment",
+                f"{user.describe()}; set the environment variable {name} in the deployment",
                 server=server.name,
             )
         if isinstance(server, StdioServer):
@@ -190,8 +188,8 @@ class StoreCredentials:
             item = await user.store.aget(self.namespace_for(user), server.name)
         except Exception as exc:  # a store that refuses the namespace or is down: refuse, with the reason
             raise ServerRefusedError(
-                f"MCP server {server.name!r}: the credentials of {_who(user)} could not be read from the "
-                f"store ({type(exc).__name__}: {exc})",
+                f"MCP server {server.name!r}: the credentials of {user.describe()} could not be read "
+                f"from the store ({type(exc).__name__}: {exc})",
                 server=server.name,
             ) from None
         value: Any = None if item is None else item.value
@@ -204,7 +202,7 @@ class StoreCredentials:
             return None
         where = f"namespace {list(self.namespace_for(user))!r}, key {server.name!r}"
         raise ServerRefusedError(
-            f"MCP server {server.name!r}: no credentials stored for {_who(user)}"
+            f"MCP server {server.name!r}: no credentials stored for {user.describe()}"
             + (f" ({why})" if why else "")
             + f"; put {{'bearer_token': ...}} in the store at {where}",
             server=server.name,
@@ -237,19 +235,15 @@ class StoreCredentials:
         return Credentials(headers=headers, env=env)
 
 
-def _who(user: UserContext) -> str:
-    return f"user {user.identity!r}" if user.authenticated else "an anonymous run"
-
-
 def _variable_name(template: str, user: UserContext, *, server: str) -> str:
     def substitute(match: re.Match[str]) -> str:
         value = user.value(match.group(1))
         if value is None:
             raise ServerRefusedError(
                 f"MCP server {server!r}: the credentials variable {template!r} needs the user's "
-                f"{match.group(1)!r}, which {_who(user)} does not have",
+                f"{match.group(1)!r}, which {user.describe()} does not have",
                 server=server,
             )
         return re.sub(r"[^A-Za-z0-9_]", "_", value).upper()
 
-    return _TEMPLATE.sub(substitute, template)
+    return TEMPLATE.sub(substitute, template)

@@ -320,7 +320,9 @@ class UserServers:
         order = [entry.server.name for entry in entries]
         servers = [*(chosen[name] for name in order if name in chosen), *own]
         for failure in refused:
-            logger.warning("MCP server %r refused for %s: %s", failure.server, _who(user), failure.reason)
+            logger.warning(
+                "MCP server %r refused for %s: %s", failure.server, user.describe(), failure.reason
+            )
         return Selection(
             servers=tuple(servers),
             refused=tuple(sorted(refused, key=lambda f: f.server)),
@@ -357,7 +359,3 @@ def _reason(exc: ConfigError) -> str:
     text = str(exc)
     prefix = f"MCP server {exc.server!r}: "
     return text.removeprefix(prefix) if exc.server else text
-
-
-def _who(user: UserContext) -> str:
-    return f"user {user.identity!r}" if user.authenticated else "an anonymous run"

@@ -31,7 +31,7 @@ __all__ = [
     "user_in",
 ]
 
-_TEMPLATE = re.compile(r"\{user\.([A-Za-z_][A-Za-z0-9_]*)\}")
+TEMPLATE = re.compile(r"\{user\.([A-Za-z_][A-Za-z0-9_]*)\}")
 _FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")
 
 
@@ -70,6 +70,10 @@ class UserContext:
             fields=fields,
             store=store,
         )
+
+    def describe(self) -> str:
+        """``user 'alice'``, or ``an anonymous run``, for messages."""
+        return f"user {self.identity!r}" if self.identity is not None else "an anonymous run"
 
     @property
     def authenticated(self) -> bool:
@@ -184,7 +188,7 @@ def _render(
         name = match.group(1)
         value = user.value(name)
         if value is None:
-            who = f"user {user.identity!r}" if user.authenticated else "an anonymous run"
+            who = user.describe()
             raise ServerRefusedError(
                 f"MCP server {server!r}, field {field!r}: the template {{user.{name}}} needs the user's "
                 f"{name!r}, which {who} does not have; return it from the auth handler, "
@@ -201,4 +205,4 @@ def _render(
             )
         return quote(value, safe="") if encode else value
 
-    return _TEMPLATE.sub(substitute, text)
+    return TEMPLATE.sub(substitute, text)

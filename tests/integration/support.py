@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -224,21 +224,29 @@ class HttpServerProcess:
         self.process.wait(timeout=SERVER_STOP_TIMEOUT)
 
 
-def start_http_server(module: str, directory: Path, *, attempts: int = 3) -> HttpServerProcess:
+def start_http_server(
+    module: str,
+    directory: Path,
+    *,
+    attempts: int = 3,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> HttpServerProcess:
     """Start ``examples.servers.<module>`` over streamable HTTP and wait until it accepts connections.
 
     The port is picked free just before the start; if another process takes it
-    first and the server exits, it is started again on another port.
+    first and the server exits, it is started again on another port. ``args`` and
+    ``env`` are extra command-line arguments and environment variables.
     """
     records = RecordFile(directory / f"{module}-calls.jsonl")
-    env = {**os.environ, RECORD_ENV: str(records.path), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), RECORD_ENV: str(records.path), "PYTHONUNBUFFERED": "1"}
     problems: list[str] = []
     for attempt in range(attempts):
         port = free_port()
         log = directory / f"{module}-{port}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", f"examples.servers.{module}", "--http", "--port", str(port)],
+                [sys.executable, "-m", f"examples.servers.{module}", *args, "--http", "--port", str(port)],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -6,10 +6,7 @@ accepts only ``tools/call`` requests whose signed identity verifies for its audi
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +24,6 @@ from .support import (
     PROTOCOL_VERSIONS,
     RECORD_ENV,
     ROOT,
-    SERVER_START_TIMEOUT,
     THREAD_KEY,
     USER_KEY,
     ChildProcesses,
@@ -35,8 +31,7 @@ from .support import (
     Protocol,
     RecordFile,
     Transport,
-    free_port,
-    port_accepts,
+    start_http_server,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -56,42 +51,9 @@ def echo_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "examples.servers.echo", "--audience", AUDIENCE, *extra]
 
 
-def start_signed_http_server(directory: Path, *, attempts: int = 3) -> HttpServerProcess:
+def start_signed_http_server(directory: Path) -> HttpServerProcess:
     """The echo server over streamable HTTP with a signing secret; waits until it accepts connections."""
-    records = RecordFile(directory / "signed-echo-calls.jsonl")
-    env = {**os.environ, RECORD_ENV: str(records.path), SECRET_ENV: SECRET, "PYTHONUNBUFFERED": "1"}
-    problems: list[str] = []
-    for attempt in range(attempts):
-        port = free_port()
-        log = directory / f"signed-echo-{port}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                echo_command("--http", "--port", str(port)),
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        server = HttpServerProcess("echo", port, process, records, log)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        try:
-            while time.monotonic() < deadline:
-                if process.poll() is not None:
-                    problems.append(
-                        f"attempt {attempt + 1}: exited with {process.returncode}:\n{server.log_tail()}"
-                    )
-                    break
-                if port_accepts(port):
-                    return server
-                time.sleep(0.05)  # polling interval, bounded by the deadline
-            else:
-                problems.append(f"attempt {attempt + 1}: not listening after {SERVER_START_TIMEOUT}s")
-        except BaseException:
-            server.stop()
-            raise
-        server.stop()
-    raise RuntimeError("could not start the signed echo server over HTTP:\n" + "\n".join(problems))
+    return start_http_server("echo", directory, args=("--audience", AUDIENCE), env={SECRET_ENV: SECRET})
 
 
 @pytest.fixture(scope="module")
