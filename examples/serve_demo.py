@@ -171,6 +171,16 @@ def port_open(port: int) -> bool:
         return False
 
 
+def port_free(port: int) -> bool:
+    """Whether ``127.0.0.1:port`` can be listened on (nothing holds it, on any address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 def http_ok(url: str) -> bool:
     """Whether ``GET url`` answers 200."""
     try:
@@ -378,6 +388,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     port = free_port() if args.smoke or args.port == 0 else args.port
+    if not port_free(port):
+        chosen = free_port()
+        print(
+            f"port {port} is taken on this machine; the Agent Server uses port {chosen} instead", flush=True
+        )
+        port = chosen
     mcp_port = args.mcp_port or free_port()
     env = {"MCPBRIDGE_RECORD": str(args.record.resolve())} if args.record else {}
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
