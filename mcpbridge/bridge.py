@@ -263,7 +263,7 @@ class Bridge:
             tools.append(
                 MCPTool(
                     name=naming.name,
-                    description=tool.description or tool.title or tool.name,
+                    description=_description(connection, tool),
                     args_schema=schema,
                     server=connection.name,
                     mcp_name=tool.name,
@@ -275,6 +275,22 @@ class Bridge:
                 )
             )
         return tools
+
+
+def _description(connection: ServerConnection, tool: types.Tool) -> str:
+    text = tool.description or tool.title or tool.name
+    limit = connection.config.max_description_chars
+    if len(text) <= limit:
+        return text
+    logger.warning(
+        "cutting the description of tool %r of MCP server %r from %d to %d characters "
+        "(max_description_chars)",
+        tool.name,
+        connection.name,
+        len(text),
+        limit,
+    )
+    return text[:limit] + f"\n[Description cut: {limit:,} of {len(text):,} characters shown.]"
 
 
 def _close_all(connections: Sequence[ServerConnection]) -> None:

@@ -69,6 +69,8 @@ class _ServerBase(BaseModel):
     """Seconds allowed for one ``tools/call``; past it the call is cancelled and the model told."""
     max_result_chars: int = Field(default=100_000, gt=0)
     """The most characters of a result's text the model gets; the rest is cut, with a note saying so."""
+    max_description_chars: int = Field(default=10_000, gt=0)
+    """The most characters of a tool description the model gets (it is sent with every model call)."""
     reconnect: int = Field(default=1, ge=0)
     """Times a run may reconnect after the server died or dropped the connection (at its next call)."""
     include_tools: tuple[str, ...] | None = None
@@ -229,6 +231,7 @@ _CAMEL = {
     "connectTimeout": "connect_timeout",
     "callTimeout": "call_timeout",
     "maxResultChars": "max_result_chars",
+    "maxDescriptionChars": "max_description_chars",
     "includeTools": "include_tools",
     "excludeTools": "exclude_tools",
     "bearerToken": "bearer_token",

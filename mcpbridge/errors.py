@@ -8,7 +8,7 @@ failures (a server that is down, slow or broken)::
     │   ├── ToolNameConflictError   two tools would share a name
     │   ├── TopologyMismatchError   the run's graph differs from the read graph
     │   └── ServerRefusedError      a server is refused for a user (URL policy, credentials)
-    ├── ServerError            an MCP server failed at run time
+    ├── ServerError            an MCP server failed at run time (also a RuntimeError)
     │   ├── ConnectError            one or more required servers could not be connected
     │   └── ToolCallError           a tools/call failed (transport, protocol)
     │       └── ToolTimeoutError        a tools/call did not answer in time
@@ -89,8 +89,11 @@ class ServerRefusedError(ConfigError):
         super().__init__(message, server=server, field=field)
 
 
-class ServerError(MCPBridgeError):
+class ServerError(MCPBridgeError, RuntimeError):
     """An MCP server failed at run time.
+
+    A `RuntimeError` too, so hosts that show only the messages of built-in error
+    types (the Agent Server does) show these: they name the server and never a secret.
 
     Attributes:
         server: The name of the server.

@@ -17,7 +17,9 @@ from functools import cache
 from typing import Any, Protocol
 
 import mcp_types as types
-from langchain_core.runnables import ensure_config
+from langchain_core.callbacks import AsyncCallbackManager
+from langchain_core.messages import ToolCall, ToolMessage
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool, ToolException
 from langgraph.prebuilt import ToolRuntime
 from langgraph.types import StreamWriter
@@ -124,9 +126,51 @@ class MCPTool(BaseTool):
     def _run(self, /, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"MCP tool {self.name!r} is async only; call it with `ainvoke`")
 
+    async def ainvoke(
+        self, input: str | dict[str, Any] | ToolCall, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Any:
+        """Call the tool; a tool call (as `ToolNode` makes it) gives a `ToolMessage`.
+
+        When no callback handler listens (no tracing, no event stream), the call
+        skips LangChain's callback machinery, which costs more than the rest of the
+        bridge together (about 0.1 ms per call); the result is the same message.
+        """
+        if kwargs or self.handle_tool_error is not True or not _is_tool_call(input):
+            return await super().ainvoke(input, config, **kwargs)
+        config = ensure_config(config)
+        listeners = AsyncCallbackManager.configure(
+            config.get("callbacks"),
+            self.callbacks,
+            self.verbose,
+            config.get("tags"),
+            self.tags,
+            config.get("metadata"),
+            self.metadata,
+        )
+        call_id = input.get("id")
+        if listeners.handlers or call_id is None:
+            return await super().ainvoke(input, config)
+        arguments = dict(input["args"])
+        runtime = arguments.pop(self._runtime_key, None)
+        try:
+            content, artifact = await self._call(arguments, runtime, None if runtime is not None else config)
+        except ToolException as exc:
+            message = exc.args[0] if exc.args else "Tool execution error"
+            return ToolMessage(message, tool_call_id=call_id, name=self.name, status="error")
+        blocks: list[str | dict[Any, Any]] = [*content]
+        return ToolMessage(blocks, artifact=artifact, tool_call_id=call_id, name=self.name)
+
     async def _arun(self, /, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
         runtime = kwargs.pop(self._runtime_key, None)
-        arguments = kwargs
+        return await self._call(kwargs, runtime, None if runtime is not None else ensure_config())
+
+    async def _call(
+        self, arguments: dict[str, Any], runtime: Any, config: RunnableConfig | None
+    ) -> tuple[list[dict[str, Any]], Any]:
+        """Validate, call the server with the run's identity, and shape the result for the model.
+
+        ``config`` is read for the identity only without a ``runtime``.
+        """
         problems = self._validator.errors(arguments)
         if problems:
             raise ToolException(
@@ -134,7 +178,7 @@ class MCPTool(BaseTool):
                 + "; ".join(problems)
                 + ". The tool was not called; correct the arguments and call it again."
             )
-        identity = identity_from_runtime(runtime, None if runtime is not None else ensure_config())
+        identity = identity_from_runtime(runtime, config)
         progress = self._progress_forwarder(runtime)
         meta, headers = self._identity.for_call(identity, server=self.server)
         try:
@@ -175,6 +219,10 @@ class MCPTool(BaseTool):
             )
 
         return forward
+
+
+def _is_tool_call(value: object) -> typing.TypeGuard[ToolCall]:
+    return isinstance(value, dict) and typing.cast(dict[str, Any], value).get("type") == "tool_call"
 
 
 # langchain-core reads `_arun`'s type hints on every call; resolve the string annotations once.

@@ -23,6 +23,7 @@ from mcpbridge import (
     SseServer,
     StdioServer,
     ToolNameConflictError,
+    parse_servers,
 )
 
 from ._helpers import LowLevel, Protocol, call, entry_error, tool, tools_by_name
@@ -220,6 +221,31 @@ async def test_invalid_schema_tool_is_skipped_while_others_load(
             assert (await call(bridge.tools[0], {"x": "1"})).status == "success"
     assert "skipping tool 'broken' of MCP server 'low'" in caplog.text
     assert "skipping tool 'negative_length' of MCP server 'low'" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_long_descriptions_are_cut_with_a_note(caplog: pytest.LogCaptureFixture) -> None:
+    long = "Find things. " + "x" * 100_000
+    lowlevel = LowLevel([tool("wordy", description=long), tool("terse", description="Short.")])
+    server = MemoryServer(name="low", server=lowlevel.server(), max_description_chars=2_000)
+    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
+        async with Bridge([server]) as bridge:
+            tools = tools_by_name(bridge)
+            assert (await call(tools["wordy"], {})).status == "success"
+    wordy = tools["wordy"].description
+    assert wordy.startswith("Find things. xxx")
+    assert wordy.endswith("[Description cut: 2,000 of 100,013 characters shown.]")
+    assert len(wordy) < 2_100
+    assert tools["terse"].description == "Short."
+    assert "cutting the description of tool 'wordy' of MCP server 'low' from 100013 to 2000" in caplog.text
+
+
+def test_the_description_limit_has_a_default_and_a_config_key() -> None:
+    assert MemoryServer(name="m", server=server_with("a")).max_description_chars == 10_000
+    [server] = parse_servers(
+        {"mcpServers": {"s": {"url": "https://example.com/mcp", "maxDescriptionChars": 500}}}
+    )
+    assert server.max_description_chars == 500
 
 
 # --- failures -------------------------------------------------------------------------------------

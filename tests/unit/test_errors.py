@@ -20,7 +20,7 @@ from mcpbridge import (
     [
         (ConfigError, (MCPBridgeError, ValueError)),
         (ToolNameConflictError, (ConfigError,)),
-        (ServerError, (MCPBridgeError,)),
+        (ServerError, (MCPBridgeError, RuntimeError)),
         (ConnectError, (ServerError,)),
         (ToolCallError, (ServerError,)),
         (ToolTimeoutError, (ToolCallError, TimeoutError)),

@@ -6,6 +6,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 
 from mcpbridge import PROGRESS_EVENT, Bridge, IdentityMeta, MCPTool, MemoryServer
 
-from ._helpers import LowLevel, Protocol, ai_calls, call, tool, tool_graph, tools_by_name
+from ._helpers import LowLevel, Protocol, ai_calls, call, tool, tool_call, tool_graph, tools_by_name
 
 THREAD = "thread-7"
 
@@ -477,3 +478,77 @@ async def test_argument_names_that_clash_with_python_or_langchain(arg: str) -> N
         )
     assert out["messages"][-1].status == "success"
     assert [c.arguments for c in lowlevel.calls] == [{arg: "v"}]
+
+
+# --- with and without callback listeners ----------------------------------------------------------
+
+
+class ToolEvents(AsyncCallbackHandler):
+    """Records the tool events LangChain's callback machinery reports."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    async def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
+        self.events.append(f"start {serialized['name']} {input_str}")
+
+    async def on_tool_end(self, output: Any, **kwargs: Any) -> None:
+        self.events.append(f"end {output.status}")
+
+
+def comparable(message: ToolMessage) -> tuple[Any, ...]:
+    return (message.content, message.artifact, message.status, message.name, message.tool_call_id)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("add", {"a": 1, "b": 2}), ("refuse", {"reason": "policy"}), ("add", {"a": "one"})],
+    ids=["success", "tool-error", "invalid-arguments"],
+)
+async def test_the_same_message_with_and_without_callback_listeners(
+    server: MCPServer, name: str, args: dict[str, Any]
+) -> None:
+    listener = ToolEvents()
+    async with Bridge([MemoryServer(name="demo", server=server)]) as bridge:
+        tool_ = tools_by_name(bridge)[name]
+        quiet = await tool_.ainvoke(tool_call(name, args, "call-1"))
+        listened = await tool_.ainvoke(tool_call(name, args, "call-1"), {"callbacks": [listener]})
+        graph = tool_graph(bridge.tools)
+        out = await graph.ainvoke(ai_calls((name, args)), {"configurable": {"thread_id": "t"}})
+    assert isinstance(quiet, ToolMessage) and isinstance(listened, ToolMessage)
+    assert comparable(quiet) == comparable(listened)
+    in_graph = out["messages"][-1]
+    assert (in_graph.content, in_graph.artifact, in_graph.status) == (
+        quiet.content,
+        quiet.artifact,
+        quiet.status,
+    )
+    assert listener.events == [f"start {name} {args}", f"end {quiet.status}"]
+
+
+@pytest.mark.anyio
+async def test_listeners_of_a_graph_see_every_tool_call(server: MCPServer) -> None:
+    listener = ToolEvents()
+    async with Bridge([MemoryServer(name="demo", server=server)]) as bridge:
+        graph = tool_graph(bridge.tools)
+        config: RunnableConfig = {"configurable": {"thread_id": "t"}, "callbacks": [listener]}
+        out = await graph.ainvoke(ai_calls(("add", {"a": 1, "b": 2})), config)
+        events = [e async for e in graph.astream_events(ai_calls(("add", {"a": 2, "b": 2})), config)]
+    assert out["messages"][-1].content == [{"type": "text", "text": "3"}]
+    assert listener.events[:2] == ["start add {'a': 1, 'b': 2}", "end success"]
+    ends = [e for e in events if e["event"] == "on_tool_end"]
+    assert [e["name"] for e in ends] == ["add"]
+    output = ends[0]["data"].get("output")
+    assert isinstance(output, ToolMessage)
+    assert output.content == [{"type": "text", "text": "4"}]
+
+
+@pytest.mark.anyio
+async def test_a_tool_call_without_an_id_gives_the_content(server: MCPServer) -> None:
+    async with Bridge([MemoryServer(name="demo", server=server)]) as bridge:
+        add = tools_by_name(bridge)["add"]
+        content = await add.ainvoke(
+            {"name": "add", "args": {"a": 1, "b": 2}, "id": None, "type": "tool_call"}
+        )
+    assert content == [{"type": "text", "text": "3"}]
