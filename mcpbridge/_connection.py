@@ -30,7 +30,9 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import ProgressFnT
+from pydantic import ValidationError
 
+from mcpbridge._content import describe_invalid_result
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
 from mcpbridge.errors import ToolCallError, ToolTimeoutError
 
@@ -281,6 +283,14 @@ class ServerConnection:
                     f"MCP server {self.name!r} answered tool {name!r} with error {exc.code}: {exc.message}"
                 )
             raise ToolCallError(message, server=self.name, tool=name, code=exc.code, data=exc.data) from exc
+        except (ValidationError, RuntimeError) as exc:
+            # The server answered, with a result the SDK refuses; the session itself is fine.
+            raise ToolCallError(
+                f"MCP server {self.name!r} answered tool {name!r} with an invalid result: "
+                f"{describe_invalid_result(exc)}",
+                server=self.name,
+                tool=name,
+            ) from exc
         except Exception as exc:  # boundary: any transport failure becomes a readable tool error
             detail = describe_failure(self.config, exc, await self._read_stderr_tail())
             self._broken(detail)

@@ -6,12 +6,17 @@ LangChain content blocks; ``structuredContent`` travels as the tool artifact.
 
 from __future__ import annotations
 
+import binascii
 import json
 from typing import Any
 
 import mcp_types as types
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-__all__ = ["limit_result", "to_content_blocks"]
+__all__ = ["describe_invalid_result", "limit_result", "to_content_blocks"]
+
+_SHOWN_CHARS = 200
 
 
 def to_content_blocks(result: types.CallToolResult) -> list[dict[str, Any]]:
@@ -30,6 +35,10 @@ def _block(item: types.ContentBlock) -> dict[str, Any]:
     match item:
         case types.TextContent():
             return {"type": "text", "text": item.text}
+        case types.ImageContent() if not _is_base64(item.data):
+            return _left_out(f"an image ({item.mime_type})")
+        case types.AudioContent() if not _is_base64(item.data):
+            return _left_out(f"audio ({item.mime_type})")
         case types.ImageContent():
             return {"type": "image", "base64": item.data, "mime_type": item.mime_type}
         case types.AudioContent():
@@ -42,6 +51,8 @@ def _block(item: types.ContentBlock) -> dict[str, Any]:
                     "text": resource.text,
                     "extras": {"uri": str(resource.uri), "mime_type": resource.mime_type},
                 }
+            if not _is_base64(resource.blob):
+                return _left_out(f"the resource {str(resource.uri)!r}")
             block: dict[str, Any] = {
                 "type": "file",
                 "base64": resource.blob,
@@ -58,6 +69,68 @@ def _block(item: types.ContentBlock) -> dict[str, Any]:
         case _:  # pyright: ignore[reportUnnecessaryComparison] - future content types
             kind = getattr(item, "type", type(item).__name__)
             return {"type": "text", "text": f"[unsupported MCP content of type {kind!r}]"}
+
+
+def _is_base64(data: str) -> bool:
+    try:
+        binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _left_out(what: str) -> dict[str, Any]:
+    # A provider refuses a whole conversation over one bad block; the model reads why it is missing.
+    return {"type": "text", "text": f"[The server sent {what} that is not valid base64; it was left out.]"}
+
+
+def describe_invalid_result(exc: ValidationError | RuntimeError) -> str:
+    """Say briefly why the SDK refused a ``tools/call`` answer: where, and what was there.
+
+    The SDK checks each answer against the MCP types (a ``ValidationError`` listing
+    every member of a union that did not match) and against the tool's output schema
+    (a ``RuntimeError`` whose first line says what failed).
+    """
+    if not isinstance(exc, ValidationError):
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    errors = exc.errors(include_url=False, include_context=False)
+    # Only the branch of the answer that is a CallToolResult matters, not the other result kinds tried.
+    mine = [e for e in errors if e["loc"][:1] == ("CallToolResult",)]
+    found = [(tuple(e["loc"][1:]), e) for e in mine] if mine else [(tuple(e["loc"]), e) for e in errors]
+    prefix = _common_prefix([loc for loc, _ in found])
+    # A union is tried member by member: keep the one member whose `type` matched, if there is one.
+    members: dict[int | str, list[tuple[tuple[int | str, ...], ErrorDetails]]] = {}
+    for loc, error in found:
+        if len(loc) > len(prefix):
+            members.setdefault(loc[len(prefix)], []).append((prefix + loc[len(prefix) + 1 :], error))
+    meant = [
+        group
+        for group in members.values()
+        if len(members) > 1 and not any(loc == (*prefix, "type") for loc, _ in group)
+    ]
+    if len(meant) == 1:
+        found = meant[0]
+        prefix = _common_prefix([loc for loc, _ in found])
+    where = ".".join(str(part) for part in prefix) or "the result"
+    if len(found) == 1:
+        [(_, error)] = found
+        return f"{where}: {error['msg']} (got {_short(error['input'])})"
+    # A missing field's input is the object that lacks it: the value found at `where`.
+    value = next((e["input"] for _, e in found if e["type"] == "missing"), found[0][1]["input"])
+    return f"{where} matches none of the shapes MCP allows there (got {_short(value)})"
+
+
+def _common_prefix(locs: list[tuple[int | str, ...]]) -> tuple[int | str, ...]:
+    prefix = locs[0]
+    for loc in locs[1:]:
+        while loc[: len(prefix)] != prefix:
+            prefix = prefix[:-1]
+    return prefix
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
 def limit_result(

@@ -5,9 +5,10 @@ from typing import Any
 import mcp_types as types
 import pytest
 from langchain_core.messages import ToolMessage
+from pydantic import TypeAdapter, ValidationError
 
 from mcpbridge import Bridge, MemoryServer
-from mcpbridge._content import to_content_blocks
+from mcpbridge._content import describe_invalid_result, to_content_blocks
 
 from ._helpers import LowLevel, Protocol, call, tool
 
@@ -142,3 +143,63 @@ def test_limit_result_leaves_small_results_alone_and_drops_big_structured_conten
     kept, structured = limit_result(list(blocks), {"k": "v" * 500}, max_chars=100)
     assert structured is None
     assert kept[0] == blocks[0] and "structured content (" in kept[-1]["text"]
+
+
+@pytest.mark.parametrize(
+    "data", ["not base64!", "iVBORw0KGgo", "aGk=aGk=", "    "], ids=["chars", "padding", "inner-pad", "blank"]
+)
+def test_image_audio_and_blobs_that_are_not_base64_are_left_out_with_a_note(data: str) -> None:
+    resource = types.BlobResourceContents(uri="file:///x.bin", blob=data)
+    out = blocks(
+        types.TextContent(text="caption"),
+        types.ImageContent(data=data, mime_type="image/png"),
+        types.AudioContent(data=data, mime_type="audio/wav"),
+        types.EmbeddedResource(resource=resource),
+    )
+    assert out == [
+        {"type": "text", "text": "caption"},
+        {
+            "type": "text",
+            "text": "[The server sent an image (image/png) that is not valid base64; it was left out.]",
+        },
+        {
+            "type": "text",
+            "text": "[The server sent audio (audio/wav) that is not valid base64; it was left out.]",
+        },
+        {
+            "type": "text",
+            "text": "[The server sent the resource 'file:///x.bin' that is not valid base64; "
+            "it was left out.]",
+        },
+    ]
+
+
+def test_an_unknown_content_type_is_described_by_where_and_what() -> None:
+    adapter = TypeAdapter(types.CallToolResult | types.InputRequiredResult)
+    with pytest.raises(ValidationError) as refused:
+        adapter.validate_python(
+            {"content": [{"type": "text", "text": "ok"}, {"type": "hologram", "frames": 24}]}
+        )
+    text = describe_invalid_result(refused.value)
+    assert (
+        text
+        == "content.1 matches none of the shapes MCP allows there (got {'type': 'hologram', 'frames': 24})"
+    )
+
+
+def test_one_invalid_field_is_described_with_its_value() -> None:
+    with pytest.raises(ValidationError) as refused:
+        types.CallToolResult.model_validate({"content": [{"type": "text", "text": 42}]})
+    assert describe_invalid_result(refused.value) == "content.0.text: Input should be a valid string (got 42)"
+
+
+def test_a_long_value_is_shortened_and_an_output_schema_error_keeps_its_first_line() -> None:
+    with pytest.raises(ValidationError) as refused:
+        types.CallToolResult.model_validate({"content": [{"type": "text", "text": ["x" * 1000]}]})
+    assert len(describe_invalid_result(refused.value)) < 300
+    schema_error = RuntimeError(
+        "Invalid structured content returned by tool t: 'warm' is not of type 'number'\n\nMore"
+    )
+    assert describe_invalid_result(schema_error) == (
+        "Invalid structured content returned by tool t: 'warm' is not of type 'number'"
+    )
