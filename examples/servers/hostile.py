@@ -4,7 +4,10 @@ It exists to show that a client survives it: names with spaces, punctuation and
 unicode, a 200-character name, two names that clean to the same provider-safe
 name, a name (``add``) that the echo server also uses, schemas built on
 ``$defs``/``$ref``/``anyOf`` (one of them recursive), schemas that are not valid
-JSON Schema at all, a tool that always answers ``isError`` and a slow one.
+JSON Schema at all, a tool that always answers ``isError`` and a slow one, results
+no valid server sends (an image that is not base64, a content block of a type MCP
+does not have, structured content that breaks the tool's own output schema), and a
+tool whose arguments are named like the identity the bridge forwards in ``_meta``.
 
 Run it over stdio with ``python -m examples.servers.hostile``, or over streamable
 HTTP with ``python -m examples.servers.hostile --http --port 8766``. Set
@@ -16,7 +19,9 @@ their listed ``inputSchema`` replaced in `HostileServer.list_tools`. Only
 schemas that keep the wire shape of an input schema (an object root, ``properties``
 an object, ``required`` a list) can be sent at all: the SDK's server checks every
 ``tools/list`` result against the protocol's schema and answers an internal error
-otherwise, so the broken ones here are broken inside ``properties``.
+otherwise, so the broken ones here are broken inside ``properties``. The SDK checks
+``tools/call`` results the same way, so the tools of `RAW_RESULTS` answer normally and
+a middleware rewrites their answer on the wire afterwards.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import anyio
+import mcp_types as types
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
@@ -44,21 +51,84 @@ INVALID_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 """Tools whose listed input schema a client must refuse; calling them is never expected."""
 
+NOT_BASE64 = "this is not base64!"
+"""The ``data`` of the image `bad_image` answers with."""
+
+RAW_RESULTS: dict[str, dict[str, Any]] = {
+    # A content block of a type MCP does not define, next to a readable one.
+    "show_hologram": {
+        "content": [
+            {"type": "hologram", "frames": 24},
+            {"type": "text", "text": "a hologram of the moon"},
+        ]
+    },
+    # `forecast` declares `celsius` a number; this answer breaks its own output schema.
+    "forecast": {
+        "content": [{"type": "text", "text": "warm"}],
+        "structuredContent": {"celsius": "warm"},
+    },
+}
+"""Tools whose answer is replaced on the wire, after the SDK checked it, by what a broken server sends."""
+
+IMPERSONATE_ARGUMENTS = (
+    *("thread_id", "run_id", "user_id", "assistant_id", "graph_id"),
+    *("runtime", "mcpbridge_runtime_1", "_meta", "dev.mcpbridge/user_id", "dev.mcpbridge/thread_id"),
+)
+"""The arguments of `impersonate`: named like the identity the bridge forwards, and like its own fields."""
+
+IMPERSONATE = types.Tool(
+    name="impersonate",
+    description="Take arguments named like the identity in `_meta`; answer with what the call carried.",
+    input_schema={
+        "type": "object",
+        "properties": {
+            name: {"type": "object"} if name == "_meta" else {"type": "string"}
+            for name in IMPERSONATE_ARGUMENTS
+        },
+        "required": list(IMPERSONATE_ARGUMENTS),
+    },
+)
+"""Listed and answered by hand: no function parameter can be called ``_meta`` or ``dev.mcpbridge/user_id``."""
+
 
 class HostileServer(MCPServer):
-    """An `MCPServer` that lists some tools with a hand-written, invalid input schema."""
+    """An `MCPServer` that lists some tools with a hand-written, invalid input schema, and `IMPERSONATE`."""
 
     async def list_tools(self) -> list[Any]:
-        """The registered tools, with the listed schema of the `INVALID_SCHEMAS` tools replaced."""
+        """The registered tools (the `INVALID_SCHEMAS` ones with their broken schema), and `IMPERSONATE`."""
         tools = await super().list_tools()
         for tool in tools:
             broken = INVALID_SCHEMAS.get(tool.name)
             if broken is not None:
                 tool.input_schema = broken
-        return tools
+        return [*tools, IMPERSONATE]
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Record the arguments of `IMPERSONATE` as they came; leave every other tool to `MCPServer`."""
+        if name != IMPERSONATE.name or context is None:
+            return await super().call_tool(name, arguments, context)
+        entry = record("hostile", name, context, arguments=arguments)
+        return types.CallToolResult(
+            content=[types.TextContent(text=f"the call carried {entry['meta']}")],
+            structured_content={"arguments": arguments, "meta": entry["meta"]},
+        )
 
 
 server = HostileServer("hostile", instructions="Misbehaves on purpose; for testing clients.")
+
+
+async def _send_raw_results(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Replace the wire answer of the `RAW_RESULTS` tools."""
+    result = await call_next(ctx)
+    raw = RAW_RESULTS.get(str((ctx.params or {}).get("name"))) if ctx.method == "tools/call" else None
+    if raw is None or not isinstance(result, dict):
+        return result
+    return {**result, **raw}
+
+
+server.middleware.append(_send_raw_results)
 
 
 @server.tool(name="search files")
@@ -188,6 +258,38 @@ async def dawdle(seconds: float, ctx: Context) -> str:
         record("hostile", "dawdle", ctx, phase="cancelled")
         raise
     return f"dawdled {seconds}s"
+
+
+@server.tool()
+async def bad_image(ctx: Context) -> types.CallToolResult:
+    """Answer with a caption and a PNG image whose data is not base64."""
+    record("hostile", "bad_image", ctx)
+    return types.CallToolResult(
+        content=[
+            types.TextContent(text="a picture of the moon"),
+            types.ImageContent(data=NOT_BASE64, mime_type="image/png"),
+        ]
+    )
+
+
+@server.tool()
+async def show_hologram(ctx: Context) -> str:
+    """Answer with a content block of a type MCP does not define, ``hologram`` (see `RAW_RESULTS`)."""
+    record("hostile", "show_hologram", ctx)
+    return "replaced on the wire"
+
+
+class Forecast(BaseModel):
+    """The output schema `forecast` declares."""
+
+    celsius: float
+
+
+@server.tool()
+async def forecast(city: str, ctx: Context) -> Forecast:
+    """Declare a numeric `celsius` as output schema, and answer with text there (see `RAW_RESULTS`)."""
+    record("hostile", "forecast", ctx, arguments={"city": city})
+    return Forecast(celsius=21.5)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +71,65 @@ async def poll_until(check: Callable[[], T], *, within: float, interval: float =
             if result:
                 return result
             await anyio.sleep(interval)
+
+
+class SilentListener:
+    """A TCP listener on 127.0.0.1 that accepts connections and reads requests, but never answers.
+
+    It serves from a thread of its own until `close` (or the end of its ``with`` block).
+    """
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+        self._received = bytearray()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"silent-listener-{self.port}", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def received(self) -> bytes:
+        """Everything clients sent so far."""
+        with self._lock:
+            return bytes(self._received)
+
+    def _serve(self) -> None:
+        clients: list[socket.socket] = []
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in selector.select(timeout=0.05):  # wakes to check `_stopping`
+                    sock: socket.socket = key.fileobj  # pyright: ignore[reportAssignmentType]
+                    if sock is self._server:
+                        client, _ = sock.accept()
+                        clients.append(client)
+                        selector.register(client, selectors.EVENT_READ)
+                        continue
+                    data = sock.recv(65536)
+                    if not data:
+                        selector.unregister(sock)
+                        continue
+                    with self._lock:
+                        self._received.extend(data)
+        for client in clients:
+            client.close()
+
+    def close(self) -> None:
+        """Stop serving and close every connection."""
+        self._stopping.set()
+        self._thread.join(timeout=SERVER_STOP_TIMEOUT)
+        self._server.close()
+        assert not self._thread.is_alive(), "the silent listener did not stop"
+
+    def __enter__(self) -> SilentListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --- call records ------------------------------------------------------------------------------
@@ -179,6 +240,10 @@ class ChildProcesses:
         """Descendants started since the baseline that still exist (zombies included)."""
         return descendants() - self.baseline
 
+    def expect(self, pid: int) -> None:
+        """Count ``pid`` as existing before the test: a process a fixture stops, as a restarted server."""
+        self.baseline.add(pid)
+
     def assert_none_left(self) -> None:
         left = self.new()
         assert not left, "leftover child processes:\n" + "\n".join(describe_process(p) for p in sorted(left))
@@ -196,6 +261,8 @@ class HttpServerProcess:
     process: subprocess.Popen[bytes]
     records: RecordFile
     log: Path
+    command: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict[str, str])
 
     @property
     def url(self) -> str:
@@ -223,6 +290,40 @@ class HttpServerProcess:
                 self.process.kill()
         self.process.wait(timeout=SERVER_STOP_TIMEOUT)
 
+    def restart(self) -> None:
+        """Start the stopped server again on the same port, with the same records; wait until it listens."""
+        assert self.process.poll() is not None, "restart a server only once it is stopped"
+        self.process = _launch(self.command, self.env, self.log)
+        problem = self.wait_listening()
+        if problem is not None:
+            self.stop()
+            raise RuntimeError(
+                f"could not restart the {self.module} example server on {self.port}: {problem}"
+            )
+
+    def wait_listening(self) -> str | None:
+        """Wait until the server accepts connections; else say why not."""
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return f"exited with {self.process.returncode}:\n{self.log_tail()}"
+            if port_accepts(self.port):
+                return None
+            time.sleep(0.05)  # polling interval, bounded by the deadline
+        return f"not listening after {SERVER_START_TIMEOUT}s"
+
+
+def _launch(command: Sequence[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            list(command),
+            cwd=ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
 
 def start_http_server(
     module: str,
@@ -244,32 +345,16 @@ def start_http_server(
     for attempt in range(attempts):
         port = free_port()
         log = directory / f"{module}-{port}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", f"examples.servers.{module}", *args, "--http", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        server = HttpServerProcess(module, port, process, records, log)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        command = [sys.executable, "-m", f"examples.servers.{module}", *args, "--http", "--port", str(port)]
+        server = HttpServerProcess(module, port, _launch(command, env, log), records, log, command, env)
         try:
-            while time.monotonic() < deadline:
-                if process.poll() is not None:
-                    problems.append(
-                        f"attempt {attempt + 1}: exited with {process.returncode}:\n{server.log_tail()}"
-                    )
-                    break
-                if port_accepts(port):
-                    return server
-                time.sleep(0.05)  # polling interval, bounded by the deadline
-            else:
-                problems.append(f"attempt {attempt + 1}: not listening after {SERVER_START_TIMEOUT}s")
+            problem = server.wait_listening()
         except BaseException:
             server.stop()
             raise
+        if problem is None:
+            return server
+        problems.append(f"attempt {attempt + 1}: {problem}")
         server.stop()
     raise RuntimeError(f"could not start the {module} example server over HTTP:\n" + "\n".join(problems))
 

@@ -9,6 +9,8 @@ from typing import Any
 import anyio
 import pytest
 from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
 
 from mcpbridge import Bridge, ConnectError, HttpServer, ServerConfig, StdioServer
 
@@ -16,19 +18,24 @@ from .graphs import call, run_config, run_tool_calls, text_of, thread_of, tool_g
 from .support import (
     PROTOCOL_VERSIONS,
     ROOT,
+    RUN_KEY,
     ChildProcesses,
     ExampleServer,
     HttpServerProcess,
     Protocol,
     RecordFile,
+    SilentListener,
     free_port,
     poll_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-NEVER_ANSWERS = ("-c", "import time; time.sleep(60)")
-"""Arguments of a Python process that starts but never speaks MCP."""
+NEVER_ANSWERS = (
+    "-c",
+    "import sys, time; print('waiting for a licence server', file=sys.stderr, flush=True); time.sleep(60)",
+)
+"""Arguments of a Python process that starts, says why on stderr, and never speaks MCP."""
 
 
 def echo_stdio(name: str = "echo", **options: Any) -> StdioServer:
@@ -95,37 +102,104 @@ async def test_reconnects_are_bounded(reconnect: int, children: ChildProcesses) 
     assert statuses == ["success"] * reconnect + ["error"]
 
 
+async def kill_during_slow_call(
+    graph: CompiledStateGraph[Any, Any, Any, Any], server: HttpServerProcess, config: RunnableConfig
+) -> tuple[ToolMessage, float]:
+    """Kill ``server`` once `slow` started in a run of ``graph``; return the call's message, and how soon."""
+    answers: dict[str, ToolMessage] = {}
+    killed_at = 0.0
+
+    async def slow_call() -> None:
+        answers.update(await run_tool_calls(graph, [call("slow", "slow", seconds=60)], config))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(slow_call)
+        await server.records.view().wait_for(tool="slow", phase="start", thread_id=thread_of(config))
+        killed_at = anyio.current_time()
+        server.kill()
+    return answers["slow"], anyio.current_time() - killed_at
+
+
+def assert_killed_call_reported(message: ToolMessage, answered_in: float) -> None:
+    assert answered_in < 10, f"the call took {answered_in:.1f}s to fail after the server died"
+    assert message.status == "error"
+    assert "'echo'" in text_of(message) and "slow" in text_of(message)
+
+
 @pytest.mark.parametrize("protocol", ["auto", "legacy"])
 async def test_http_server_killed_mid_call(
     protocol: Protocol, own_echo_http: HttpServerProcess, children: ChildProcesses
 ) -> None:
-    config = run_config()
-    records = own_echo_http.records
-    answers: dict[str, ToolMessage] = {}
-    killed_at = 0.0
     server = HttpServer(name="echo", url=own_echo_http.url, protocol=protocol, call_timeout=60)
     with anyio.fail_after(30):
         async with Bridge([server]) as bridge:
             graph = tool_graph(bridge.tools)
-
-            async def slow_call() -> None:
-                answers.update(await run_tool_calls(graph, [call("slow", "slow", seconds=60)], config))
-
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(slow_call)
-                await records.wait_for(tool="slow", phase="start", thread_id=thread_of(config))
-                killed_at = anyio.current_time()
-                own_echo_http.kill()
-            answered_in = anyio.current_time() - killed_at
+            killed, answered_in = await kill_during_slow_call(graph, own_echo_http, run_config())
             with anyio.fail_after(10):
                 after = await run_tool_calls(graph, [call("whoami", "after")], run_config())
         children.assert_none_left()
 
-    assert answered_in < 10, f"the call took {answered_in:.1f}s to fail after the server died"
-    killed = answers["slow"]
-    assert killed.status == "error"
-    assert "'echo'" in text_of(killed) and "slow" in text_of(killed)
+    assert_killed_call_reported(killed, answered_in)
     assert after["after"].status == "error"
+
+
+@pytest.mark.parametrize("protocol", ["auto", "legacy"])
+async def test_http_server_restarted_mid_run_is_reconnected(
+    protocol: Protocol, own_echo_http: HttpServerProcess, children: ChildProcesses
+) -> None:
+    """The server dies mid-call and comes back on its port: the run's next call reconnects and succeeds."""
+    records = own_echo_http.records
+    server = HttpServer(name="echo", url=own_echo_http.url, protocol=protocol, call_timeout=60)
+    with anyio.fail_after(60):
+        async with Bridge([server]) as bridge:
+            graph = tool_graph(bridge.tools)
+            config = run_config()
+            killed, answered_in = await kill_during_slow_call(graph, own_echo_http, config)
+            own_echo_http.restart()
+            children.expect(own_echo_http.process.pid)  # the fixture stops it
+            with anyio.fail_after(20):
+                after = await run_tool_calls(graph, [call("whoami", "after")], config)
+                again = await run_tool_calls(graph, [call("add", "again", a=2, b=2)], config)
+            assert bridge.protocol_version("echo") == PROTOCOL_VERSIONS[protocol]
+            assert list(bridge.connected) == ["echo"]
+        children.assert_none_left()
+
+    assert_killed_call_reported(killed, answered_in)
+    assert after["after"].status == "success", text_of(after["after"])
+    assert again["again"].status == "success" and text_of(again["again"]) == "4.0"
+    # The restarted process answered, with the run's identity, in the era of the first.
+    [slow_entry] = records.entries(tool="slow", thread_id=thread_of(config))
+    [after_entry] = records.entries(tool="whoami", thread_id=thread_of(config))
+    assert after_entry["pid"] == own_echo_http.process.pid != slow_entry["pid"]
+    assert after_entry["protocol"] == PROTOCOL_VERSIONS[protocol]
+    assert after["after"].artifact["meta"][RUN_KEY] == str(config["run_id"])  # pyright: ignore[reportTypedDictNotRequiredAccess]
+
+
+@pytest.mark.parametrize("protocol", ["auto", "legacy"])
+async def test_http_server_restarted_without_reconnects_stays_gone(
+    protocol: Protocol, own_echo_http: HttpServerProcess, children: ChildProcesses
+) -> None:
+    """With ``reconnect=0`` a run does not reconnect, even to a server that is back: calls say it is gone."""
+    records = own_echo_http.records
+    server = HttpServer(name="echo", url=own_echo_http.url, protocol=protocol, call_timeout=60, reconnect=0)
+    with anyio.fail_after(60):
+        async with Bridge([server]) as bridge:
+            graph = tool_graph(bridge.tools)
+            config = run_config()
+            killed, answered_in = await kill_during_slow_call(graph, own_echo_http, config)
+            own_echo_http.restart()
+            children.expect(own_echo_http.process.pid)  # the fixture stops it
+            with anyio.fail_after(10):
+                after = await run_tool_calls(graph, [call("whoami", "after")], config)
+            assert list(bridge.connected) == []
+        children.assert_none_left()
+
+    assert_killed_call_reported(killed, answered_in)
+    gone = text_of(after["after"])
+    assert after["after"].status == "error"
+    assert "MCP server 'echo' is not connected" in gone
+    assert "closed the connection" in gone or "disconnected" in gone, gone
+    assert records.entries(tool="whoami") == []  # the restarted server never saw the call
 
 
 # --- timeouts ----------------------------------------------------------------------------------
@@ -189,12 +263,60 @@ async def test_stdio_server_exiting_at_start_reports_its_stderr(children: ChildP
 
 
 async def test_stdio_server_that_never_answers_times_out(children: ChildProcesses) -> None:
-    mute = StdioServer(name="mute", command=sys.executable, args=NEVER_ANSWERS, connect_timeout=1)
+    mute = StdioServer(name="mute", command=sys.executable, args=NEVER_ANSWERS, connect_timeout=2)
     started = time.monotonic()
     error = await connect_error([mute])
     assert time.monotonic() - started < 10
-    assert "connect_timeout=1s" in error.failures["mute"].reason
+    reason = error.failures["mute"].reason
+    assert "connect_timeout=2s" in reason
+    assert reason.endswith("its stderr ends with:\nwaiting for a licence server"), reason
     children.assert_none_left()
+
+
+@pytest.mark.parametrize("protocol", ["auto", "legacy"])
+async def test_http_handshake_that_never_completes(protocol: Protocol, children: ChildProcesses) -> None:
+    """A listener that takes the request and never answers fails a required server within connect_timeout."""
+    with SilentListener() as listener:
+        started = time.monotonic()
+        error = await connect_error(
+            [HttpServer(name="silent", url=listener.url, protocol=protocol, connect_timeout=1)]
+        )
+        took = time.monotonic() - started
+        request = listener.received()
+    assert took < 5, f"connecting took {took:.1f}s with connect_timeout=1s"
+    assert request.startswith(b"POST /mcp ")  # the handshake was sent, and never answered
+    first_method = b"server/discover" if protocol == "auto" else b'"method":"initialize"'
+    assert first_method in request
+    assert set(error.failures) == {"silent"}
+    reason = error.failures["silent"].reason
+    assert "did not finish connecting within connect_timeout=1s" in reason
+    assert "silent: " + reason in str(error)
+    children.assert_none_left()
+
+
+async def test_optional_http_server_that_never_answers_is_skipped(
+    echo: ExampleServer, children: ChildProcesses
+) -> None:
+    with SilentListener() as listener, anyio.fail_after(30):
+        servers = [
+            HttpServer(name="silent", url=listener.url, required=False, connect_timeout=1),
+            echo.config(),
+        ]
+        started = time.monotonic()
+        async with Bridge(servers) as bridge:
+            entered_in = time.monotonic() - started
+            assert list(bridge.connected) == ["echo"]
+            assert set(bridge.failures) == {"silent"}
+            assert {t.server for t in bridge.tools} == {"echo"}
+            answers = await run_tool_calls(
+                tool_graph(bridge.tools), [call("add", "add", a=1, b=1)], run_config()
+            )
+        children.assert_none_left()
+    failure = bridge.failures["silent"]
+    assert not failure.required
+    assert "connect_timeout=1s" in failure.reason
+    assert entered_in < 10
+    assert answers["add"].status == "success"
 
 
 async def test_optional_servers_are_skipped_and_recorded(

@@ -31,6 +31,10 @@ HOSTILE_TOOLS = {
     "count_nodes",
     "dawdle",
     "huge",
+    "bad_image",
+    "show_hologram",
+    "forecast",
+    "impersonate",
 }
 """Every hostile tool whose input schema is valid, so must load."""
 
