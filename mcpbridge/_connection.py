@@ -70,6 +70,11 @@ async def _add_call_headers(request: httpx2.Request) -> None:
         request.headers.update(headers)
 
 
+_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=4.0)
+"""Idle connections are dropped after 4 s, before common servers drop them (uvicorn and Node.js
+after 5 s): a call sent on a connection the server is closing fails although it never ran."""
+
+
 @cache
 def shared_ssl_context() -> ssl.SSLContext:
     """One TLS context for every HTTP client: loading certificates costs ~20 ms each time."""
@@ -84,6 +89,7 @@ def http_client(config: HttpServer | SseServer, **overrides: Any) -> httpx2.Asyn
         "auth": config.auth,
         "timeout": httpx2.Timeout(config.http_timeout, read=read_timeout),
         "verify": shared_ssl_context(),
+        "limits": _LIMITS,
         "event_hooks": {"request": [_add_call_headers]},
     }
     options.update({k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""The soak run: many runs with injected faults through the real Agent Server (see `tests.soak.soak`)."""
