@@ -17,7 +17,7 @@ from typing import Any, Literal
 import anyio
 import httpx2
 import mcp_types as types
-from langchain_core.messages import ToolCall
+from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.tools import BaseTool, tool
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -42,6 +42,24 @@ ADAPTERS = "langchain-mcp-adapters"
 async def noop(text: str) -> str:
     """Answer ``text`` (a local tool: what LangGraph's ToolNode costs by itself)."""
     return text
+
+
+class NothingTool(BaseTool):
+    """A tool that costs nothing: its answer is made at once, without LangChain's callbacks.
+
+    A `ToolNode` call of it is what LangGraph's node costs by itself, the part of a
+    bridged call that no tool implementation can remove.
+    """
+
+    name: str = "nothing"
+    description: str = "Answer at once."
+
+    def _run(self, *args: Any, **kwargs: Any) -> str:
+        return ""
+
+    async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> ToolMessage:
+        """Answer the tool call at once."""
+        return ToolMessage("", tool_call_id=input["id"], name=self.name)
 
 
 @asynccontextmanager
@@ -141,6 +159,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
         echo: BaseTool = next(x for x in bridge.tools if x.name == "echo")
         direct_call = ToolCall(name="echo", args=ARGS, id="call_direct", type="tool_call")
         local = ToolNodeCaller([noop])
+        nothing = ToolNodeCaller([NothingTool()])
 
         async def raw_call() -> None:
             await raw.call_tool("echo", ARGS)
@@ -153,6 +172,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             "bridge": timed(bridge_call),
             "bridge_tool": timed(lambda: echo.ainvoke(direct_call)),
             "noop": timed(lambda: local.call("noop", ARGS)),
+            "nothing": timed(lambda: nothing.call("nothing", {})),
         }
         if driver is not None:
             connection = stdio_connection() if t == "stdio" else http_connection(env.http.url)
@@ -172,10 +192,23 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             None,
             samples["noop"],
         )
+        node_alone = _metric(
+            f"call.{t}.toolnode_alone",
+            f"ToolNode call of a tool that costs nothing (LangGraph's node alone), beside the {t} calls",
+            "langgraph",
+            None,
+            samples["nothing"],
+        )
+        node_alone.ratio = ratio_of(node_alone, floor)
+        node_alone.checks.append(_ratio_check("ToolNode alone / raw floor", node_alone, None, None))
+        node_alone.notes = (
+            "what a bridged call pays LangGraph whatever the tool does: with a 1.15 target, "
+            "the share of the 0.15 budget it leaves to the tool"
+        )
         own = None
-        if bridged.median is not None and floor.median is not None and local_toolnode.median is not None:
-            own = bridged.median - floor.median - local_toolnode.median
-        bridged.checks.append(Check("bridge - floor - ToolNode of a no-op tool", own, "ms"))
+        if bridged.median is not None and floor.median is not None and node_alone.median is not None:
+            own = bridged.median - floor.median - node_alone.median
+        bridged.checks.append(Check("bridge - floor - ToolNode alone", own, "ms"))
         bridged.notes = (
             "ToolNode call with ToolRuntime (the run's thread checked to reach the server); "
             "the second check is what the bridge adds beyond the MCP call and LangGraph's own ToolNode cost"
@@ -189,7 +222,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
         )
         direct.ratio = ratio_of(direct, floor)
         direct.checks.append(_ratio_check("MCPTool alone / raw floor", direct, None, None))
-        metrics = [floor, bridged, direct, local_toolnode]
+        metrics = [floor, bridged, direct, node_alone, local_toolnode]
 
         if driver is not None:
             persistent = _metric(

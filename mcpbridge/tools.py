@@ -17,7 +17,6 @@ from functools import cache
 from typing import Any, Protocol
 
 import mcp_types as types
-from langchain_core.callbacks import AsyncCallbackManager
 from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool, ToolException
@@ -26,6 +25,7 @@ from langgraph.types import StreamWriter
 from mcp.shared.dispatcher import ProgressFnT
 from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
 
+from mcpbridge._callbacks import no_listeners
 from mcpbridge._content import limit_result, to_content_blocks
 from mcpbridge._schema import ArgumentsValidator
 from mcpbridge.errors import MCPBridgeError
@@ -133,22 +133,13 @@ class MCPTool(BaseTool):
 
         When no callback handler listens (no tracing, no event stream), the call
         skips LangChain's callback machinery, which costs more than the rest of the
-        bridge together (about 0.1 ms per call); the result is the same message.
+        bridge together (0.1-0.3 ms per call); the result is the same message.
         """
         if kwargs or self.handle_tool_error is not True or not _is_tool_call(input):
             return await super().ainvoke(input, config, **kwargs)
         config = ensure_config(config)
-        listeners = AsyncCallbackManager.configure(
-            config.get("callbacks"),
-            self.callbacks,
-            self.verbose,
-            config.get("tags"),
-            self.tags,
-            config.get("metadata"),
-            self.metadata,
-        )
         call_id = input.get("id")
-        if listeners.handlers or call_id is None:
+        if call_id is None or not no_listeners(self, config):
             return await super().ainvoke(input, config)
         arguments = dict(input["args"])
         runtime = arguments.pop(self._runtime_key, None)
