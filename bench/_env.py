@@ -18,12 +18,12 @@ ARGS = {"text": "hi"}
 class Sizes:
     """How many repetitions each metric takes."""
 
-    calls: int = 200
-    call_rounds: int = 10
+    calls: int = 500
+    call_rounds: int = 25
     warmup: int = 30
     adapters_default_stdio: int = 20
     adapters_default_http: int = 60
-    batches: int = 50
+    batches: int = 100
     reads: int = 200
     naive_reads: int = 20
     connects: int = 30

@@ -9,6 +9,7 @@ command, HTTP peers share one server process.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,6 +23,7 @@ from langchain_core.tools import BaseTool, tool
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from pydantic import Field
 
 from bench._adapters import http_connection, stdio_connection
 from bench._env import ARGS, Env, http_server, stdio_server
@@ -44,22 +46,27 @@ async def noop(text: str) -> str:
     return text
 
 
-class NothingTool(BaseTool):
-    """A tool that costs nothing: its answer is made at once, without LangChain's callbacks.
+class ThinTool(BaseTool):
+    """The thinnest MCP tool: the raw client's ``echo`` call, answered without LangChain's callbacks.
 
-    A `ToolNode` call of it is what LangGraph's node costs by itself, the part of a
-    bridged call that no tool implementation can remove.
+    A `ToolNode` call of it is the floor of any MCP tool called through LangGraph's
+    node: the node runs each call in tasks of its own, which costs event-loop round
+    trips once the call waits on the server.
     """
 
-    name: str = "nothing"
-    description: str = "Answer at once."
+    name: str = "echo"
+    description: str = "Answer ``text``."
+    client: Any = Field(exclude=True)
 
     def _run(self, *args: Any, **kwargs: Any) -> str:
-        return ""
+        raise NotImplementedError
 
     async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> ToolMessage:
-        """Answer the tool call at once."""
-        return ToolMessage("", tool_call_id=input["id"], name=self.name)
+        """Call ``echo`` on the raw client."""
+        result = await self.client.call_tool("echo", input["args"])
+        block = result.content[0] if result.content else None
+        text = block.text if isinstance(block, types.TextContent) else ""
+        return ToolMessage(text, tool_call_id=input["id"], name=self.name)
 
 
 @asynccontextmanager
@@ -159,7 +166,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
         echo: BaseTool = next(x for x in bridge.tools if x.name == "echo")
         direct_call = ToolCall(name="echo", args=ARGS, id="call_direct", type="tool_call")
         local = ToolNodeCaller([noop])
-        nothing = ToolNodeCaller([NothingTool()])
+        thin = ToolNodeCaller([ThinTool(client=raw)])
 
         async def raw_call() -> None:
             await raw.call_tool("echo", ARGS)
@@ -172,7 +179,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             "bridge": timed(bridge_call),
             "bridge_tool": timed(lambda: echo.ainvoke(direct_call)),
             "noop": timed(lambda: local.call("noop", ARGS)),
-            "nothing": timed(lambda: nothing.call("nothing", {})),
+            "thin": timed(lambda: thin.call("echo", ARGS)),
         }
         if driver is not None:
             connection = stdio_connection() if t == "stdio" else http_connection(env.http.url)
@@ -192,26 +199,28 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             None,
             samples["noop"],
         )
-        node_alone = _metric(
-            f"call.{t}.toolnode_alone",
-            f"ToolNode call of a tool that costs nothing (LangGraph's node alone), beside the {t} calls",
-            "langgraph",
-            None,
-            samples["nothing"],
+        node_floor = _metric(
+            f"call.{t}.toolnode_floor",
+            f"Tool call, {t}, the thinnest MCP tool through ToolNode (the raw call, nothing else)",
+            "langgraph + mcp Client",
+            t,
+            samples["thin"],
         )
-        node_alone.ratio = ratio_of(node_alone, floor)
-        node_alone.checks.append(_ratio_check("ToolNode alone / raw floor", node_alone, None, None))
-        node_alone.notes = (
-            "what a bridged call pays LangGraph whatever the tool does: with a 1.15 target, "
-            "the share of the 0.15 budget it leaves to the tool"
+        node_floor.ratio = ratio_of(node_floor, floor)
+        node_floor.checks.append(_ratio_check("thinnest in ToolNode / raw floor", node_floor, None, None))
+        node_floor.notes = (
+            "the floor of any MCP tool called through LangGraph's ToolNode, "
+            "with no validation, identity, progress or result handling"
         )
         own = None
-        if bridged.median is not None and floor.median is not None and node_alone.median is not None:
-            own = bridged.median - floor.median - node_alone.median
-        bridged.checks.append(Check("bridge - floor - ToolNode alone", own, "ms"))
+        if bridged.median is not None and node_floor.median is not None:
+            own = bridged.median - node_floor.median
+        against_thin = _with_ratio(bridged, node_floor)
+        bridged.checks.append(_ratio_check("bridge / thinnest in ToolNode", against_thin, None, None))
+        bridged.checks.append(Check("bridge - thinnest in ToolNode", own, "ms"))
         bridged.notes = (
             "ToolNode call with ToolRuntime (the run's thread checked to reach the server); "
-            "the second check is what the bridge adds beyond the MCP call and LangGraph's own ToolNode cost"
+            "the last two checks are what the bridge adds beyond the MCP call in LangGraph's ToolNode"
         )
         direct = _metric(
             f"call.{t}.bridge_tool",
@@ -222,7 +231,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
         )
         direct.ratio = ratio_of(direct, floor)
         direct.checks.append(_ratio_check("MCPTool alone / raw floor", direct, None, None))
-        metrics = [floor, bridged, direct, node_alone, local_toolnode]
+        metrics = [floor, bridged, direct, node_floor, local_toolnode]
 
         if driver is not None:
             persistent = _metric(
@@ -278,24 +287,40 @@ async def _concurrent(env: Env, transport: Transport, raw: Client, caller: ToolN
         await caller.call_many("echo", [ARGS] * CONCURRENCY)
 
     local = ToolNodeCaller([noop])
+    thin = ToolNodeCaller([ThinTool(client=raw)])
 
     async def local_batch() -> None:
         await local.call_many("noop", [ARGS] * CONCURRENCY)
 
+    async def thin_batch() -> None:
+        await thin.call_many("echo", [ARGS] * CONCURRENCY)
+
     blocks: dict[str, Block] = {
         "raw": timed(_gather(one_raw, CONCURRENCY)),
         "bridge": timed(bridge_batch),
+        "thin": timed(thin_batch),
         "local": timed(local_batch),
     }
     if driver is not None:
         blocks["adapters"] = driver.batch_block(f"persistent-{t}", CONCURRENCY)
-    samples = await interleave(blocks, n=env.sizes.batches, rounds=5, warmup=3)
+    samples = await interleave(blocks, n=env.sizes.batches, rounds=env.sizes.call_rounds, warmup=3)
     title = f"{CONCURRENCY} concurrent calls on one session, {t}"
     floor = _throughput(f"concurrent.{t}.raw", title, FLOOR, t, samples["raw"])
     bridged = _throughput(f"concurrent.{t}.bridge", title, BRIDGE, t, samples["bridge"])
     bridged.ratio = ratio_of(bridged, floor)
     bridged.checks.append(_ratio_check("throughput bridge / raw floor", bridged, ">=", 0.9))
     bridged.notes += "; one ToolNode call with 16 tool calls"
+    node_floor = _throughput(
+        f"concurrent.{t}.toolnode_floor",
+        f"{CONCURRENCY} parallel calls of the thinnest MCP tool in one ToolNode (the raw calls alone)",
+        "langgraph + mcp Client",
+        t,
+        samples["thin"],
+    )
+    node_floor.ratio = ratio_of(node_floor, floor)
+    node_floor.checks.append(_ratio_check("throughput thinnest / raw floor", node_floor, None, None))
+    against_thin = _with_ratio(bridged, node_floor)
+    bridged.checks.append(_ratio_check("throughput bridge / thinnest", against_thin, None, None))
     local_toolnode = _throughput(
         f"concurrent.{t}.local_toolnode",
         f"{CONCURRENCY} parallel calls of a local no-op tool in one ToolNode (LangGraph alone), beside {t}",
@@ -303,13 +328,18 @@ async def _concurrent(env: Env, transport: Transport, raw: Client, caller: ToolN
         t,
         samples["local"],
     )
-    metrics = [floor, bridged, local_toolnode]
+    metrics = [floor, bridged, node_floor, local_toolnode]
     if driver is not None:
         adapters = _throughput(f"concurrent.{t}.adapters_persistent", title, ADAPTERS, t, samples["adapters"])
         adapters.ratio = ratio_of(adapters, floor)
         adapters.checks.append(_ratio_check("throughput adapters / raw floor", adapters, None, None))
         metrics.append(adapters)
     return metrics
+
+
+def _with_ratio(numerator: Metric, denominator: Metric) -> Metric:
+    """A copy of ``numerator`` judged by its ratio to ``denominator``."""
+    return dataclasses.replace(numerator, ratio=ratio_of(numerator, denominator), checks=[])
 
 
 def _ratio_check(name: str, metric: Metric, op: Literal["<=", ">="] | None, limit: float | None) -> Check:

@@ -121,7 +121,10 @@ def readme_section(data: Mapping[str, Any]) -> str:
         "2 cores and writes `bench/results/latest.json` (median, p95, n, unit, ratio, target and "
         "verdict of every metric, with the machine and package versions); "
         "`python -m bench.table --readme` prints this section from it. Bridge and adapters tools are "
-        "called through the same LangGraph `ToolNode`; peers run interleaved; ratios are of medians."
+        "called through the same LangGraph `ToolNode`; peers run interleaved; ratios are of medians. "
+        "The thinnest MCP tool through `ToolNode` (the raw client's call, with no validation, "
+        "identity, progress or result handling) is the floor any MCP tool reaches through LangGraph: "
+        "`bridge / thinnest` is what mcpbridge itself adds."
     )
     last = (
         f"Last run: {data['started'][:10]}, `{data['command']}`, {machine_summary(data)}; "
