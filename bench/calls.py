@@ -9,7 +9,6 @@ command, HTTP peers share one server process.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -30,7 +29,7 @@ from bench._env import ARGS, Env, http_server, stdio_server
 from bench._processes import ROOT
 from bench._stats import Block, Summary, interleave, timed
 from bench._toolnode import THREAD_ID, ToolNodeCaller, text_of
-from bench.results import Check, Metric, ratio_of, skipped
+from bench.results import Check, Metric, Ratio, ratio_of, skipped
 from mcpbridge import Bridge, ServerConfig
 
 Transport = Literal["stdio", "http"]
@@ -191,7 +190,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
         floor = _metric(f"call.{t}.raw", f"Tool call, {t}", FLOOR, t, samples["raw"])
         bridged = _metric(f"call.{t}.bridge", f"Tool call, {t}", BRIDGE, t, samples["bridge"])
         bridged.ratio = ratio_of(bridged, floor)
-        bridged.checks.append(_ratio_check("bridge / raw floor", bridged, "<=", 1.15))
+        bridged.checks.append(_ratio_check("bridge / raw floor", bridged.ratio, "<=", 1.15))
         local_toolnode = _metric(
             f"call.{t}.local_toolnode",
             f"ToolNode call of a local no-op tool (LangGraph's own cost), beside the {t} calls",
@@ -207,7 +206,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             samples["thin"],
         )
         node_floor.ratio = ratio_of(node_floor, floor)
-        node_floor.checks.append(_ratio_check("thinnest in ToolNode / raw floor", node_floor, None, None))
+        node_floor.checks.append(_ratio_check("thinnest in ToolNode / raw floor", node_floor.ratio))
         node_floor.notes = (
             "the floor of any MCP tool called through LangGraph's ToolNode, "
             "with no validation, identity, progress or result handling"
@@ -215,8 +214,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
         own = None
         if bridged.median is not None and node_floor.median is not None:
             own = bridged.median - node_floor.median
-        against_thin = _with_ratio(bridged, node_floor)
-        bridged.checks.append(_ratio_check("bridge / thinnest in ToolNode", against_thin, None, None))
+        bridged.checks.append(_ratio_check("bridge / thinnest in ToolNode", ratio_of(bridged, node_floor)))
         bridged.checks.append(Check("bridge - thinnest in ToolNode", own, "ms"))
         bridged.notes = (
             "ToolNode call with ToolRuntime (the run's thread checked to reach the server); "
@@ -230,7 +228,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             samples["bridge_tool"],
         )
         direct.ratio = ratio_of(direct, floor)
-        direct.checks.append(_ratio_check("MCPTool alone / raw floor", direct, None, None))
+        direct.checks.append(_ratio_check("MCPTool alone / raw floor", direct.ratio))
         metrics = [floor, bridged, direct, node_floor, local_toolnode]
 
         if driver is not None:
@@ -242,7 +240,8 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
                 samples["adapters_persistent"],
             )
             persistent.ratio = ratio_of(bridged, persistent)
-            persistent.checks.append(_ratio_check("bridge / adapters persistent", persistent, "<=", 1.0))
+            check = _ratio_check("bridge / adapters persistent", persistent.ratio, "<=", 1.0)
+            persistent.checks.append(check)
             default_n = sizes.adapters_default_stdio if t == "stdio" else sizes.adapters_default_http
             default_samples = await interleave(
                 {"default": driver.block(f"default-{t}")}, n=default_n, rounds=1, warmup=min(2, default_n)
@@ -255,7 +254,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
                 default_samples["default"],
             )
             default.ratio = ratio_of(default, bridged)
-            default.checks.append(_ratio_check("adapters default / bridge", default, None, None))
+            default.checks.append(_ratio_check("adapters default / bridge", default.ratio))
             default.notes = "MultiServerMCPClient(...).get_tools(): every call opens a session" + (
                 " and starts a server process" if t == "stdio" else ""
             )
@@ -308,7 +307,7 @@ async def _concurrent(env: Env, transport: Transport, raw: Client, caller: ToolN
     floor = _throughput(f"concurrent.{t}.raw", title, FLOOR, t, samples["raw"])
     bridged = _throughput(f"concurrent.{t}.bridge", title, BRIDGE, t, samples["bridge"])
     bridged.ratio = ratio_of(bridged, floor)
-    bridged.checks.append(_ratio_check("throughput bridge / raw floor", bridged, ">=", 0.9))
+    bridged.checks.append(_ratio_check("throughput bridge / raw floor", bridged.ratio, ">=", 0.9))
     bridged.notes += "; one ToolNode call with 16 tool calls"
     node_floor = _throughput(
         f"concurrent.{t}.toolnode_floor",
@@ -318,9 +317,8 @@ async def _concurrent(env: Env, transport: Transport, raw: Client, caller: ToolN
         samples["thin"],
     )
     node_floor.ratio = ratio_of(node_floor, floor)
-    node_floor.checks.append(_ratio_check("throughput thinnest / raw floor", node_floor, None, None))
-    against_thin = _with_ratio(bridged, node_floor)
-    bridged.checks.append(_ratio_check("throughput bridge / thinnest", against_thin, None, None))
+    node_floor.checks.append(_ratio_check("throughput thinnest / raw floor", node_floor.ratio))
+    bridged.checks.append(_ratio_check("throughput bridge / thinnest", ratio_of(bridged, node_floor)))
     local_toolnode = _throughput(
         f"concurrent.{t}.local_toolnode",
         f"{CONCURRENCY} parallel calls of a local no-op tool in one ToolNode (LangGraph alone), beside {t}",
@@ -332,16 +330,12 @@ async def _concurrent(env: Env, transport: Transport, raw: Client, caller: ToolN
     if driver is not None:
         adapters = _throughput(f"concurrent.{t}.adapters_persistent", title, ADAPTERS, t, samples["adapters"])
         adapters.ratio = ratio_of(adapters, floor)
-        adapters.checks.append(_ratio_check("throughput adapters / raw floor", adapters, None, None))
+        adapters.checks.append(_ratio_check("throughput adapters / raw floor", adapters.ratio))
         metrics.append(adapters)
     return metrics
 
 
-def _with_ratio(numerator: Metric, denominator: Metric) -> Metric:
-    """A copy of ``numerator`` judged by its ratio to ``denominator``."""
-    return dataclasses.replace(numerator, ratio=ratio_of(numerator, denominator), checks=[])
-
-
-def _ratio_check(name: str, metric: Metric, op: Literal["<=", ">="] | None, limit: float | None) -> Check:
-    value = None if metric.ratio is None else metric.ratio.value
-    return Check(name=name, value=value, unit="x", op=op, limit=limit)
+def _ratio_check(
+    name: str, ratio: Ratio | None, op: Literal["<=", ">="] | None = None, limit: float | None = None
+) -> Check:
+    return Check(name=name, value=None if ratio is None else ratio.value, unit="x", op=op, limit=limit)

@@ -10,13 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
@@ -34,6 +30,7 @@ from bench._processes import ROOT, START_TIMEOUT, stop_process, tail
 from bench._stats import Block, Summary, interleave, timed
 from bench.graphs import trivial
 from bench.results import Check, Metric, Ratio, skipped
+from examples.serve_demo import free_port, http_ok, serve_command
 
 AGENT_SERVER_START_TIMEOUT = 180.0
 AGENT_SERVER_CALLS = 30
@@ -48,15 +45,6 @@ AGENT_SERVER_ENV = {
 _READY = re.compile(r"mcpbridge: serving .* at (http://\S+)")
 MESSAGE = "hi"
 TITLE = "Agent over MCP (HTTP), trivial one-node graph, new thread per call"
-
-
-def serve_command() -> list[str]:
-    """The ``mcpbridge`` console script of this environment, else ``python -m mcpbridge.cli``."""
-    script = Path(sys.executable).with_name("mcpbridge")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mcpbridge")
-    return [found] if found else [sys.executable, "-m", "mcpbridge.cli"]
 
 
 def start_mcpbridge_serve(stack: ExitStack, directory: Path) -> str:
@@ -83,20 +71,6 @@ def start_mcpbridge_serve(stack: ExitStack, directory: Path) -> str:
         time.sleep(0.05)  # polling interval, bounded by the deadline
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def start_agent_server(stack: ExitStack, directory: Path) -> str:
     """Start ``langgraph dev`` serving the trivial graph; return its ``/mcp`` URL."""
     config = directory / "langgraph.json"
@@ -104,7 +78,7 @@ def start_agent_server(stack: ExitStack, directory: Path) -> str:
     config.write_text(
         json.dumps({"graphs": {"trivial": graph}, "dependencies": [str(ROOT)]}), encoding="utf-8"
     )
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser", "--no-reload"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--config", str(config)]
     log = directory / "agent-server.log"
@@ -119,7 +93,7 @@ def start_agent_server(stack: ExitStack, directory: Path) -> str:
         )
     stack.callback(stop_process, process)
     deadline = time.monotonic() + AGENT_SERVER_START_TIMEOUT
-    while not _http_ok(f"http://127.0.0.1:{port}/ok"):
+    while not http_ok(f"http://127.0.0.1:{port}/ok"):
         if process.poll() is not None:
             raise RuntimeError(f"`langgraph dev` exited with {process.returncode}: {tail(log, 600).strip()}")
         if time.monotonic() > deadline:

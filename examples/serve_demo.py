@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -179,6 +180,15 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def serve_command() -> list[str]:
+    """The ``mcpbridge`` console script of this environment (``python -m mcpbridge.cli`` without it)."""
+    script = Path(sys.executable).with_name("mcpbridge")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("mcpbridge")
+    return [found] if found else [sys.executable, "-m", "mcpbridge.cli"]
 
 
 def http_ok(url: str) -> bool:

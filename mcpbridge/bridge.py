@@ -8,11 +8,9 @@ success, error or cancellation alike.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Self
 
@@ -22,6 +20,7 @@ import mcp_types as types
 from mcpbridge._connection import ServerConnection, describe_failure
 from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe_name
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
+from mcpbridge._version import package_version
 from mcpbridge.config import ServerConfig, check_servers
 from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError
 from mcpbridge.identity import IdentityMeta
@@ -32,14 +31,6 @@ from mcpbridge.users import ToolFilter
 __all__ = ["Bridge"]
 
 logger = logging.getLogger("mcpbridge")
-
-
-@functools.cache
-def _version() -> str:
-    try:
-        return version("mcpbridge")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
 
 
 class Bridge:
@@ -101,7 +92,7 @@ class Bridge:
         self.identity = identity or IdentityMeta()
         self.on_name_conflict: ConflictPolicy = on_name_conflict
         self.server_log_level: types.LoggingLevel | None = server_log_level
-        self._client_info = types.Implementation(name="mcpbridge", version=_version())
+        self._client_info = types.Implementation(name="mcpbridge", version=package_version())
         self._connections: dict[str, ServerConnection] = {}
         self._tools: list[MCPTool] = []
         self._failures: dict[str, ServerFailure] = {}

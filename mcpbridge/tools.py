@@ -148,7 +148,7 @@ class MCPTool(BaseTool):
         except ToolException as exc:
             message = exc.args[0] if exc.args else "Tool execution error"
             return ToolMessage(message, tool_call_id=call_id, name=self.name, status="error")
-        blocks: list[str | dict[Any, Any]] = [*content]
+        blocks = typing.cast("list[str | dict[Any, Any]]", content)  # the type ToolMessage declares
         return ToolMessage(blocks, artifact=artifact, tool_call_id=call_id, name=self.name)
 
     async def _arun(self, /, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:

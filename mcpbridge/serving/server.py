@@ -13,7 +13,6 @@ import logging
 import socket
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 import anyio
@@ -28,6 +27,7 @@ from mcp.server.stdio import stdio_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from mcpbridge._version import package_version
 from mcpbridge.errors import ConfigError
 from mcpbridge.serving.backend import Backend, Caller, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec
@@ -45,13 +45,6 @@ INSTRUCTIONS = (
     "Each tool runs a LangGraph agent. Send it a message; the result has the agent's answer and a "
     "thread_id. Pass the thread_id back to continue the same conversation."
 )
-
-
-def _version() -> str:
-    try:
-        return version("mcpbridge")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
 
 
 class AgentMCPServer:
@@ -86,7 +79,7 @@ class AgentMCPServer:
         self.stateless = isinstance(backend, RemoteAssistants) if stateless is None else stateless
         self.lowlevel: Server[OpenBackend] = Server(
             name,
-            version=_version(),
+            version=package_version(),
             instructions=instructions,
             lifespan=self._lifespan,
             on_list_tools=self._list_tools,

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -27,21 +25,12 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from examples.serve_demo import DemoServers, demo_servers, free_port, tail
+from examples.serve_demo import DemoServers, demo_servers, free_port, serve_command, tail
 from tests.integration.support import ROOT, HttpServerProcess, RecordFile, start_http_server
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 _READY = re.compile(r"mcpbridge: serving .* at (http://\S+)")
-
-
-def serve_command() -> list[str]:
-    """The ``mcpbridge`` console script of this environment (``python -m mcpbridge.cli`` without it)."""
-    script = Path(sys.executable).with_name("mcpbridge")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mcpbridge")
-    return [found] if found else [sys.executable, "-m", "mcpbridge.cli"]
 
 
 def serve_env(records: RecordFile, **extra: str) -> dict[str, str]:
