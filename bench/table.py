@@ -31,7 +31,9 @@ def _number(value: float | None) -> str:
         return f"{value:.1f}"
     if magnitude >= 1:
         return f"{value:.2f}"
-    return f"{value:.3f}"
+    if magnitude >= 0.01 or magnitude == 0:
+        return f"{value:.3f}"
+    return f"{value:.2g}"  # a small ratio keeps its two significant digits, not 0.000
 
 
 def _with_unit(value: float | None, unit: str) -> str:

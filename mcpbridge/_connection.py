@@ -268,7 +268,8 @@ class ServerConnection:
         timeout = self.config.call_timeout
         reset = _CALL_HEADERS.set(headers) if headers else None
         try:
-            with anyio.fail_after(timeout):
+            # The SDK's own timeout starts after the request is written; this one also covers the write.
+            with anyio.CancelScope(deadline=anyio.current_time() + timeout):
                 return await client.call_tool(
                     name,
                     dict(arguments),
@@ -276,7 +277,7 @@ class ServerConnection:
                     progress_callback=progress_callback,
                     meta=types.RequestParamsMeta(**meta) if meta else None,
                 )
-        except TimeoutError:
+        except TimeoutError:  # a bounded write inside the SDK's transport
             raise self._timeout(name) from None
         except MCPError as exc:
             if exc.code == types.REQUEST_TIMEOUT:
@@ -306,6 +307,7 @@ class ServerConnection:
         finally:
             if reset is not None:
                 _CALL_HEADERS.reset(reset)
+        raise self._timeout(name)  # only the deadline ends the scope without an answer
 
     def _timeout(self, tool: str) -> ToolTimeoutError:
         return ToolTimeoutError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import mcp_types as types
@@ -112,6 +112,10 @@ class ToolInterface:
     chat: bool
     input_schema: dict[str, Any]
     thread_key: str = THREAD_ID
+    _validator: ArgumentsValidator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_validator", ArgumentsValidator(self.input_schema))
 
     def tool(self, name: str, description: str, *, title: str | None = None) -> types.Tool:
         """The MCP tool."""
@@ -128,7 +132,7 @@ class ToolInterface:
 
     def parse(self, arguments: Mapping[str, Any]) -> CallInput | str:
         """The graph input for ``arguments``, or a readable reason they are refused."""
-        problems = ArgumentsValidator(self.input_schema).errors(arguments)
+        problems = self._validator.errors(arguments)
         if problems:
             return (
                 "Invalid arguments: "

@@ -102,3 +102,74 @@ def test_unusable_schema_lets_arguments_through_with_a_warning(caplog: pytest.Lo
     with caplog.at_level(logging.WARNING, logger="mcpbridge"):
         assert ArgumentsValidator(schema).errors({"x": 1}) == []
     assert "cannot be applied" in caplog.text
+
+
+FLAT_SCHEMAS: list[dict[str, Any]] = [
+    {"type": "object", "properties": {"text": {"type": "string", "title": "Text"}}, "required": ["text"]},
+    {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "default": 3},
+            "x": {"type": "number"},
+            "on": {"type": "boolean", "description": "switch"},
+            "none": {"type": "null"},
+        },
+        "required": ["n"],
+        "additionalProperties": False,
+    },
+    {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "object",
+        "properties": {"n": {"type": "integer"}},
+    },
+    {"type": "object", "properties": {}},
+]
+ARGUMENTS: list[dict[str, Any]] = [
+    {},
+    {"text": "hi"},
+    {"text": 1},
+    {"text": None},
+    {"n": 1},
+    {"n": True},
+    {"n": 1.0},
+    {"n": 1.5},
+    {"n": "1"},
+    {"n": 2, "x": 1},
+    {"n": 2, "x": 1.5, "on": False, "none": None},
+    {"n": 2, "x": False},
+    {"n": 2, "on": 0},
+    {"n": 2, "none": 0},
+    {"n": 2, "extra": "x"},
+    {"text": "hi", "extra": [1, {"a": None}]},
+]
+
+
+@pytest.mark.parametrize("schema", FLAT_SCHEMAS)
+def test_flat_schemas_take_the_quick_check_and_agree_with_jsonschema(schema: dict[str, Any]) -> None:
+    validator = ArgumentsValidator(normalize_input_schema(schema))
+    assert validator._fast is not None  # pyright: ignore[reportPrivateUsage]
+    full = ArgumentsValidator(normalize_input_schema(schema))
+    full._fast = None  # pyright: ignore[reportPrivateUsage]
+    for arguments in ARGUMENTS:
+        assert validator.errors(arguments) == full.errors(arguments), arguments
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        REF_SCHEMA,
+        {"type": "object", "properties": {"s": {"type": "string", "minLength": 2}}},
+        {"type": "object", "properties": {"s": {"type": ["string", "null"]}}},
+        {"type": "object", "properties": {"s": {"enum": ["a"]}}},
+        {"type": "object", "properties": {"s": {}}},
+        {
+            "type": "object",
+            "properties": {"s": {"type": "string"}},
+            "additionalProperties": {"type": "integer"},
+        },
+        {"type": "object", "properties": {"s": {"type": "string"}}, "minProperties": 1},
+        {"type": "object", "properties": {"s": {"type": "object"}}},
+    ],
+)
+def test_other_schemas_are_left_to_jsonschema(schema: dict[str, Any]) -> None:
+    assert ArgumentsValidator(normalize_input_schema(schema))._fast is None  # pyright: ignore[reportPrivateUsage]
