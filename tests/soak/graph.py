@@ -25,7 +25,6 @@ a signed identity when the secret is set.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
 
-from examples.agent import REPO_ROOT
+from examples.agent import local_server
 from mcpbridge import HttpServer, IdentityMeta, IdentitySigner, StdioServer, agent_factory
 from mcpbridge.models import OfflineChatModel
 
@@ -55,8 +54,6 @@ GATE_TIMEOUT = 30.0
 """Seconds ``wait_gate`` waits for its file before it fails."""
 STEPWISE = "one by one"
 """Words in a user message that make `StepwiseChatModel` call its tools one at a time."""
-
-_PASSED_ENV = ("MCPBRIDGE_RECORD", "MCPBRIDGE_RECORD_EVENTS", SECRET_ENV)
 
 
 class StepwiseChatModel(OfflineChatModel):
@@ -134,20 +131,10 @@ async def wait_gate(key: str) -> str:
 
 def servers() -> list[StdioServer | HttpServer]:
     """The servers of every run (see the module docstring)."""
-    env = {key: os.environ[key] for key in _PASSED_ENV if os.environ.get(key)}
-    env["MCPBRIDGE_IDENTITY_AUDIENCE"] = "local"
     http_url = os.environ[HTTP_URL_ENV]
+    timeouts = {"connect_timeout": CONNECT_TIMEOUT, "call_timeout": CALL_TIMEOUT}
     return [
-        StdioServer(
-            name="local",
-            command=sys.executable,
-            args=("-m", "examples.servers.echo"),
-            cwd=REPO_ROOT,
-            env=env,
-            prefix="local",
-            connect_timeout=CONNECT_TIMEOUT,
-            call_timeout=CALL_TIMEOUT,
-        ),
+        local_server().model_copy(update=timeouts),
         HttpServer(
             name="remote",
             url=http_url,
