@@ -136,25 +136,46 @@ def _short(value: Any) -> str:
 def limit_result(
     blocks: list[dict[str, Any]], structured: Any, *, max_chars: int
 ) -> tuple[list[dict[str, Any]], Any]:
-    """Keep a result's text within ``max_chars`` characters, with a note saying what was cut.
+    """Keep a result within ``max_chars`` characters, with a note saying what was cut.
 
-    Text beyond the limit is cut (the model never gets it whole); structured content
-    (the artifact, kept in the graph's state) larger than the limit is dropped.
+    Text and media share the budget: a base64 character counts like a text character.
+    Text beyond the limit is cut (the model never gets it whole); media that would
+    exceed the budget is replaced by a note naming it; structured content (the
+    artifact, kept in the graph's state) larger than the limit is dropped.
     """
-    total = sum(len(b["text"]) for b in blocks if b.get("type") == "text")
+    total = 0
+    for block in blocks:
+        total += len(block["text"]) if block.get("type") == "text" else len(block.get("base64") or "")
     notes: list[str] = []
     if total > max_chars:
         budget = max_chars
         kept: list[dict[str, Any]] = []
+        text_total = text_shown = 0
         for block in blocks:
-            if block.get("type") != "text":
-                kept.append(block)
-            elif budget > 0:
+            if block.get("type") == "text":
                 text: str = block["text"]
-                kept.append({**block, "text": text[:budget]} if len(text) > budget else block)
-                budget -= min(len(text), budget)
+                text_total += len(text)
+                if budget > 0:
+                    kept.append({**block, "text": text[:budget]} if len(text) > budget else block)
+                    shown = min(len(text), budget)
+                    text_shown += shown
+                    budget -= shown
+                continue
+            data = block.get("base64")
+            if data is None or len(data) <= budget:
+                kept.append(block)
+                budget -= len(data or "")
+                continue
+            what = _media_name(block)
+            kept.append(
+                {"type": "text", "text": f"[{what} ({len(data):,} characters of base64) was left out.]"}
+            )
         blocks = kept
-        notes.append(f"{max_chars:,} of its {total:,} characters of text are shown")
+        if text_shown < text_total:
+            notes.append(f"{text_shown:,} of its {text_total:,} characters of text are shown")
+        left_out = total - text_total - sum(len(b.get("base64") or "") for b in kept)
+        if left_out:
+            notes.append(f"{left_out:,} characters of media were left out")
     if structured is not None:
         size = len(json.dumps(structured, ensure_ascii=False, default=str))
         if size > max_chars:
@@ -169,3 +190,15 @@ def limit_result(
             }
         )
     return blocks, structured
+
+
+def _media_name(block: dict[str, Any]) -> str:
+    kind = block.get("type")
+    mime = block.get("mime_type")
+    extras: dict[str, Any] = block.get("extras") or {}
+    uri = extras.get("uri")
+    if kind == "image":
+        return f"An image ({mime})" if mime else "An image"
+    if kind == "audio":
+        return f"Audio ({mime})" if mime else "Audio"
+    return f"The resource {uri!r}" if uri else "A file"

@@ -262,6 +262,7 @@ class Bridge:
                     metadata={"mcp_server": connection.name, "mcp_tool": tool.name},
                     caller=connection,
                     identity=self.identity,
+                    registered=connection.name in self.registered,
                     validator=ArgumentsValidator(schema),
                 )
             )

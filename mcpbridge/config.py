@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from mcpbridge._uservalues import refused_env, refused_header
 from mcpbridge.errors import ConfigError
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "load_servers",
     "parse_servers",
 ]
+
+LogLevel: TypeAlias = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+"""An MCP log level (RFC 5424 severities)."""
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -81,6 +85,12 @@ class _ServerBase(BaseModel):
     """Prefix every tool name of this server, as ``{prefix}_{tool}``."""
     protocol: Literal["auto", "legacy"] = "auto"
     """``auto`` negotiates the 2026-07-28 protocol and falls back to the 2025-11-25 handshake."""
+    max_tools: int = Field(default=1000, gt=0)
+    """The most tools the server may offer; a server offering more is not connected, with the reason."""
+    max_progress_per_second: float = Field(default=10.0, gt=0)
+    """Progress notifications of one call reach the graph's stream at most this often (coalesced)."""
+    max_log_level: LogLevel = "warning"
+    """The most severe level the server's log messages are logged at (a server cannot raise alarms)."""
 
     @field_validator("name")
     @classmethod
@@ -114,6 +124,23 @@ class StdioServer(_ServerBase):
     env: Mapping[str, str] | None = Field(default=None, repr=False)
     """Extra environment variables, merged over a minimal safe environment."""
     cwd: Path | None = None
+    user_env: tuple[str, ...] = ()
+    """Environment variable names a user's own credentials may set (none by default)."""
+
+    @field_validator("user_env")
+    @classmethod
+    def _check_user_env(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        configured: Mapping[str, str] = info.data.get("env") or {}
+        for name in value:
+            rule = refused_env(name)
+            if rule is not None:
+                raise ValueError(f"{name!r} cannot be user-fillable ({rule}); remove it from `user_env`")
+            if name in configured:
+                raise ValueError(
+                    f"{name!r} is set in `env` by the deployment; a user value never replaces it: "
+                    "remove it from `user_env` or from `env`"
+                )
+        return value
 
 
 class _HttpBase(_ServerBase):
@@ -125,6 +152,11 @@ class _HttpBase(_ServerBase):
     """An ``httpx2.Auth`` (for example the SDK's OAuth provider); takes precedence over ``bearer_token``."""
     http_timeout: float = Field(default=30.0, gt=0)
     """Seconds for HTTP connect, write and pool operations."""
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """The most bytes of one HTTP response (a JSON body, or one event of a stream), counted before parsing."""
+    user_headers: tuple[str, ...] | None = None
+    """Header names a user's own credentials may set; ``None``: ``Authorization``, unless the
+    deployment sets it itself (``bearer_token``, ``auth`` or an ``Authorization`` header)."""
 
     @field_validator("url")
     @classmethod
@@ -143,6 +175,29 @@ class _HttpBase(_ServerBase):
         headers: Mapping[str, str] = info.data.get("headers") or {}
         if value is not None and any(k.lower() == "authorization" for k in headers):
             raise ValueError("set either `bearer_token` or an `Authorization` header, not both")
+        return value
+
+    @field_validator("user_headers")
+    @classmethod
+    def _check_user_headers(
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
+        headers: Mapping[str, str] = info.data.get("headers") or {}
+        configured = {k.lower() for k in headers}
+        if info.data.get("bearer_token") is not None or info.data.get("auth") is not None:
+            configured.add("authorization")
+        for name in value or ():
+            rule = refused_header(name)
+            if rule is not None:
+                raise ValueError(f"{name!r} cannot be user-fillable ({rule}); remove it from `user_headers`")
+            if name.lower() in configured:
+                where = (
+                    "`headers`" if name.lower() != "authorization" else "`headers`, `bearer_token` or `auth`"
+                )
+                raise ValueError(
+                    f"{name!r} is set by the deployment ({where}); a user value never replaces it: "
+                    "remove it from `user_headers` or from the deployment's configuration"
+                )
         return value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -237,6 +292,12 @@ _CAMEL = {
     "bearerToken": "bearer_token",
     "httpTimeout": "http_timeout",
     "sseReadTimeout": "sse_read_timeout",
+    "maxTools": "max_tools",
+    "maxProgressPerSecond": "max_progress_per_second",
+    "maxLogLevel": "max_log_level",
+    "maxResponseBytes": "max_response_bytes",
+    "userHeaders": "user_headers",
+    "userEnv": "user_env",
 }
 _ENV_RE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -6,6 +6,11 @@ environment (one per server, or one per user and server), `StoreCredentials`
 reads each user's own tokens from the Agent Server's store. Credentials go into
 the run's server configuration only, in fields that never reach graph state,
 tool metadata, logs, reprs or the stream.
+
+Credentials a user wrote (``source="user"``, as `StoreCredentials` gives) may set
+only the names the deployment declared for the server (``user_headers``,
+``user_env``), never a name the deployment configured itself, and never a name
+refused to users (``Host``, ``Mcp-*``, ``PYTHONPATH``, ``LD_PRELOAD``, ...).
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import httpx2
 
+from mcpbridge._uservalues import bad_value, refused_env, refused_header
 from mcpbridge.config import HttpServer, ServerConfig, SseServer, StdioServer
 from mcpbridge.errors import ServerRefusedError
 from mcpbridge.users import TEMPLATE, UserContext
@@ -28,7 +34,10 @@ __all__ = [
     "EnvCredentials",
     "StoreCredentials",
     "apply_credentials",
+    "user_header_names",
 ]
+
+CredentialSource: TypeAlias = Literal["deployment", "user"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +45,24 @@ class Credentials:
     """What a server needs to accept a user's calls.
 
     Attributes:
-        headers: HTTP headers to send (override the configured ones).
-        auth: An ``httpx2.Auth`` (for example the SDK's OAuth provider).
+        headers: HTTP headers to send (override the configured ones, for deployment credentials).
+        auth: An ``httpx2.Auth`` (for example the SDK's OAuth provider); it sets ``Authorization``.
         env: Environment variables for a stdio server.
+        source: Who wrote the values. ``"deployment"`` (the default: `EnvCredentials`, your own
+            providers) may set any name. ``"user"`` (`StoreCredentials`, or a provider returning
+            what a user gave) may set only the names the server declares in ``user_headers`` /
+            ``user_env``, never one the deployment configured.
     """
 
     headers: Mapping[str, str] = field(default_factory=dict[str, str], repr=False)
     auth: httpx2.Auth | None = field(default=None, repr=False)
     env: Mapping[str, str] = field(default_factory=dict[str, str], repr=False)
+    source: CredentialSource = "deployment"
 
     @classmethod
-    def bearer(cls, token: str) -> Credentials:
+    def bearer(cls, token: str, *, source: CredentialSource = "deployment") -> Credentials:
         """``Authorization: Bearer <token>``."""
-        return cls(headers={"Authorization": f"Bearer {token}"})
+        return cls(headers={"Authorization": f"Bearer {token}"}, source=source)
 
 
 CredentialProvider: TypeAlias = Callable[[UserContext, ServerConfig], Awaitable[Credentials | None]]
@@ -58,10 +72,31 @@ It raises `ServerRefusedError` when the user has no usable credentials for a ser
 """
 
 
+def user_header_names(server: HttpServer | SseServer) -> tuple[str, ...]:
+    """The header names a user's own values may set for ``server``.
+
+    ``server.user_headers`` when given; else ``Authorization``, unless the deployment
+    sets it itself (``bearer_token``, ``auth`` or an ``Authorization`` header).
+    """
+    if server.user_headers is not None:
+        return server.user_headers
+    configured = server.bearer_token is not None or server.auth is not None
+    if configured or any(k.lower() == "authorization" for k in server.headers):
+        return ()
+    return ("Authorization",)
+
+
 def apply_credentials(server: ServerConfig, credentials: Credentials | None) -> ServerConfig:
-    """A copy of ``server`` that uses ``credentials``."""
+    """A copy of ``server`` that uses ``credentials``.
+
+    Raises:
+        ServerRefusedError: User credentials set a name the server does not declare for users,
+            one the deployment configured, one refused to users, or a value with a line break or NUL.
+    """
     if credentials is None:
         return server
+    if credentials.source == "user":
+        _check_user(server, credentials)
     match server:
         case HttpServer() | SseServer():
             given = {k.lower() for k in credentials.headers}
@@ -81,13 +116,105 @@ def apply_credentials(server: ServerConfig, credentials: Credentials | None) -> 
             return server
 
 
+def _check_user(server: ServerConfig, credentials: Credentials) -> None:
+    """Refuse user-written credentials that set anything but the names ``server`` declares for users.
+
+    Raises:
+        ServerRefusedError: Naming the server, the field (``headers.Host``, ``env.PYTHONPATH``) and the rule.
+    """
+    match server:
+        case HttpServer() | SseServer():
+            declared = {n.lower() for n in user_header_names(server)}
+            configured = {k.lower() for k in server.headers}
+            if server.bearer_token is not None or server.auth is not None:
+                configured.add("authorization")
+            names = list(credentials.headers)
+            if credentials.auth is not None:
+                names.append("Authorization")
+            for name in names:
+                value = credentials.headers.get(name, "")
+                _check_user_name(
+                    server.name,
+                    f"headers.{name}",
+                    rule=refused_header(name),
+                    configured=name.lower() in configured,
+                    declared=name.lower() in declared,
+                    setting="user_headers",
+                    bad=bad_value(value),
+                )
+            for name in credentials.env:
+                _refuse(
+                    server.name,
+                    f"env.{name}",
+                    "an HTTP server takes no environment variables; store `headers`",
+                )
+        case StdioServer():
+            declared_env = set(server.user_env)
+            configured_env = {k.upper() for k in server.env or {}}
+            for name, value in credentials.env.items():
+                _check_user_name(
+                    server.name,
+                    f"env.{name}",
+                    rule=refused_env(name),
+                    configured=name.upper() in configured_env,
+                    declared=name in declared_env,
+                    setting="user_env",
+                    bad=bad_value(value),
+                )
+            for name in credentials.headers:
+                _refuse(server.name, f"headers.{name}", "a stdio server takes no headers; store `env`")
+            if credentials.auth is not None:
+                _refuse(server.name, "auth", "a stdio server takes no HTTP auth")
+        case _:
+            if credentials.headers or credentials.env or credentials.auth is not None:
+                _refuse(server.name, "credentials", "an in-process server takes no user credentials")
+
+
+def _check_user_name(
+    server: str, field: str, *, rule: str | None, configured: bool, declared: bool, setting: str, bad: bool
+) -> None:
+    name = field.split(".", 1)[1]
+    if rule is not None:
+        _refuse(server, field, f"{name!r} is never set from a user's values ({rule})")
+    if configured:
+        _refuse(
+            server,
+            field,
+            f"{name!r} is set by the deployment, and a user's value never replaces it; remove it from the "
+            "stored item",
+        )
+    if not declared:
+        _refuse(
+            server,
+            field,
+            f"{name!r} is not a name the deployment lets users set; remove it from the stored item, "
+            f"or (deployment) add it to the server's `{setting}`",
+        )
+    if bad:
+        _refuse(server, field, "the value holds a line break or NUL; store it without")
+
+
+def _refuse(server: str, field: str, rule: str) -> None:
+    raise ServerRefusedError(f"MCP server {server!r}, field {field!r}: {rule}", server=server, field=field)
+
+
 class EnvCredentials:
     """Deployment secrets from environment variables, one per server (or per user and server).
 
-    Variable names may hold ``{user.identity}`` (or any user field, upper-cased and
-    made a valid name), so each user gets their own secret. HTTP servers get it as
+    Variable names may hold ``{user.identity}`` (or any user field), so each user gets
+    their own secret. The field is written so that distinct values never give one
+    name: lower-case letters are upper-cased, digits kept, and every other byte of
+    its UTF-8 text (upper-case letters and ``_`` included) becomes ``_XX`` in hex::
+
+        alice                 -> ALICE
+        bob@example.com       -> BOB_40EXAMPLE_2ECOM
+        john_doe              -> JOHN_5FDOE
+        John.Doe              -> _4AOHN_2E_44OE
+
+    (Put a separator between two fields in one name.) HTTP servers get the secret as
     a header (``Authorization: Bearer <secret>`` by default); stdio servers as an
-    environment variable of the same name.
+    environment variable of the same name. These credentials are the deployment's
+    own: they are not limited to the names declared for users.
 
     Args:
         variables: Server name -> environment variable name.
@@ -150,6 +277,10 @@ class StoreCredentials:
         {"env": {"API_TOKEN": "..."}}           set in the environment (stdio servers)
 
     The lookup happens for every run, so a changed or revoked token takes effect at once.
+    The values are the user's own (``source="user"``): they may set only the names the
+    server declares for users (``user_headers``: ``Authorization`` by default for HTTP
+    servers; ``user_env``: nothing by default for stdio servers), never replace what the
+    deployment configured, and never set a refused name (``Host``, ``PYTHONPATH``, ...).
 
     Args:
         namespace: Labels after the user's identity.
@@ -227,12 +358,16 @@ class StoreCredentials:
                 "or 'env'; store one of them",
                 server=server,
             )
-        if any("\n" in v or "\r" in v for v in headers.values()):
-            raise ServerRefusedError(
-                f"MCP server {server!r}: a stored header value holds a line break; store it without",
-                server=server,
-            )
-        return Credentials(headers=headers, env=env)
+        for kind, values in (("headers", headers), ("env", env)):
+            for name, text in values.items():
+                if bad_value(name) or bad_value(text):
+                    raise ServerRefusedError(
+                        f"MCP server {server!r}, field {kind + '.' + name!r}: a stored {kind} name or value "
+                        "holds a line break or NUL; store it without",
+                        server=server,
+                        field=f"{kind}.{name}",
+                    )
+        return Credentials(headers=headers, env=env, source="user")
 
 
 def _variable_name(template: str, user: UserContext, *, server: str) -> str:
@@ -244,6 +379,30 @@ def _variable_name(template: str, user: UserContext, *, server: str) -> str:
                 f"{match.group(1)!r}, which {user.describe()} does not have",
                 server=server,
             )
-        return re.sub(r"[^A-Za-z0-9_]", "_", value).upper()
+        if not value:
+            raise ServerRefusedError(
+                f"MCP server {server!r}: the credentials variable {template!r} needs the user's "
+                f"{match.group(1)!r}, which is empty for {user.describe()}",
+                server=server,
+            )
+        return encode_variable_part(value)
 
     return TEMPLATE.sub(substitute, template)
+
+
+def encode_variable_part(value: str) -> str:
+    """``value`` as part of an environment variable name, by an encoding that cannot collide.
+
+    Lower-case ASCII letters are upper-cased and digits kept; every other byte of the
+    UTF-8 text (upper-case letters and ``_`` included) is written ``_XX`` in hex.
+    """
+    out: list[str] = []
+    for byte in value.encode("utf-8"):
+        char = chr(byte)
+        if "a" <= char <= "z":
+            out.append(char.upper())
+        elif "0" <= char <= "9":
+            out.append(char)
+        else:
+            out.append(f"_{byte:02X}")
+    return "".join(out)

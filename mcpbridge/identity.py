@@ -121,12 +121,17 @@ class IdentityMeta:
                 meta[self.key(name)] = value
         return meta
 
-    def for_call(self, identity: RunIdentity, *, server: str) -> tuple[dict[str, str], dict[str, str]]:
-        """The ``_meta`` entries and HTTP headers for one call to ``server``."""
+    def for_call(
+        self, identity: RunIdentity, *, server: str, registered: bool = False
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The ``_meta`` entries and HTTP headers for one call to ``server``.
+
+        ``registered`` marks a server a user registered; its token's audience is ``registered/<server>``.
+        """
         meta = self.build(identity)
         if not self.enabled or self.signer is None:
             return meta, {}
-        token = self.signer.sign(identity, server=server)
+        token = self.signer.sign(identity, server=server, registered=registered)
         meta[self.key(TOKEN_FIELD)] = token
         return meta, {self.signer.header: token} if self.signer.header else {}
 

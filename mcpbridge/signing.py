@@ -17,11 +17,16 @@ the tool the `VerifiedIdentity`::
     @server.tool()
     async def whoami() -> str:
         return verified_identity().user_id
+
+A server a user registered (`mcpbridge.scoping.RegisteredServers`) gets the audience
+``registered/<name>``: a user can never obtain a token addressed to one of the
+deployment's servers by registering a server under its name or audience.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -39,18 +44,44 @@ from mcpbridge.identity import DEFAULT_META_PREFIX, TOKEN_FIELD, RunIdentity
 
 __all__ = [
     "IDENTITY_HEADER",
+    "REGISTERED_AUDIENCE_PREFIX",
     "TOKEN_FIELD",
     "IdentitySigner",
     "IdentityVerifier",
     "VerifiedIdentity",
+    "registered_audience",
     "verified_identity",
 ]
+
+logger = logging.getLogger("mcpbridge")
 
 IDENTITY_HEADER: Final = "Mcpbridge-Identity"
 """The HTTP header that carries the identity token on streamable HTTP."""
 
 DEFAULT_ISSUER: Final = "mcpbridge"
+REGISTERED_AUDIENCE_PREFIX: Final = "registered/"
+"""The audience namespace of user-registered servers; no deployment server name contains a ``/``."""
 _CLAIMS: Final = ("thread_id", "run_id", "assistant_id", "graph_id")
+_MAX_TOKEN_CHARS: Final = 16_384
+"""Longer tokens are refused unparsed (an identity token is well under 2 KiB)."""
+_MIN_DISTINCT_BYTES: Final = 8
+_GENERATE: Final = "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+
+
+def registered_audience(server: str) -> str:
+    """The audience of calls to the user-registered server ``server`` (``registered/<server>``)."""
+    return f"{REGISTERED_AUDIENCE_PREFIX}{server}"
+
+
+def _family(algorithm: str) -> str:
+    """The kind of key ``algorithm`` uses: ``hmac``, ``rsa``, ``ec`` or ``okp``."""
+    if algorithm.startswith("HS"):
+        return "hmac"
+    if algorithm.startswith(("RS", "PS")):
+        return "rsa"
+    if algorithm.startswith("ES"):
+        return "ec"
+    return "okp"
 
 
 def _check_algorithm(algorithm: str) -> None:
@@ -63,7 +94,11 @@ def _check_algorithm(algorithm: str) -> None:
 
 
 def _check_key(key: Any, algorithm: str, *, private: bool) -> Any:
-    """Refuse an unusable key; return the key to use (a verifier given a private key uses its public half)."""
+    """Refuse an unusable or weak key; return the key to use.
+
+    A verifier given a private key uses its public half.
+    """
+    implementation: Any = get_default_algorithms()[algorithm]
     if algorithm.startswith("HS"):
         raw = key.encode() if isinstance(key, str) else key
         least = int(algorithm[2:]) // 8  # RFC 7518 3.2: at least the hash's size
@@ -73,16 +108,39 @@ def _check_key(key: Any, algorithm: str, *, private: bool) -> Any:
                 f"`python -c 'import secrets; print(secrets.token_urlsafe({least + 16}))'`",
                 field="key",
             )
+        distinct = len(set(raw))
+        if distinct < _MIN_DISTINCT_BYTES:
+            raise ConfigError(
+                f"the {algorithm} secret is weak: it has only {distinct} distinct byte value"
+                f"{'s' if distinct != 1 else ''} (all zeros, one repeated character or a short pattern); "
+                f"use a random secret, generated with {_GENERATE}",
+                field="key",
+            )
+        try:
+            implementation.prepare_key(key)
+        except Exception:  # pyjwt refuses PEM and JWK text as an HMAC secret
+            raise ConfigError(
+                f"the {algorithm} secret looks like a public or private key; an HMAC secret is a random "
+                f"string, generated with {_GENERATE}",
+                field="key",
+            ) from None
         return key
     kind = "private" if private else "public"
     try:
-        prepared: Any = get_default_algorithms()[algorithm].prepare_key(key)
+        prepared: Any = implementation.prepare_key(key)
     except Exception as exc:  # pyjwt raises several types for unusable keys
         raise ConfigError(
             f"the key is not a usable {kind} key for {algorithm} ({type(exc).__name__}); "
             f"give a PEM-encoded {kind} key or a `cryptography` key object",
             field="key",
         ) from None
+    weakness: str | None = implementation.check_key_length(prepared)
+    if weakness:
+        raise ConfigError(
+            f"the {algorithm} key is weak: {weakness} Generate a stronger one (RSA: 3072 bits, "
+            "or use ES256 / EdDSA)",
+            field="key",
+        )
     if private and not hasattr(prepared, "sign"):
         raise ConfigError(
             f"signing with {algorithm} needs the private key; this is a public key", field="key"
@@ -103,7 +161,9 @@ class IdentitySigner:
         ttl: Seconds a token stays valid; keep it short, a token is made per call.
         issuer: The ``iss`` claim the servers expect.
         key_id: The ``kid`` header, for servers that rotate keys.
-        audiences: Audience per server name; a server not listed gets its own name as audience.
+        audiences: Audience per deployment server name; a server not listed gets its own name as
+            audience. A server a user registered always gets ``registered/<name>`` (`registered_audience`),
+            so no audience here may start with ``registered/``.
         header: The HTTP header carrying the token on HTTP transports; ``None`` sends ``_meta`` only.
 
     Example:
@@ -126,17 +186,32 @@ class IdentitySigner:
         _check_key(self.key, self.algorithm, private=True)
         if not 0 < self.ttl <= 3600:
             raise ConfigError(f"ttl must be between 0 and 3600 seconds, not {self.ttl:g}", field="ttl")
+        for server, audience in self.audiences.items():
+            if not audience or audience.startswith(REGISTERED_AUDIENCE_PREFIX):
+                raise ConfigError(
+                    f"the audience {audience!r} of server {server!r} is not allowed: audiences starting "
+                    f"with {REGISTERED_AUDIENCE_PREFIX!r} belong to servers users register; choose another "
+                    "(such as the server's name)",
+                    field="audiences",
+                )
 
-    def audience(self, server: str) -> str:
-        """The audience a call to ``server`` is addressed to."""
+    def audience(self, server: str, *, registered: bool = False) -> str:
+        """The audience a call to ``server`` is addressed to (``registered``: a server a user registered)."""
+        if registered:
+            return registered_audience(server)
         return self.audiences.get(server, server)
 
-    def sign(self, identity: RunIdentity, *, server: str, now: float | None = None) -> str:
-        """A token asserting ``identity`` to ``server``, valid for ``ttl`` seconds from ``now``."""
+    def sign(
+        self, identity: RunIdentity, *, server: str, registered: bool = False, now: float | None = None
+    ) -> str:
+        """A token asserting ``identity`` to ``server``, valid for ``ttl`` seconds from ``now``.
+
+        ``registered`` marks a server a user registered: its audience is ``registered/<server>``.
+        """
         issued = int(time.time() if now is None else now)
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "aud": self.audience(server),
+            "aud": self.audience(server, registered=registered),
             "iat": issued,
             "nbf": issued,
             "exp": issued + max(1, int(self.ttl)),
@@ -195,9 +270,12 @@ class IdentityVerifier:
     Args:
         key: The HMAC secret shared with the bridge, or the public key of its signer.
         audience: This server's audience (the name the bridge's config gives it, by default).
-        algorithms: Algorithms to accept; never ``none``.
+        algorithms: Algorithms to accept; never ``none``, and all of one key type (HMAC, RSA, EC or
+            EdDSA: the one key is used for each).
         issuer: The ``iss`` to require.
         leeway: Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
+        max_lifetime: The longest lifetime (``exp - iat``) a token may claim, in seconds; the
+            signer's ``ttl`` is at most 3600.
         prefix: The identity ``_meta`` prefix the bridge uses.
         header: The HTTP header to read the token from when ``_meta`` has none.
         methods: The request methods to check.
@@ -217,6 +295,7 @@ class IdentityVerifier:
         algorithms: Sequence[str] = ("HS256",),
         issuer: str = DEFAULT_ISSUER,
         leeway: float = 5.0,
+        max_lifetime: float = 3600.0,
         prefix: str = DEFAULT_META_PREFIX,
         header: str | None = IDENTITY_HEADER,
         methods: Sequence[str] = ("tools/call",),
@@ -225,14 +304,30 @@ class IdentityVerifier:
             raise ConfigError("give at least one algorithm to accept", field="algorithms")
         for algorithm in algorithms:
             _check_algorithm(algorithm)
-            key = _check_key(key, algorithm, private=False)
+        families = sorted({_family(a) for a in algorithms})
+        if len(families) > 1:
+            raise ConfigError(
+                f"the algorithms {', '.join(algorithms)} need different kinds of key ({', '.join(families)}) "
+                "but one key is given; accept the algorithms of one key type only, and run one verifier "
+                "per key if you must accept several",
+                field="algorithms",
+            )
+        prepared = key
+        for algorithm in algorithms:
+            prepared = _check_key(key, algorithm, private=False)
         if not audience:
             raise ConfigError("the audience must be this server's name, as the bridge addresses it")
-        self._key = key
+        if not 0 < max_lifetime <= 86400:
+            raise ConfigError(
+                f"max_lifetime must be between 0 and 86400 seconds, not {max_lifetime:g}",
+                field="max_lifetime",
+            )
+        self._key = prepared
         self.audience = audience
         self.algorithms = tuple(algorithms)
         self.issuer = issuer
         self.leeway = leeway
+        self.max_lifetime = max_lifetime
         self.meta_key = f"{prefix}{TOKEN_FIELD}"
         self.header = header
         self.methods = frozenset(methods)
@@ -242,7 +337,8 @@ class IdentityVerifier:
 
         Raises:
             IdentityError: The token is missing, malformed, forged, expired, not yet
-                valid, addressed to another server, or from another issuer.
+                valid, valid for longer than ``max_lifetime``, addressed to another server,
+                or from another issuer. No other error escapes, whatever the token holds.
         """
         if not token:
             raise IdentityError(
@@ -250,8 +346,37 @@ class IdentityVerifier:
                 "(IdentityMeta(signer=IdentitySigner(...)))",
                 reason="missing",
             )
+        if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise IdentityError(
+                f"the signed identity is not a token of at most {_MAX_TOKEN_CHARS:,} characters",
+                reason="malformed",
+            )
+        claims = self._decode(token)
         try:
-            claims: dict[str, Any] = jwt.decode(
+            lifetime = float(claims["exp"]) - float(claims["iat"])
+        except (TypeError, ValueError, OverflowError):  # pyjwt checked both; stay clean regardless
+            raise IdentityError(
+                "the signed identity's exp or iat is not a number", reason="malformed"
+            ) from None
+        if lifetime > self.max_lifetime + self.leeway:
+            raise IdentityError(
+                f"the signed identity claims to be valid for {lifetime:,.0f} seconds, longer than this "
+                f"server's max_lifetime of {self.max_lifetime:g}; the bridge's tokens live for its ttl",
+                reason="too_long_lived",
+            )
+        return VerifiedIdentity(
+            user_id=_optional_str(claims.get("sub")),
+            **{name: _optional_str(claims.get(name)) for name in _CLAIMS},
+            audience=self.audience,
+            issuer=str(claims["iss"]),
+            expires_at=float(claims["exp"]),
+            token_id=_optional_str(claims.get("jti")),
+        )
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        """The token's claims, its signature and registered claims checked, or an `IdentityError`."""
+        try:
+            return jwt.decode(
                 token,
                 self._key,
                 algorithms=list(self.algorithms),
@@ -300,14 +425,13 @@ class IdentityVerifier:
             raise IdentityError(
                 f"the signed identity is not a valid token ({exc})", reason="malformed"
             ) from None
-        return VerifiedIdentity(
-            user_id=_optional_str(claims.get("sub")),
-            **{name: _optional_str(claims.get(name)) for name in _CLAIMS},
-            audience=self.audience,
-            issuer=str(claims["iss"]),
-            expires_at=float(claims["exp"]),
-            token_id=_optional_str(claims.get("jti")),
-        )
+        except Exception as exc:  # any other failure on hostile input is a rejection, never a crash
+            logger.debug("identity token rejected by %s", type(exc).__name__, exc_info=True)
+            raise IdentityError(
+                "the signed identity could not be checked with this server's key; it was forged or "
+                "signed with another kind of key",
+                reason="bad_signature",
+            ) from None
 
     def token_of(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
         """The token a request carries: in ``_meta``, else in the HTTP header."""

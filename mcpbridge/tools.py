@@ -90,6 +90,8 @@ class MCPTool(BaseTool):
     """The tool's name on the server."""
     max_result_chars: int = 100_000
     """The most characters of a result's text the model gets; the rest is cut, with a note."""
+    registered: bool = False
+    """Whether a user registered the server: its identity tokens get a ``registered/`` audience."""
 
     _caller: ToolCaller = PrivateAttr()
     _identity: IdentityMeta = PrivateAttr()
@@ -171,7 +173,7 @@ class MCPTool(BaseTool):
             )
         identity = identity_from_runtime(runtime, config)
         progress = self._progress_forwarder(runtime)
-        meta, headers = self._identity.for_call(identity, server=self.server)
+        meta, headers = self._identity.for_call(identity, server=self.server, registered=self.registered)
         try:
             result = await self._caller.call_tool(
                 self.mcp_name, arguments, meta=meta, headers=headers, progress_callback=progress

@@ -5,7 +5,9 @@ tool and (``threads.read``) to look a thread up, and with an ``_ExecutionRuntime
 (``threads.create_run``) for each call, with the caller as ``runtime.user``. The
 run config carries the thread, the run id and the user
 (``langgraph_auth_user``), so mcpbridge forwards them to the agent's own MCP
-servers. A thread belongs to the graph and the user that started it.
+servers. A thread belongs to the graph and the user that started it; another
+user's thread is answered exactly as one that does not exist, and "busy" is only
+ever said of the caller's own threads.
 """
 
 from __future__ import annotations
@@ -129,7 +131,8 @@ class _OpenGraphs:
         self._entries = {entry.name: entry for entry in entries}
         self._checkpointer = checkpointer
         self._store = store
-        self._busy: set[str] = set()
+        self._busy: set[tuple[str | None, str]] = set()
+        """Threads with a call running, by (caller, thread): a caller never sees another's."""
 
     async def describe_all(self) -> None:
         for entry in self._entries.values():
@@ -160,12 +163,15 @@ class _OpenGraphs:
             return error_result(parsed)
         user = caller.user
         thread_id = parsed.thread_id or str(uuid.uuid4())
-        if thread_id in self._busy:
+        # Keyed by the caller too: a call with another user's thread id never meets that thread's
+        # "busy" (an existence oracle) nor blocks its owner; `_check_thread` answers it as unknown.
+        busy = (user.identity if user is not None else None, thread_id)
+        if busy in self._busy:
             return error_result(
                 f"Thread {thread_id} is busy with another call; wait for it to end, then call again."
             )
         run_id = uuid.uuid4()
-        self._busy.add(thread_id)  # before any await: a second call on the thread is refused
+        self._busy.add(busy)  # before any await: a second call of this caller on the thread is refused
         try:
             if parsed.thread_id is not None:
                 problem = await self._check_thread(entry, thread_id, user)
@@ -177,7 +183,7 @@ class _OpenGraphs:
             logger.warning("run %s of graph %r on thread %s failed", run_id, name, thread_id, exc_info=True)
             return error_result(f"The run of {name!r} failed (thread {thread_id}): {describe_error(exc)}")
         finally:
-            self._busy.discard(thread_id)
+            self._busy.discard(busy)
 
     async def _run(
         self,

@@ -147,7 +147,9 @@ class _OpenAssistants:
                         "it is resumed; leave out thread_id to start a new conversation."
                     )
         except Exception as exc:
-            return error_result(self._problem(exc, thread_id=parsed.thread_id))
+            return error_result(
+                self._problem(exc, thread_id=parsed.thread_id, named=parsed.thread_id is not None)
+            )
         return await self._run(
             str(assistant["assistant_id"]), interface, parsed.input, thread_id, headers, progress
         )
@@ -199,9 +201,12 @@ class _OpenAssistants:
         outcome = RunOutcome(thread_id, run_ids[0] if run_ids else "", values, interrupts)
         return interface.result(outcome)
 
-    def _problem(self, exc: BaseException, *, thread_id: str | None = None) -> str:
+    def _problem(self, exc: BaseException, *, thread_id: str | None = None, named: bool = False) -> str:
+        """What the caller is told; ``named``: the caller gave ``thread_id`` (forbidden looks unknown)."""
         url = self._config.url
         status = getattr(getattr(exc, "response", None), "status_code", None)
+        if named and status == 403:
+            status = 404  # another user's thread looks exactly like one that does not exist
         if status in (401, 403):
             return f"The Agent Server at {url} refused the request (HTTP {status}); check your bearer token."
         if status == 404 and thread_id is not None:

@@ -9,6 +9,7 @@ Agent Server (`RemoteAssistants`).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -208,6 +209,13 @@ class AgentMCPServer:
             log_level: uvicorn's log level.
         """
         app = self.http_app(path=path, host=host, json_response=json_response)
+        if self.auth is None and not _loopback(host):
+            logger.warning(
+                "serving on %s without auth: anyone who reaches this address runs the graphs, as nobody; "
+                "give a token verifier (AgentMCPServer(auth=...), `mcpbridge serve --auth`) or serve on "
+                "127.0.0.1",
+                host,
+            )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
         # Accepted connections inherit it: without it, each streamed answer waits ~40 ms on delayed ACKs.
@@ -230,6 +238,16 @@ class AgentMCPServer:
             anyio.run(self.run_stdio)
         else:
             anyio.run(lambda: self.run_http(**options))
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` listens on loopback only (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any address
+        return False
 
 
 def _caller(ctx: ServerRequestContext[OpenBackend]) -> Caller:

@@ -175,7 +175,7 @@ async def test_misaddressed_tokens_are_rejected(
 
 
 async def test_a_token_from_another_secret_is_rejected(signed_echo: SignedEcho) -> None:
-    other = IdentitySigner("x" * 48, audiences={NAME: AUDIENCE})
+    other = IdentitySigner("another-secret-0123456789-abcdefghijklmnopqrstuv", audiences={NAME: AUDIENCE})
     [answer] = await run_whoami(signed_echo, IdentityMeta(signer=other), run_config(user="alice"))
     assert answer.status == "error"
     assert "signature does not match" in text_of(answer)

@@ -129,8 +129,8 @@ def test_limit_result_cuts_text_across_blocks_and_says_so() -> None:
     ]
     kept, structured = limit_result(blocks, {"small": 1}, max_chars=100)
     texts = [b["text"] for b in kept if b["type"] == "text"]
-    assert texts[0] == "a" * 60 and texts[1] == "b" * 40
-    assert "100 of its 120 characters" in texts[-1]
+    assert texts[0] == "a" * 60 and texts[1] == "b" * 36  # the image's 4 base64 characters count too
+    assert "96 of its 120 characters of text" in texts[-1]
     assert any(b["type"] == "image" for b in kept)
     assert structured == {"small": 1}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ from mcpbridge import (
     UserContext,
     UserServers,
 )
-from mcpbridge.credentials import apply_credentials
+from mcpbridge.credentials import apply_credentials, encode_variable_part
 
 pytestmark = pytest.mark.anyio
 
@@ -183,17 +184,34 @@ async def test_env_credentials_per_server() -> None:
 
 
 async def test_env_credentials_per_user() -> None:
-    environ = {"GITHUB_TOKEN_ALICE": "alice-token", "GITHUB_TOKEN_BOB_EXAMPLE_COM": "bob-token"}
+    environ = {"GITHUB_TOKEN_ALICE": "alice-token", "GITHUB_TOKEN_BOB_40EXAMPLE_2ECOM": "bob-token"}
     provider = EnvCredentials({"gh": "GITHUB_TOKEN_{user.identity}"}, environ=environ)
     mine = await provider(alice(), http("gh"))
     bobs = await provider(UserContext.from_user({"identity": "bob@example.com"}), http("gh"))
     assert mine is not None and bobs is not None
     assert dict(mine.headers) == {"Authorization": "Bearer alice-token"}
-    assert dict(bobs.headers) == {"Authorization": "Bearer bob-token"}  # upper-cased, made a valid name
+    assert dict(bobs.headers) == {"Authorization": "Bearer bob-token"}  # encoded into a valid name
+
+
+async def test_env_credentials_names_never_collide() -> None:
+    """Regression: names were folded (upper-cased, punctuation to `_`): distinct users shared a secret."""
+    identities = [
+        "john.doe@example.com",
+        "JOHN-DOE@EXAMPLE.COM",
+        "john_doe@example_com",
+        "John.Doe@Example.com",
+    ]
+    environ = {"TOKEN_" + encode_variable_part("john.doe@example.com"): "johns-token"}
+    provider = EnvCredentials({"gh": "TOKEN_{user.identity}"}, environ=environ, required=False)
+    found = [await provider(UserContext.from_user({"identity": i}), http("gh")) for i in identities]
+    assert [c is not None for c in found] == [True, False, False, False]
+    assert len({encode_variable_part(i) for i in identities}) == len(identities)
+    for name in map(encode_variable_part, identities):
+        assert re.fullmatch(r"[A-Z0-9_]+", name)
 
 
 async def test_env_credentials_from_other_user_fields() -> None:
-    provider = EnvCredentials({"gh": "TOKEN_{user.org}"}, environ={"TOKEN_ACME_INC": SECRET})
+    provider = EnvCredentials({"gh": "TOKEN_{user.org}"}, environ={"TOKEN_ACME_2DINC": SECRET})
     credentials = await provider(alice(org="acme-inc"), http("gh"))
     assert credentials is not None
     assert dict(credentials.headers) == {"Authorization": f"Bearer {SECRET}"}

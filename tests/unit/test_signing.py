@@ -34,6 +34,7 @@ from mcpbridge import (
     VerifiedIdentity,
     verified_identity,
 )
+from mcpbridge.signing import REGISTERED_AUDIENCE_PREFIX, registered_audience
 
 from ._helpers import Protocol, ai_calls, entry_error, tool_graph
 
@@ -42,6 +43,11 @@ OTHER_SECRET = "another-secret-that-is-also-long-enough-9876543210"
 IDENTITY = RunIdentity(
     thread_id="thread-1", run_id="run-1", user_id="alice", assistant_id="asst-1", graph_id="graph-1"
 )
+
+
+def varied(length: int) -> str:
+    """A secret of ``length`` characters with enough distinct bytes not to count as weak."""
+    return ("0123456789abcdefghij" * 8)[:length]
 
 
 def verifier(audience: str = "files", key: Any = SECRET, **options: Any) -> IdentityVerifier:
@@ -313,7 +319,7 @@ def test_a_token_from_another_key_pair_is_refused(rsa_key: rsa.RSAPrivateKey) ->
 
 
 def test_a_verifier_accepting_several_algorithms() -> None:
-    secret = "k" * 64
+    secret = varied(64)
     check = verifier(key=secret, algorithms=["HS256", "HS512"])
     for algorithm in ("HS256", "HS512"):
         token = IdentitySigner(secret, algorithm=algorithm).sign(IDENTITY, server="files")
@@ -365,20 +371,20 @@ def test_a_short_or_missing_hmac_secret_is_refused(key: Any) -> None:
 
 
 def test_a_32_byte_secret_is_enough() -> None:
-    IdentitySigner("k" * 32)
-    IdentitySigner(b"k" * 32)
+    IdentitySigner(varied(32))
+    IdentitySigner(varied(32).encode())
 
 
 @pytest.mark.parametrize(("algorithm", "least"), [("HS256", 32), ("HS384", 48), ("HS512", 64)])
 def test_hmac_secrets_as_long_as_the_hash(algorithm: str, least: int) -> None:
     """Regression: 32 bytes were enough for every HS algorithm (pyjwt then warned on every sign)."""
     with pytest.raises(ConfigError, match=f"at least {least} bytes"):
-        IdentitySigner("k" * (least - 1), algorithm=algorithm)
+        IdentitySigner(varied(least - 1), algorithm=algorithm)
     with pytest.raises(ConfigError, match=f"at least {least} bytes"):
-        IdentityVerifier("k" * (least - 1), audience="files", algorithms=[algorithm])
+        IdentityVerifier(varied(least - 1), audience="files", algorithms=[algorithm])
     # The shortest secret allowed signs and verifies without a warning (warnings are errors here).
-    token = IdentitySigner("k" * least, algorithm=algorithm).sign(IDENTITY, server="files")
-    assert verifier(key="k" * least, algorithms=[algorithm]).verify(token).user_id == "alice"
+    token = IdentitySigner(varied(least), algorithm=algorithm).sign(IDENTITY, server="files")
+    assert verifier(key=varied(least), algorithms=[algorithm]).verify(token).user_id == "alice"
 
 
 @pytest.mark.parametrize("algorithm", ["none", "NONE", "HS999", "", "hs256"])
@@ -655,3 +661,146 @@ async def test_the_verifier_checks_only_the_methods_it_is_given(protocol: Protoc
     assert isinstance(error, ConnectError)
     assert "identity rejected" in str(error)
     assert "no signed identity" in str(error)
+
+
+# --- hostile tokens and weak keys ------------------------------------------------------------------------
+
+
+def forge(header: dict[str, Any], claims: dict[str, Any], key: bytes) -> str:
+    """A token signed with HMAC-SHA256 over ``key``, whatever algorithm its header names."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+@pytest.mark.parametrize(
+    "algorithms",
+    [["HS256", "RS256"], ["RS256", "HS256"], ["ES256", "HS384"], ["EdDSA", "HS512"], ["RS256", "ES256"]],
+)
+def test_a_verifier_mixing_key_types_is_refused(algorithms: list[str], rsa_key: rsa.RSAPrivateKey) -> None:
+    """Regression: one key for HS* and RS* answered a forged HS256 token with an internal error."""
+    with pytest.raises(ConfigError) as caught:
+        IdentityVerifier(public_pem(rsa_key), audience="files", algorithms=algorithms)
+    assert caught.value.field == "algorithms"
+    assert "one key type" in str(caught.value)
+
+
+def test_rsa_and_pss_share_a_key(rsa_key: rsa.RSAPrivateKey) -> None:
+    check = verifier(key=public_pem(rsa_key), algorithms=["RS256", "PS256"])
+    for algorithm in ("RS256", "PS256"):
+        token = IdentitySigner(rsa_key, algorithm=algorithm).sign(IDENTITY, server="files")
+        assert check.verify(token).user_id == "alice"
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512", "none", "RS384", "ES256", "EdDSA", "XX1"])
+def test_forged_tokens_against_a_public_key_are_identity_errors(
+    algorithm: str, rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """Signed with the public key as HMAC secret, or naming another algorithm: a clean rejection."""
+    pem = public_pem(rsa_key)
+    for check in (
+        verifier(key=pem, algorithms=["RS256"]),
+        verifier(key=rsa_key, algorithms=["RS256", "PS256"]),
+        verifier(key=public_pem(ec_key), algorithms=["ES256"]),
+    ):
+        token = forge({"alg": algorithm, "typ": "JWT"}, claims(), pem)
+        assert rejection(check, token).reason in {"bad_signature", "malformed"}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "e30.e30.",
+        "eyJhbGciOiJSUzI1NiJ9.e30.AAAA",  # RS256 header, garbage signature
+        "eyJhbGciOiJIUzI1NiIsImtpZCI6W119.e30.AAAA",  # a list as kid
+        "eyJhbGciOlsiUlMyNTYiXX0.e30.AAAA",  # a list as alg
+        "W10.W10.W10",  # JSON arrays
+        "." * 3,
+        "a" * 20_000,
+    ],
+)
+def test_malformed_tokens_are_identity_errors(token: str, rsa_key: rsa.RSAPrivateKey) -> None:
+    for check in (verifier(), verifier(key=public_pem(rsa_key), algorithms=["RS256"])):
+        assert rejection(check, token).reason in {"bad_signature", "malformed"}
+
+
+def test_a_token_claiming_years_of_validity_is_rejected() -> None:
+    now = int(time.time())
+    token = jwt.encode(claims(iat=now, exp=now + 5 * 365 * 86400), SECRET, algorithm="HS256")
+    error = rejection(verifier(), token)
+    assert error.reason == "too_long_lived"
+    assert "max_lifetime" in str(error)
+    # The same token with a lifetime the verifier allows is accepted.
+    allowed = jwt.encode(claims(iat=now, exp=now + 3600), SECRET, algorithm="HS256")
+    assert verifier().verify(allowed).user_id == "alice"
+
+
+def test_max_lifetime_is_configurable() -> None:
+    now = int(time.time())
+    token = jwt.encode(claims(iat=now, exp=now + 600), SECRET, algorithm="HS256")
+    assert rejection(verifier(max_lifetime=300), token).reason == "too_long_lived"
+    assert verifier(max_lifetime=600).verify(token).user_id == "alice"
+    # The longest token a signer makes (ttl=3600) passes the default.
+    signed = IdentitySigner(SECRET, ttl=3600).sign(IDENTITY, server="files")
+    assert verifier().verify(signed).user_id == "alice"
+    with pytest.raises(ConfigError) as caught:
+        verifier(max_lifetime=0)
+    assert caught.value.field == "max_lifetime"
+
+
+def test_a_token_issued_in_the_future_is_rejected() -> None:
+    now = int(time.time())
+    token = jwt.encode(claims(iat=now + 3600, exp=now + 3660), SECRET, algorithm="HS256")
+    assert rejection(verifier(), token).reason == "not_yet_valid"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [b"\x00" * 32, "0" * 64, b"\xff" * 48, "ab" * 32, "abcdefg" * 10],
+    ids=["zeros", "char", "ff", "ab", "7"],
+)
+def test_weak_hmac_secrets_are_refused(key: str | bytes) -> None:
+    """Regression: an all-zero key signed."""
+    for make in (lambda: IdentitySigner(key), lambda: IdentityVerifier(key, audience="files")):
+        with pytest.raises(ConfigError) as caught:
+            make()
+        assert caught.value.field == "key"
+        assert "weak" in str(caught.value)
+        assert "secrets.token_urlsafe" in str(caught.value)
+
+
+def test_a_pem_key_is_refused_as_an_hmac_secret(rsa_key: rsa.RSAPrivateKey) -> None:
+    with pytest.raises(ConfigError, match="looks like a public or private key"):
+        IdentityVerifier(public_pem(rsa_key), audience="files")
+
+
+def test_a_short_rsa_key_is_refused() -> None:
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(ConfigError, match="weak"):
+        IdentitySigner(short, algorithm="RS256")
+    with pytest.raises(ConfigError, match="weak"):
+        IdentityVerifier(public_pem(short), audience="files", algorithms=["RS256"])
+
+
+# --- audiences of registered servers -------------------------------------------------------------------
+
+
+def test_a_registered_server_gets_a_namespaced_audience() -> None:
+    signer = IdentitySigner(SECRET, audiences={"payroll-prod": "payroll"})
+    assert signer.audience("payroll") == "payroll"
+    assert (
+        signer.audience("payroll", registered=True) == registered_audience("payroll") == "registered/payroll"
+    )
+    # A registered server under a name the audiences map knows still gets its own namespace.
+    assert signer.audience("payroll-prod", registered=True) == "registered/payroll-prod"
+    meta, _ = IdentityMeta(signer=signer).for_call(IDENTITY, server="payroll", registered=True)
+    token = meta[f"dev.mcpbridge/{TOKEN_FIELD}"]
+    assert rejection(verifier("payroll"), token).reason == "wrong_audience"
+    assert verifier("registered/payroll").verify(token).user_id == "alice"
+
+
+@pytest.mark.parametrize("audience", ["registered/payroll", REGISTERED_AUDIENCE_PREFIX, ""])
+def test_configured_audiences_cannot_enter_the_registered_namespace(audience: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        IdentitySigner(SECRET, audiences={"payroll": audience})
+    assert caught.value.field == "audiences"
