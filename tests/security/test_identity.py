@@ -34,6 +34,7 @@ from langchain_core.messages import ToolMessage
 from langgraph.store.memory import InMemoryStore
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import Context, MCPServer
 
 from mcpbridge import (
     IDENTITY_HEADER,
@@ -219,8 +220,6 @@ async def test_the_registered_server_name_of_a_deployment_server_is_refused(
 
 
 def _capture_main(port: int, record: Path) -> None:
-    from mcp.server.mcpserver import Context, MCPServer
-
     server = MCPServer("capture")
 
     @server.tool()
