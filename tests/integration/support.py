@@ -333,19 +333,21 @@ def start_http_server(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
 ) -> HttpServerProcess:
-    """Start ``examples.servers.<module>`` over streamable HTTP and wait until it accepts connections.
+    """Start ``examples.servers.<module>`` (or the dotted ``module``) over streamable HTTP; wait until it listens.
 
     The port is picked free just before the start; if another process takes it
     first and the server exits, it is started again on another port. ``args`` and
     ``env`` are extra command-line arguments and environment variables.
     """
+    target = module if "." in module else f"examples.servers.{module}"
+    module = module.rsplit(".", 1)[-1]
     records = RecordFile(directory / f"{module}-calls.jsonl")
     env = {**os.environ, **(env or {}), RECORD_ENV: str(records.path), "PYTHONUNBUFFERED": "1"}
     problems: list[str] = []
     for attempt in range(attempts):
         port = free_port()
         log = directory / f"{module}-{port}.log"
-        command = [sys.executable, "-m", f"examples.servers.{module}", *args, "--http", "--port", str(port)]
+        command = [sys.executable, "-m", target, *args, "--http", "--port", str(port)]
         server = HttpServerProcess(module, port, _launch(command, env, log), records, log, command, env)
         try:
             problem = server.wait_listening()

@@ -1,0 +1,189 @@
+"""The hostile-tenant deployment on the real Agent Server, and the attacker's own MCP server.
+
+One session-wide ``langgraph dev`` serves ``tests/security/deployment/langgraph.json``
+(graphs ``tenant`` and ``tenant_unchecked``, auth ``examples/auth.py``), beside
+real MCP servers over streamable HTTP: the deployment's ``notes`` and
+``payroll``, and ``own``, a server the attacker registers. Every server records
+each call it receives (``tests/security/servers.py``), which is the evidence an
+attack did or did not reach its target.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from examples.serve_demo import (
+    REPO_ROOT,
+    SERVER_ENV,
+    agent_server_command,
+    child,
+    free_port,
+    http_ok,
+    portable_config,
+    tail,
+    wait_until,
+)
+from tests.integration.support import HttpServerProcess, RecordFile, start_http_server
+
+DEPLOYMENT = Path(__file__).resolve().parent / "deployment" / "langgraph.json"
+SERVERS = "tests.security.servers"
+TOKENS = {"alice": "alice-token", "bob": "bob-token"}
+PAYROLL_AUDIENCE = "payroll-api"
+RUN_TIMEOUT = 90.0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Tenants:
+    """The running deployment: its Agent Server, its MCP servers and what each recorded."""
+
+    url: str
+    log: Path
+    files_base: Path
+    files: RecordFile
+    notes: HttpServerProcess
+    payroll: HttpServerProcess
+    own: HttpServerProcess
+    secret: str = field(repr=False)
+
+    def client(self, user: str) -> LangGraphClient:
+        return get_client(url=self.url, api_key=None, headers={"Authorization": f"Bearer {TOKENS[user]}"})
+
+    def mark(self) -> None:
+        """Hide every record written so far, so a test sees only what it caused."""
+        self.files = self.files.view()
+        for server in (self.notes, self.payroll, self.own):
+            server.records = server.records.view()
+
+
+def _server_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MCPBRIDGE_", "TENANT_"))}
+
+
+@pytest.fixture(scope="session")
+def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
+    workdir = tmp_path_factory.mktemp("tenants")
+    secret = secrets.token_urlsafe(48)
+    files_base = workdir / "files"
+    files_base.mkdir()
+    for name in ("notes", "payroll", "own"):
+        (workdir / name).mkdir()
+    env = _server_env()
+    notes = start_http_server(SERVERS, workdir / "notes", env=env)
+    payroll = own = None
+    try:
+        payroll = start_http_server(
+            SERVERS,
+            workdir / "payroll",
+            args=("--audience", PAYROLL_AUDIENCE),
+            env={**env, "MCPBRIDGE_IDENTITY_SECRET": secret},
+        )
+        own = start_http_server(SERVERS, workdir / "own", env=env)
+        files = RecordFile(workdir / "files-calls.jsonl")
+        server_env = {
+            **SERVER_ENV,
+            **env,
+            "PYTHONUNBUFFERED": "1",
+            "MCPBRIDGE_IDENTITY_SECRET": secret,
+            "TENANT_FILES_BASE": str(files_base),
+            "TENANT_RECORD": str(files.path),
+            "TENANT_NOTES_URL": notes.url,
+            "TENANT_PAYROLL_URL": payroll.url,
+            "TENANT_ALLOWED": f"127.0.0.1,127.0.0.1:{own.port}",
+        }
+        port = free_port()
+        url, log = f"http://127.0.0.1:{port}", workdir / "agent-server.log"
+        command = agent_server_command(port, portable_config(DEPLOYMENT, workdir))
+        with child(command, cwd=workdir, env=server_env, log=log) as agent:
+            wait_until(lambda: http_ok(f"{url}/ok"), agent, log, "the Agent Server", 90.0)
+            yield Tenants(url, log, files_base, files, notes, payroll, own, secret)
+    finally:
+        for server in (notes, payroll, own):
+            if server is not None:
+                server.stop()
+
+
+@pytest.fixture
+def deployment(tenants: Tenants) -> Tenants:
+    """The deployment, its records marked so the test sees only its own."""
+    tenants.mark()
+    return tenants
+
+
+@pytest.fixture
+async def bob(tenants: Tenants) -> AsyncIterator[LangGraphClient]:
+    """The attacker: an ordinary user of the deployment (``mcp:local`` only), with an empty store."""
+    async with tenants.client("bob") as client:
+        await reset_store(client)
+        yield client
+        await reset_store(client)
+
+
+@pytest.fixture
+async def alice(tenants: Tenants) -> AsyncIterator[LangGraphClient]:
+    """The victim: holds ``mcp:admin`` (and so ``payroll``), with an empty store."""
+    async with tenants.client("alice") as client:
+        await reset_store(client)
+        yield client
+        await reset_store(client)
+
+
+async def reset_store(client: LangGraphClient) -> None:
+    """Delete every item of the client's user (the auth handler scopes the empty prefix to them)."""
+    while items := (await client.store.search_items([], limit=100))["items"]:
+        for item in items:
+            await client.store.delete_item(item["namespace"], item["key"])
+
+
+async def run(client: LangGraphClient, graph: str, content: str) -> dict[str, Any]:
+    """One run of ``graph`` on a new thread, to its end: the run, and its final state or error."""
+    thread_id = (await client.threads.create())["thread_id"]
+    created: list[Any] = []
+    with anyio.fail_after(RUN_TIMEOUT):
+        state: Any = await client.runs.wait(
+            thread_id,
+            graph,
+            input={"messages": [{"role": "user", "content": content}]},
+            on_run_created=created.append,
+            raise_error=False,
+        )
+    [run] = created
+    status = (await client.runs.get(thread_id, run["run_id"]))["status"]
+    return {"status": status, "state": state, "thread_id": thread_id}
+
+
+def tool_results(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool messages of a final state."""
+    return [m for m in state.get("messages", []) if m["type"] == "tool"]
+
+
+def error_message(outcome: dict[str, Any]) -> str:
+    error = outcome["state"].get("__error__") or {}
+    return f"{error.get('error')}: {error.get('message')}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the Agent Server's log to the report of a failed test."""
+    report: pytest.TestReport = yield  # type: ignore[misc]
+    server = getattr(item, "funcargs", {}).get("tenants") or getattr(item, "funcargs", {}).get("deployment")
+    if report.failed and isinstance(server, Tenants):
+        report.sections.append(("Agent Server log (tail)", tail(server.log, 150)))
+    return report  # type: ignore[return-value]
+
+
+__all__ = ["REPO_ROOT", "Tenants", "error_message", "reset_store", "run", "tool_results"]
