@@ -31,6 +31,7 @@ import anyio
 from langgraph.store.base import BaseStore, Item
 from langgraph_sdk.runtime import ServerRuntime
 
+from mcpbridge._uservalues import bad_value, refused_header
 from mcpbridge.config import ServerConfig, validate_server
 from mcpbridge.credentials import CredentialProvider, apply_credentials
 from mcpbridge.errors import ConfigError, ServerFailure, ServerRefusedError
@@ -115,6 +116,8 @@ class RegisteredServers:
         namespace: Labels after the user's identity.
         policy: The URL policy (https and public addresses only, by default).
         limit: The most servers one user may register; more are refused.
+        user_headers: The header names a registered entry may set (``headers``, or ``bearer_token``
+            for ``Authorization``); never a name refused to users (``Host``, ``Mcp-*``, ...).
         connect_timeout: Seconds allowed to connect to a registered server.
         call_timeout: Seconds allowed for one of its tool calls.
 
@@ -131,11 +134,20 @@ class RegisteredServers:
         *,
         policy: UrlPolicy | None = None,
         limit: int = 10,
+        user_headers: Sequence[str] = ("Authorization",),
         connect_timeout: float = 10.0,
         call_timeout: float = 60.0,
     ) -> None:
         if limit < 1:
             raise ConfigError("limit must be at least 1", field="limit")
+        for header in user_headers:
+            rule = refused_header(header)
+            if rule is not None:
+                raise ConfigError(
+                    f"{header!r} cannot be set by users ({rule}); remove it from `user_headers`",
+                    field="user_headers",
+                )
+        self.user_headers = frozenset(h.lower() for h in user_headers)
         self.namespace = tuple(namespace)
         self.policy = policy or UrlPolicy()
         self.limit = limit
@@ -212,6 +224,7 @@ class RegisteredServers:
                 f"{', '.join(sorted(_REGISTERED_FIELDS - {'type'}))}",
                 server=name,
             )
+        self._check_headers(name, entry)
         transport = entry.pop("type", None) or entry.pop("transport", None) or "http"
         if transport not in ("http", "streamable-http", "sse"):
             raise ServerRefusedError(
@@ -228,6 +241,34 @@ class RegisteredServers:
                 "call_timeout": self.call_timeout,
             }
         )
+
+    def _check_headers(self, name: str, entry: Mapping[str, Any]) -> None:
+        """Refuse headers the deployment did not declare for users, or that no user may set."""
+        headers: Any = entry.get("headers") or {}
+        if not isinstance(headers, Mapping):
+            raise ServerRefusedError(
+                f"MCP server {name!r}, field 'headers': give an object of header names to values",
+                server=name,
+                field="headers",
+            )
+        names = [str(k) for k in headers]  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        if "bearer_token" in entry:
+            names.append("Authorization")
+        for header in names:
+            field = f"headers.{header}"
+            rule = refused_header(header)
+            if rule is not None:
+                why = f"{header!r} is never set from a user's values ({rule})"
+            elif header.lower() not in self.user_headers:
+                why = (
+                    f"{header!r} is not a name the deployment lets users set; remove it, or (deployment) "
+                    "add it to `RegisteredServers(user_headers=...)`"
+                )
+            elif bad_value(str(headers.get(header, ""))):  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]
+                why = "the value holds a line break or NUL; store it without"
+            else:
+                continue
+            raise ServerRefusedError(f"MCP server {name!r}, field {field!r}: {why}", server=name, field=field)
 
 
 class UserServers:

@@ -209,13 +209,7 @@ class AgentMCPServer:
             log_level: uvicorn's log level.
         """
         app = self.http_app(path=path, host=host, json_response=json_response)
-        if self.auth is None and not _loopback(host):
-            logger.warning(
-                "serving on %s without auth: anyone who reaches this address runs the graphs, as nobody; "
-                "give a token verifier (AgentMCPServer(auth=...), `mcpbridge serve --auth`) or serve on "
-                "127.0.0.1",
-                host,
-            )
+        _warn_when_exposed(host, authenticated=self.auth is not None)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
         # Accepted connections inherit it: without it, each streamed answer waits ~40 ms on delayed ACKs.
@@ -238,6 +232,18 @@ class AgentMCPServer:
             anyio.run(self.run_stdio)
         else:
             anyio.run(lambda: self.run_http(**options))
+
+
+def _warn_when_exposed(host: str, *, authenticated: bool) -> None:
+    """Warn when graphs are served without auth on an address other machines may reach."""
+    if authenticated or _loopback(host):
+        return
+    logger.warning(
+        "serving on %s without auth: anyone who reaches this address runs the graphs, as nobody; "
+        "give a token verifier (AgentMCPServer(auth=...), `mcpbridge serve --auth`) or serve on "
+        "127.0.0.1",
+        host,
+    )
 
 
 def _loopback(host: str) -> bool:

@@ -333,7 +333,7 @@ def start_http_server(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
 ) -> HttpServerProcess:
-    """Start ``examples.servers.<module>`` (or the dotted ``module``) over streamable HTTP; wait until it listens.
+    """Start ``examples.servers.<module>`` (or a dotted ``module``) over streamable HTTP until it listens.
 
     The port is picked free just before the start; if another process takes it
     first and the server exits, it is started again on another port. ``args`` and

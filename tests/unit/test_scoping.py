@@ -270,7 +270,7 @@ async def test_loopback_is_refused_by_default_and_allowed_by_policy() -> None:
         ({"url": "https://localhost/mcp"}, "resolves to"),
         ({"url": "https://metadata.google.internal/"}, "cloud metadata"),
         ({"url": "https://u:p@93.184.216.34/mcp"}, "credentials"),
-        ({"headers": {"X": "y"}}, "url"),
+        ({"headers": {"Authorization": "y"}}, "url"),
         ({"url": PUBLIC_URL, "bearer_token": "t", "headers": {"Authorization": "x"}}, "not both"),
     ],
 )
@@ -285,6 +285,49 @@ async def test_bad_registrations_are_refused_with_a_reason(value: Any, reason: s
     assert failure.server == "mine"
     assert failure.required is False
     assert reason in failure.reason
+
+
+@pytest.mark.parametrize(
+    ("headers", "rule"),
+    [
+        ({"Host": "metadata.internal"}, "never set from a user's values"),
+        ({"mcp-session-id": "s"}, "never set from a user's values"),
+        ({"Mcpbridge-Identity": "forged"}, "never set from a user's values"),
+        ({"X-Forwarded-For": "10.0.0.1"}, "never set from a user's values"),
+        ({"Transfer-Encoding": "chunked"}, "never set from a user's values"),
+        ({"X-Api-Key": "k"}, "not a name the deployment lets users set"),
+        ({"Authorization": "Bearer a\r\nX-Admin: 1"}, "line break"),
+    ],
+)
+async def test_registered_headers_are_limited_to_declared_names(headers: dict[str, str], rule: str) -> None:
+    store = InMemoryStore()
+    await register(store, "alice", "notes", {"url": PUBLIC_URL, "headers": headers})
+    servers, refused = await RegisteredServers().load(as_user("alice", store=store))
+    assert servers == []
+    [failure] = refused
+    [name] = headers
+    assert f"headers.{name}" in failure.reason and rule in failure.reason
+
+
+async def test_declared_registered_headers_are_sent() -> None:
+    store = InMemoryStore()
+    await register(store, "alice", "a", {"url": PUBLIC_URL, "headers": {"Authorization": "Bearer t"}})
+    await register(store, "alice", "b", {"url": PUBLIC_URL, "bearer_token": "t"})
+    await register(store, "alice", "c", {"url": PUBLIC_URL, "headers": {"X-Api-Key": "k"}})
+    servers, refused = await RegisteredServers().load(as_user("alice", store=store))
+    assert names(servers) == ["a", "b"] and [f.server for f in refused] == ["c"]
+    servers, refused = await RegisteredServers(user_headers=["Authorization", "X-Api-Key"]).load(
+        as_user("alice", store=store)
+    )
+    assert names(servers) == ["a", "b", "c"] and refused == []
+    assert [dict(getattr(s, "headers", {})) for s in servers][2] == {"X-Api-Key": "k"}
+
+
+@pytest.mark.parametrize("header", ["Host", "Mcp-Protocol-Version", "Mcpbridge-Identity", "Bad Name"])
+def test_refused_headers_cannot_be_declared_for_registered_servers(header: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        RegisteredServers(user_headers=["Authorization", header])
+    assert caught.value.field == "user_headers" and header in str(caught.value)
 
 
 async def test_a_bad_server_name_is_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -263,6 +264,57 @@ async def test_threads_belong_to_their_user_and_take_one_call_at_a_time() -> Non
                 )
                 release.set()
     assert busy is not None and busy.is_error and text(busy).startswith(f"Thread {thread_id} is busy")
+
+
+async def test_another_users_call_on_a_busy_thread_is_told_it_does_not_exist() -> None:
+    """Regression: "busy" was said of any running thread, before ownership (an existence oracle)."""
+    started, release = anyio.Event(), anyio.Event()
+
+    async def slow(state: MessagesState) -> dict[str, Any]:
+        if len(state["messages"]) > 1:
+            started.set()
+            await release.wait()
+        return {"messages": [AIMessage(content="done")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("slow", slow)
+    builder.add_edge(START, "slow")
+    builder.add_edge("slow", END)
+    backend = LocalGraphs([ServedGraph("slow", builder)])
+    alice, bob = Caller(ServedUser("alice")), Caller(ServedUser("bob"))
+    none = ProgressReporter(None)
+    async with backend.running() as graphs:
+        first = await graphs.call_tool("slow", {"message": "hi"}, alice, none)
+        thread_id = (first.structured_content or {})["thread_id"]
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                group.start_soon(
+                    graphs.call_tool, "slow", {"message": "again", "thread_id": thread_id}, alice, none
+                )
+                await started.wait()
+                probe = await graphs.call_tool("slow", {"message": "x", "thread_id": thread_id}, bob, none)
+                unknown = await graphs.call_tool("slow", {"message": "x", "thread_id": "nope"}, bob, none)
+                release.set()
+    assert probe.is_error and text(probe) == text(unknown).replace("nope", thread_id)
+    assert "busy" not in text(probe)
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [("0.0.0.0", True), ("10.1.2.3", True), ("example.com", True), ("::", True)]
+    + [("127.0.0.1", False), ("127.0.0.2", False), ("::1", False), ("[::1]", False), ("localhost", False)],
+)
+def test_serving_without_auth_beyond_loopback_warns(
+    host: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mcpbridge.serving.server import _warn_when_exposed
+
+    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
+        _warn_when_exposed(host, authenticated=False)
+        _warn_when_exposed(host, authenticated=True)
+    assert [r.getMessage() for r in caplog.records if "without auth" in r.getMessage()] == (
+        [caplog.records[0].getMessage()] if warned else []
+    )
 
 
 async def test_an_in_memory_client_sees_tools_and_results() -> None:
