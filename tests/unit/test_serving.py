@@ -283,6 +283,7 @@ async def test_another_users_call_on_a_busy_thread_is_told_it_does_not_exist() -
     backend = LocalGraphs([ServedGraph("slow", builder)])
     alice, bob = Caller(ServedUser("alice")), Caller(ServedUser("bob"))
     none = ProgressReporter(None)
+    probe = unknown = None
     async with backend.running() as graphs:
         first = await graphs.call_tool("slow", {"message": "hi"}, alice, none)
         thread_id = (first.structured_content or {})["thread_id"]
@@ -295,6 +296,7 @@ async def test_another_users_call_on_a_busy_thread_is_told_it_does_not_exist() -
                 probe = await graphs.call_tool("slow", {"message": "x", "thread_id": thread_id}, bob, none)
                 unknown = await graphs.call_tool("slow", {"message": "x", "thread_id": "nope"}, bob, none)
                 release.set()
+    assert probe is not None and unknown is not None
     assert probe.is_error and text(probe) == text(unknown).replace("nope", thread_id)
     assert "busy" not in text(probe)
 
