@@ -60,6 +60,7 @@ from examples.serve_demo import (
     wait_until,
 )
 from examples.servers._common import fingerprint
+from mcpbridge.signing import registered_audience
 
 GRAPH_ID = "agent"
 META = "dev.mcpbridge/"
@@ -71,7 +72,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
 ECHO_TOOLS = ("whoami", "add", "count", "slow", "fail", "crash")
 """The tools of the example echo server (``examples/servers/echo.py``), in its order."""
 OWN_SERVER = "mine"
-"""The name each user registers their own server under (and the audience it verifies)."""
+"""The name each user registers their own server under (its audience: ``registered/mine``)."""
 OWN_TOKENS: Mapping[str, str] = {"alice": "alice-own-token", "bob": "bob-own-token"}
 """Each user's token for their own server."""
 REMOTE_SECRET = "alice-remote-secret"
@@ -166,7 +167,7 @@ def own_echo_server(
     records: Path,
     log: Path,
     events: Path | None = None,
-    audience: str = OWN_SERVER,
+    audience: str = registered_audience(OWN_SERVER),
     timeout: float = 60.0,
 ) -> Generator[EchoServer, None, None]:
     """Serve the example echo server on a free port of 127.0.0.1, as a user's own MCP server.

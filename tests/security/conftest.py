@@ -125,7 +125,7 @@ def deployment(tenants: Tenants) -> Tenants:
 
 
 @pytest.fixture
-async def bob(tenants: Tenants) -> AsyncIterator[LangGraphClient]:
+async def tenant_bob(tenants: Tenants) -> AsyncIterator[LangGraphClient]:
     """The attacker: an ordinary user of the deployment (``mcp:local`` only), with an empty store."""
     async with tenants.client("bob") as client:
         await reset_store(client)
@@ -134,7 +134,7 @@ async def bob(tenants: Tenants) -> AsyncIterator[LangGraphClient]:
 
 
 @pytest.fixture
-async def alice(tenants: Tenants) -> AsyncIterator[LangGraphClient]:
+async def tenant_alice(tenants: Tenants) -> AsyncIterator[LangGraphClient]:
     """The victim: holds ``mcp:admin`` (and so ``payroll``), with an empty store."""
     async with tenants.client("alice") as client:
         await reset_store(client)

@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 
 async def test_a_token_captured_by_a_registered_server_is_refused_by_payroll(
-    deployment: Tenants, bob: LangGraphClient
+    deployment: Tenants, tenant_bob: LangGraphClient
 ) -> None:
-    await bob.store.put_item(["mcp_servers"], PAYROLL_AUDIENCE, {"url": deployment.own.url})
-    outcome = await run(bob, "tenant", 'call lookup {"text": "salaries"}')
+    await tenant_bob.store.put_item(["mcp_servers"], PAYROLL_AUDIENCE, {"url": deployment.own.url})
+    outcome = await run(tenant_bob, "tenant", 'call lookup {"text": "salaries"}')
     assert outcome["status"] == "success", error_message(outcome)
     [captured] = deployment.own.records.entries(tool="lookup")
     assert captured["meta"]["dev.mcpbridge/user_id"] == "bob"
@@ -44,19 +44,19 @@ async def test_a_token_captured_by_a_registered_server_is_refused_by_payroll(
 
 
 async def test_a_user_holding_the_permission_reaches_payroll(
-    deployment: Tenants, alice: LangGraphClient
+    deployment: Tenants, tenant_alice: LangGraphClient
 ) -> None:
-    outcome = await run(alice, "tenant", "call payroll_whoami {}")
+    outcome = await run(tenant_alice, "tenant", "call payroll_whoami {}")
     assert outcome["status"] == "success", error_message(outcome)
     [entry] = deployment.payroll.records.entries(tool="whoami")
     assert entry["verified"]["user_id"] == "alice"
 
 
 async def test_registering_a_deployment_servers_name_is_refused(
-    deployment: Tenants, bob: LangGraphClient
+    deployment: Tenants, tenant_bob: LangGraphClient
 ) -> None:
-    await bob.store.put_item(["mcp_servers"], "payroll", {"url": deployment.own.url})
-    outcome = await run(bob, "tenant", 'call lookup {"text": "salaries"}')
+    await tenant_bob.store.put_item(["mcp_servers"], "payroll", {"url": deployment.own.url})
+    outcome = await run(tenant_bob, "tenant", 'call lookup {"text": "salaries"}')
     assert outcome["status"] == "success", error_message(outcome)
     assert deployment.own.records.entries() == []
     assert deployment.payroll.records.entries() == []

@@ -41,13 +41,13 @@ def payload(kind: str, directory: Path, marker: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("kind", ["PYTHONPATH", "BASH_ENV"])
 async def test_stored_interpreter_variables_never_run_code_in_a_stdio_server(
-    deployment: Tenants, bob: LangGraphClient, tmp_path: Path, kind: str
+    deployment: Tenants, tenant_bob: LangGraphClient, tmp_path: Path, kind: str
 ) -> None:
     marker = tmp_path / "pwned"
     env = payload(kind, tmp_path / "payload", marker)
-    await bob.store.put_item(["mcp_credentials"], "files", {"env": env})
+    await tenant_bob.store.put_item(["mcp_credentials"], "files", {"env": env})
 
-    refused = await run(bob, "tenant", "call files_root {}")
+    refused = await run(tenant_bob, "tenant", "call files_root {}")
     assert refused["status"] == "error"
     message = error_message(refused)
     first = next(iter(env))
@@ -56,34 +56,36 @@ async def test_stored_interpreter_variables_never_run_code_in_a_stdio_server(
     assert deployment.files.entries() == []  # the server never started, let alone answered
 
     # Control, protection off: the same item runs the payload before any MCP handshake.
-    reached = await run(bob, "tenant_unchecked", "call files_root {}")
+    reached = await run(tenant_bob, "tenant_unchecked", "call files_root {}")
     assert reached["status"] == "success", error_message(reached)
     assert marker.exists()
 
 
 async def test_a_stored_value_never_replaces_the_deployments_root(
-    deployment: Tenants, bob: LangGraphClient
+    deployment: Tenants, tenant_bob: LangGraphClient
 ) -> None:
     alices_root = str(deployment.files_base / "alice")
-    await bob.store.put_item(["mcp_credentials"], "files", {"env": {"FILES_ROOT": alices_root}})
+    await tenant_bob.store.put_item(["mcp_credentials"], "files", {"env": {"FILES_ROOT": alices_root}})
 
-    refused = await run(bob, "tenant", "call files_root {}")
+    refused = await run(tenant_bob, "tenant", "call files_root {}")
     assert refused["status"] == "error"
     message = error_message(refused)
     assert "env.FILES_ROOT" in message and "set by the deployment" in message, message
     assert deployment.files.entries() == []
 
     # Control, protection off: Bob's item would have moved him into Alice's root.
-    reached = await run(bob, "tenant_unchecked", "call files_root {}")
+    reached = await run(tenant_bob, "tenant_unchecked", "call files_root {}")
     [entry] = deployment.files.entries(tool="root")
     assert reached["status"] == "success" and entry["root"] == alices_root
 
 
 async def test_a_declared_variable_is_filled_from_the_users_item(
-    deployment: Tenants, bob: LangGraphClient
+    deployment: Tenants, tenant_bob: LangGraphClient
 ) -> None:
-    await bob.store.put_item(["mcp_credentials"], "files", {"env": {"FILES_TOKEN": "bobs-files-token"}})
-    outcome = await run(bob, "tenant", "call files_root {}")
+    await tenant_bob.store.put_item(
+        ["mcp_credentials"], "files", {"env": {"FILES_TOKEN": "bobs-files-token"}}
+    )
+    outcome = await run(tenant_bob, "tenant", "call files_root {}")
     assert outcome["status"] == "success", error_message(outcome)
     [entry] = deployment.files.entries(tool="root")
     assert entry["root"] == str(deployment.files_base / "bob")
@@ -101,11 +103,11 @@ FORGED_HEADERS: list[tuple[dict[str, str], str, str]] = [
 
 @pytest.mark.parametrize(("headers", "field", "rule"), FORGED_HEADERS, ids=lambda v: str(v))
 async def test_stored_headers_never_replace_what_the_deployment_sends(
-    deployment: Tenants, bob: LangGraphClient, headers: dict[str, str], field: str, rule: str
+    deployment: Tenants, tenant_bob: LangGraphClient, headers: dict[str, str], field: str, rule: str
 ) -> None:
-    await bob.store.put_item(["mcp_credentials"], "notes", {"headers": headers})
+    await tenant_bob.store.put_item(["mcp_credentials"], "notes", {"headers": headers})
 
-    refused = await run(bob, "tenant", "call notes_whoami {}")
+    refused = await run(tenant_bob, "tenant", "call notes_whoami {}")
     assert refused["status"] == "error"
     message = error_message(refused)
     [name] = headers
@@ -113,7 +115,7 @@ async def test_stored_headers_never_replace_what_the_deployment_sends(
     assert deployment.notes.records.entries() == []  # no request reached the server
 
     # Control, protection off: the forged header reaches the server.
-    reached = await run(bob, "tenant_unchecked", "call notes_whoami {}")
+    reached = await run(tenant_bob, "tenant_unchecked", "call notes_whoami {}")
     if name == "Host":
         # The MCP server's own DNS-rebinding check answers the forged Host with an error: it arrived.
         assert reached["status"] == "error" and "notes" in error_message(reached), error_message(reached)
@@ -128,10 +130,10 @@ async def test_stored_headers_never_replace_what_the_deployment_sends(
 
 
 async def test_a_stored_authorization_is_sent_with_the_deployments_headers(
-    deployment: Tenants, bob: LangGraphClient
+    deployment: Tenants, tenant_bob: LangGraphClient
 ) -> None:
-    await bob.store.put_item(["mcp_credentials"], "notes", {"bearer_token": "bobs-notes-token"})
-    outcome = await run(bob, "tenant", "call notes_whoami {}")
+    await tenant_bob.store.put_item(["mcp_credentials"], "notes", {"bearer_token": "bobs-notes-token"})
+    outcome = await run(tenant_bob, "tenant", "call notes_whoami {}")
     assert outcome["status"] == "success", error_message(outcome)
     [entry] = deployment.notes.records.entries(tool="whoami")
     assert entry["x_user"] == "bob"
