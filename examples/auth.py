@@ -8,10 +8,11 @@ LangSmith Studio shortcut of ``langgraph dev`` does not bypass the tokens either
 Authorization:
 
 - **Threads** (and the runs on them) belong to the user who created them: every
-  thread write (create, update, a run's creation, a copy) is stamped
+  thread write (create, update, a run's creation) is stamped
   ``metadata.owner = <identity>``, so no request can set another owner, and
   every thread action is filtered to the caller's own threads, so another user
-  gets 404. A thread's owner never changes.
+  gets 404 (a copy keeps its original's metadata, and only the owner may read
+  the original). A thread's owner never changes.
 - **Store** items live under the caller's identity as first namespace label.
 - **Assistants** are shared for reading: every authenticated user may read,
   search and run them (the graph's default assistant belongs to no one).
@@ -77,7 +78,9 @@ async def own_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Fil
     The stamp goes into the request's own ``metadata`` (changed in place: the server
     keeps its reference to it), so a caller-supplied ``owner`` is overwritten: a
     thread can neither be created for nor handed to another user. The filter makes
-    every action (reads, updates, runs, copies, deletes) see only the caller's threads.
+    every action (reads, updates, runs, copies, deletes) see only the caller's threads;
+    a copy (``create`` without metadata here) keeps the metadata of the original,
+    which the filter allows to its owner only.
     """
     if ctx.action in ("create", "update", "create_run") and isinstance(value, dict):
         _stamp_owner(cast(dict[str, Any], value), ctx.user.identity)
