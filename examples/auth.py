@@ -7,12 +7,18 @@ LangSmith Studio shortcut of ``langgraph dev`` does not bypass the tokens either
 
 Authorization:
 
-- **Threads** (and the runs on them) belong to the user who created them: a new
-  thread is stamped ``metadata.owner = <identity>`` and every thread action is
-  filtered to the caller's own threads, so another user gets 404.
+- **Threads** (and the runs on them) belong to the user who created them: every
+  thread write (create, update, a run's creation) is stamped
+  ``metadata.owner = <identity>``, so no request can set another owner, and
+  every thread action is filtered to the caller's own threads, so another user
+  gets 404 (a copy keeps its original's metadata, and only the owner may read
+  the original). A thread's owner never changes.
 - **Store** items live under the caller's identity as first namespace label.
-- **Assistants** are shared: every authenticated user may use and manage them
-  (the graph's default assistant belongs to no one).
+- **Assistants** are shared for reading: every authenticated user may read,
+  search and run them (the graph's default assistant belongs to no one).
+  Creating, updating and deleting an assistant needs the ``assistants:write``
+  permission (alice holds it, bob does not), since an assistant's config
+  applies to every user's runs.
 - **Crons** are refused (403): the example has no use for them, and a cron's
   runs would belong to no one.
 
@@ -33,11 +39,20 @@ from typing import Any, cast
 from langgraph_sdk import Auth
 
 USERS: dict[str, Auth.types.MinimalUserDict] = {
-    "alice-token": {"identity": "alice", "permissions": ["mcp:local", "mcp:remote", "mcp:admin"]},
+    "alice-token": {
+        "identity": "alice",
+        "permissions": ["mcp:local", "mcp:remote", "mcp:admin", "assistants:write"],
+    },
     "bob-token": {"identity": "bob", "permissions": ["mcp:local"]},
 }
-"""Bearer token -> user. Alice may use both MCP servers and every tool, Bob only the local one
-and not its ``crash`` tool."""
+"""Bearer token -> user. Alice may use both MCP servers and every tool, and manage the
+assistants; Bob only the local server, not its ``crash`` tool, and may not change assistants."""
+
+ASSISTANTS_WRITE = "assistants:write"
+"""The permission to create, update and delete assistants (shared by every user)."""
+OWNER = "owner"
+"""The thread metadata key holding the identity of the thread's owner."""
+_ASSISTANT_WRITES = frozenset({"create", "update", "delete"})
 
 auth = Auth()
 
@@ -58,14 +73,26 @@ async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
 
 @auth.on.threads
 async def own_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
-    """Stamp new threads (and runs) with their owner, and show each user only their own threads."""
-    if ctx.action in ("create", "create_run") and isinstance(value, dict):
-        fields = cast(dict[str, Any], value)
-        metadata = fields.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = fields["metadata"] = {}
-        cast(dict[str, Any], metadata)["owner"] = ctx.user.identity
-    return {"owner": ctx.user.identity}
+    """Stamp the caller as owner on every thread write, and show each user only their own threads.
+
+    The stamp goes into the request's own ``metadata`` (changed in place: the server
+    keeps its reference to it), so a caller-supplied ``owner`` is overwritten: a
+    thread can neither be created for nor handed to another user. The filter makes
+    every action (reads, updates, runs, copies, deletes) see only the caller's threads;
+    a copy (``create`` without metadata here) keeps the metadata of the original,
+    which the filter allows to its owner only.
+    """
+    if ctx.action in ("create", "update", "create_run") and isinstance(value, dict):
+        _stamp_owner(cast(dict[str, Any], value), ctx.user.identity)
+    return {OWNER: ctx.user.identity}
+
+
+def _stamp_owner(value: dict[str, Any], identity: str) -> None:
+    metadata = value.get("metadata")
+    if isinstance(metadata, dict):
+        cast(dict[str, Any], metadata)[OWNER] = identity
+    else:
+        value["metadata"] = {OWNER: identity}
 
 
 @auth.on.store
@@ -78,7 +105,13 @@ async def own_namespace(ctx: Auth.types.AuthContext, value: Any) -> None:
 
 @auth.on.assistants
 async def shared_assistants(ctx: Auth.types.AuthContext, value: Any) -> None:
-    """Every authenticated user may use the assistants."""
+    """Every authenticated user may read, search and run the assistants; writes need ``assistants:write``."""
+    if ctx.action in _ASSISTANT_WRITES and ASSISTANTS_WRITE not in ctx.permissions:
+        raise Auth.exceptions.HTTPException(
+            status_code=403,
+            detail=f"Changing assistants needs the {ASSISTANTS_WRITE!r} permission, which this user "
+            "does not hold; ask the deployment's administrator, or use the existing assistants.",
+        )
 
 
 @auth.on.crons

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from langgraph.store.base import BaseStore
 
@@ -33,6 +33,7 @@ __all__ = [
 
 TEMPLATE = re.compile(r"\{user\.([A-Za-z_][A-Za-z0-9_]*)\}")
 _FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +151,21 @@ class ToolFilter:
 def render_server(server: ServerConfig, user: UserContext) -> ServerConfig:
     """Fill the ``{user.<field>}`` templates of a server's URL, headers, arguments and environment.
 
-    Values are percent-encoded in URLs; a value with a line break is refused in headers.
+    A value fills what its template holds and never changes the structure around it:
+    values are percent-encoded in URLs (so they add no path segment, query or fragment),
+    a URL path segment they make ``.`` or ``..`` (percent-encoded or not) is refused,
+    an argument they make start with ``-`` (an option) is refused, and a value with a
+    line break is refused in headers.
 
     Raises:
-        ServerRefusedError: A template names a field the user does not have.
+        ServerRefusedError: A template names a field the user does not have, or a value
+            would change the structure of the URL, an argument or a header.
     """
     match server:
         case HttpServer() | SseServer():
             url = _render(server.url, user, server=server.name, field="url", encode=True)
+            if url != server.url:
+                _check_path_segments(server.url, user, server=server.name)
             headers = {
                 k: _render(v, user, server=server.name, field=f"headers.{k}", header=True)
                 for k, v in server.headers.items()
@@ -167,6 +175,16 @@ def render_server(server: ServerConfig, user: UserContext) -> ServerConfig:
             return server.model_copy(update={"url": url, "headers": headers})
         case StdioServer():
             args = tuple(_render(a, user, server=server.name, field="args") for a in server.args)
+            for index, (template, arg) in enumerate(zip(server.args, args, strict=True)):
+                if arg.startswith("-") and not template.startswith("-"):
+                    raise ServerRefusedError(
+                        f"MCP server {server.name!r}, field 'args' (argument {index}): the user's "
+                        f"{_names(template)} would make the argument start with '-', which the server "
+                        "would read as an option; a user value may not begin an argument with '-'. "
+                        "Put the value after a fixed prefix in the template (e.g. '--name={user.name}')",
+                        server=server.name,
+                        field="args",
+                    )
             env = {
                 k: _render(v, user, server=server.name, field=f"env.{k}")
                 for k, v in (server.env or {}).items()
@@ -206,3 +224,36 @@ def _render(
         return quote(value, safe="") if encode else value
 
     return TEMPLATE.sub(substitute, text)
+
+
+def _names(template: str) -> str:
+    """``'org'`` or ``'org', 'team'``: the user fields a template fills, for messages."""
+    return ", ".join(repr(name) for name in dict.fromkeys(TEMPLATE.findall(template)))
+
+
+def _check_path_segments(template: str, user: UserContext, *, server: str) -> None:
+    """Refuse a URL whose path gets a ``.`` or ``..`` segment from a user value.
+
+    Values are percent-encoded without safe characters, so every ``/``, ``?`` and
+    ``#`` of the rendered URL is the template's own: the template's path segments
+    are the rendered URL's, one for one. HTTP clients and servers resolve dot
+    segments (``/u/../admin`` is ``/admin``), decoded or not (``%2e%2e``).
+    """
+    scheme_end = template.find("://")
+    path_start = 0 if scheme_end < 0 else template.find("/", scheme_end + 3)
+    if path_start < 0:  # no path: nothing to resolve
+        return
+    path = re.split(r"[?#]", template[path_start:], maxsplit=1)[0]
+    for piece in path.split("/"):
+        if "{user." not in piece:
+            continue
+        segment = _render(piece, user, server=server, field="url", encode=True)
+        if unquote(segment) in _DOT_SEGMENTS:
+            raise ServerRefusedError(
+                f"MCP server {server!r}, field 'url': the user's {_names(piece)} would make the path "
+                f"segment {piece!r} a dot segment ({segment!r}), which moves the request to another path; "
+                "a user value may not make a URL path segment '.' or '..'. Refuse such values in the "
+                "auth handler, or put the value in a segment with fixed text (e.g. '/u-{user.org}/')",
+                server=server,
+                field="url",
+            )

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from langgraph_sdk.errors import NotFoundError, PermissionDeniedError
 
-from tests.e2e.conftest import GRAPH_ID, AgentServer, alive, identity, message_text
+from tests.e2e.agent_server import GRAPH_ID, AgentServer, alive, identity, message_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(300)]
 

@@ -40,7 +40,7 @@ from examples.serve_demo import (
 from examples.servers._common import EVENTS_ENV, RECORD_ENV
 from mcpbridge.factory import SKIPPED_EVENT
 from tests.e2e import fault_graphs
-from tests.e2e.conftest import CONFIG, GRAPH_ID, TOKENS, Records, alive, descendants, message_text
+from tests.e2e.agent_server import CONFIG, GRAPH_ID, TOKENS, Records, alive, descendants, message_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from examples.serve_demo import portable_config, smoke
-from tests.e2e.conftest import CONFIG, ROOT, AgentServer, alive, descendants
+from tests.e2e.agent_server import CONFIG, ROOT, AgentServer, alive, descendants
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -358,6 +358,72 @@ def test_rendering_keeps_the_other_fields() -> None:
     assert (rendered.required, rendered.prefix, rendered.call_timeout) == (False, "gh", 5)
 
 
+@pytest.mark.parametrize(
+    ("path", "org"),
+    [
+        ("/u/{user.org}/mcp", ".."),
+        ("/u/{user.org}/mcp", "."),
+        ("/u/%2{user.org}/mcp", "e"),  # the template's '%2' and the user's 'e' spell an encoded dot
+        ("/u/.%2{user.org}/mcp", "E"),
+        ("/u/%2e{user.org}/mcp", "."),
+    ],
+)
+def test_a_user_value_cannot_make_a_dot_segment_in_the_url_path(path: str, org: str) -> None:
+    server = HttpServer(name="notes", url=f"https://notes.example.com{path}")
+    with pytest.raises(ServerRefusedError) as caught:
+        render_server(server, user("alice", org=org))
+    assert (caught.value.server, caught.value.field) == ("notes", "url")
+    message = str(caught.value)
+    assert "'org'" in message and "dot segment" in message and "'.' or '..'" in message
+
+
+def test_an_encoded_dot_from_the_user_stays_encoded_and_keeps_the_path() -> None:
+    server = HttpServer(name="notes", url="https://notes.example.com/u/{user.org}/mcp")
+    for org in ("%2e%2e", ".%2E"):
+        rendered = render_server(server, user("alice", org=org))
+        assert isinstance(rendered, HttpServer)
+        assert httpx2.URL(rendered.url).path.startswith("/u/") and rendered.url.endswith("/mcp")
+        assert "%25" in rendered.url
+
+
+def test_two_values_that_together_make_a_dot_segment_are_refused() -> None:
+    server = HttpServer(name="notes", url="https://notes.example.com/u/{user.a}{user.b}/mcp")
+    with pytest.raises(ServerRefusedError, match="'a', 'b'"):
+        render_server(server, user("alice", a=".", b="."))
+
+
+def test_the_dot_segment_rule_holds_for_sse_and_at_the_end_of_the_path() -> None:
+    server = SseServer(name="old", url="https://old.example.com/sse/{user.identity}?v=1")
+    with pytest.raises(ServerRefusedError, match="dot segment"):
+        render_server(server, user(".."))
+
+
+@pytest.mark.parametrize(
+    "org", ["alice", "acme-inc", "john.doe@example.com", "a.b", "...", "..a", "-x", "a..b"]
+)
+def test_values_with_dots_inside_a_segment_keep_working(org: str) -> None:
+    server = HttpServer(name="notes", url="https://notes.example.com/u/{user.org}/mcp?team={user.org}")
+    rendered = render_server(server, user("alice", org=org))
+    assert isinstance(rendered, HttpServer)
+    url = httpx2.URL(rendered.url)
+    assert url.path == f"/u/{org}/mcp"  # the path the template gave, with the value in its segment
+    assert url.params["team"] == org
+
+
+def test_dots_in_the_query_or_the_host_are_not_path_segments() -> None:
+    server = HttpServer(name="notes", url="https://{user.region}.example.com/mcp?org={user.org}#{user.org}")
+    rendered = render_server(server, user("alice", region="eu", org=".."))
+    assert isinstance(rendered, HttpServer)
+    assert httpx2.URL(rendered.url).params["org"] == ".."
+
+
+def test_the_deployments_own_dot_segments_are_left_to_it() -> None:
+    server = HttpServer(name="notes", url="https://notes.example.com/u/../{user.org}/mcp")
+    rendered = render_server(server, user("alice", org="acme"))
+    assert isinstance(rendered, HttpServer)
+    assert rendered.url == "https://notes.example.com/u/../acme/mcp"
+
+
 # --- render_server: stdio --------------------------------------------------------------------------
 
 
@@ -390,3 +456,45 @@ def test_a_missing_field_in_stdio_env_names_the_variable() -> None:
     assert caught.value.server == "files"
     assert caught.value.field == "env.TEAM"
     assert "{user.team}" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["-x", "--config=/etc/passwd", "-", "--"])
+def test_a_user_value_cannot_begin_a_stdio_argument_with_a_dash(value: str) -> None:
+    server = StdioServer(name="files", command="files-mcp", args=("--root", "{user.identity}"))
+    with pytest.raises(ServerRefusedError) as caught:
+        render_server(server, user(value))
+    assert (caught.value.server, caught.value.field) == ("files", "args")
+    message = str(caught.value)
+    assert "'identity'" in message and "argument 1" in message and "'-'" in message and "option" in message
+
+
+def test_an_empty_value_cannot_let_the_next_one_begin_the_argument_with_a_dash() -> None:
+    server = StdioServer(name="files", command="files-mcp", args=("{user.a}{user.b}",))
+    with pytest.raises(ServerRefusedError, match="'a', 'b'"):
+        render_server(server, user("alice", a="", b="-v"))
+
+
+@pytest.mark.parametrize("value", ["alice", "acme-inc", "john.doe@example.com", "a-", "x--y"])
+def test_stdio_values_without_a_leading_dash_keep_working(value: str) -> None:
+    server = StdioServer(
+        name="files", command="files-mcp", args=("--root", "{user.identity}", "/d/{user.identity}")
+    )
+    rendered = render_server(server, user(value))
+    assert isinstance(rendered, StdioServer)
+    assert rendered.args == ("--root", value, f"/d/{value}")
+
+
+def test_a_dash_after_the_deployments_own_prefix_is_a_value() -> None:
+    server = StdioServer(
+        name="files", command="files-mcp", args=("--user={user.identity}", "-u{user.identity}")
+    )
+    rendered = render_server(server, user("-x"))
+    assert isinstance(rendered, StdioServer)
+    assert rendered.args == ("--user=-x", "-u-x")
+
+
+def test_a_dash_in_an_environment_value_is_a_value() -> None:
+    server = StdioServer(name="files", command="files-mcp", env={"FILES_USER": "{user.identity}"})
+    rendered = render_server(server, user("-x"))
+    assert isinstance(rendered, StdioServer)
+    assert dict(rendered.env or {}) == {"FILES_USER": "-x"}

@@ -1,4 +1,9 @@
-"""Fixtures of the end-to-end tests: the real Agent Server (``langgraph dev``) serving ``langgraph.json``.
+"""The real Agent Server (``langgraph dev``) serving ``langgraph.json``, and its fixtures.
+
+The fixtures are registered once, in ``tests/conftest.py``, for every test
+directory that drives the Agent Server (``tests/e2e``, ``tests/security``): a
+session fixture belongs to the conftest that defines it, so defining (or
+importing) it in two conftests would start two Agent Servers in one session.
 
 One session-wide set of servers, started by `examples.serve_demo.demo_servers`:
 the example echo MCP server over streamable HTTP (the agent's ``remote`` server)
