@@ -230,7 +230,7 @@ def main() -> None:
     )
     parser.add_argument("--tools", type=int, default=100_000, help="tools the server offers")
     parser.add_argument("--images", type=float, default=20, help="megabytes of base64 images in one answer")
-    parser.add_argument("--progress", type=int, default=50_000, help="progress notifications in one call")
+    parser.add_argument("--progress", type=int, default=20_000, help="progress notifications in one call")
     parser.add_argument("--logs", type=int, default=20_000, help="log messages in one call")
     parser.add_argument("--json", type=int, default=300, help="megabytes of one JSON answer")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="which inputs to run")
