@@ -21,7 +21,7 @@ import typing
 from collections import deque
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import mcp_types as types
 from langchain_core.messages import ToolCall, ToolMessage
@@ -217,6 +217,9 @@ class MCPTool(BaseTool):
         )
 
 
+_MAX_WINDOW_EVENTS: Final = 1_000_000
+
+
 class _ProgressForwarder:
     """Writes one call's progress to the ``custom`` stream, at most ``per_second`` events a second.
 
@@ -242,7 +245,7 @@ class _ProgressForwarder:
             "tool": tool,
             "tool_call_id": tool_call_id,
         }
-        count = max(1, math.floor(per_second))
+        count = max(1, math.floor(min(per_second, _MAX_WINDOW_EVENTS)))  # a huge rate (caps off) too
         self._window = count / per_second
         self._written: deque[float] = deque(maxlen=count)  # when the last `count` events were written
         self._last_progress = -float("inf")
