@@ -1,10 +1,21 @@
 """One MCP server's session, owned by one task from connect to teardown.
 
-`ServerConnection.run` connects (within ``connect_timeout``), lists every page of
-tools, reports readiness, then holds the session open until `close` is called.
+`ServerConnection.run` connects, lists every page of tools and prepares each one
+(its schema checked, its validator built, its description cut) all within
+``connect_timeout``, reports readiness, then holds the session open until `close`
+is called. A server offering more than ``max_tools`` tools is not connected: listing
+stops at the page that passes the cap. Preparing yields to the event loop every few
+dozen tools, so a big catalogue never stalls other runs.
+
 Failures before readiness propagate to the starter; failures after it are
 recorded, never raised into the owner's task group. Calls translate every
 transport and protocol failure into `ToolCallError` within ``call_timeout``.
+
+The server's log notifications go to the ``mcpbridge.server.<name>`` logger with
+control characters escaped (a server cannot forge log lines), their text cut to
+`LOG_TEXT_CHARS`, their level capped at ``max_log_level``, and their rate bounded
+per session (a burst of `LOG_BURST`, then `LOG_PER_SECOND`); a line says how many
+were dropped.
 """
 
 from __future__ import annotations
@@ -13,12 +24,16 @@ import contextvars
 import fnmatch
 import functools
 import io
+import json
 import logging
 import math
+import re
 import ssl
 import tempfile
+import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
@@ -33,10 +48,11 @@ from mcp.shared.dispatcher import ProgressFnT
 from pydantic import ValidationError
 
 from mcpbridge._content import describe_invalid_result
+from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
 from mcpbridge.errors import ToolCallError, ToolTimeoutError
 
-__all__ = ["ServerConnection", "describe_failure"]
+__all__ = ["ListedTool", "ServerConnection", "describe_failure"]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -45,6 +61,18 @@ _STDERR_TAIL_CHARS: Final = 2000
 _MAX_SSE_EVENT_BYTES: Final = 64 * 1024 * 1024
 """The largest answer taken as an event stream (the SDK's default, 1 MiB, fails a 20 MB result that a
 JSON answer carries); results are cut to ``max_result_chars`` for the model after."""
+
+_PREPARE_BATCH: Final = 32
+"""Tools prepared between two yields to the event loop (~0.1 ms each when their schema is new)."""
+
+LOG_TEXT_CHARS: Final = 2000
+"""The most characters of one server log message that are logged; the rest is cut, with a note."""
+LOG_BURST: Final = 50
+"""Server log messages one session may send at once before the rate bound applies."""
+LOG_PER_SECOND: Final = 10.0
+"""Server log messages per second one session may send after its burst; more are dropped and counted."""
+_LOGGER_NAME_CHARS: Final = 100
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 _LOG_LEVELS: Final[Mapping[str, int]] = {
     "debug": logging.DEBUG,
@@ -96,6 +124,23 @@ def http_client(config: HttpServer | SseServer, **overrides: Any) -> httpx2.Asyn
     return httpx2.AsyncClient(**options)
 
 
+@dataclass(frozen=True, slots=True)
+class ListedTool:
+    """A tool of a server, prepared at connect time: its schema checked and its validator built.
+
+    Attributes:
+        tool: The tool as the server listed it.
+        schema: The complete object schema the model sees.
+        description: The description the model sees (cut to ``max_description_chars``).
+        validator: Checks a call's arguments against ``schema``.
+    """
+
+    tool: types.Tool
+    schema: dict[str, Any]
+    description: str
+    validator: ArgumentsValidator
+
+
 class ServerConnection:
     """A connected MCP server: its session, its tools, and its failure if it has one."""
 
@@ -108,7 +153,7 @@ class ServerConnection:
     ) -> None:
         self.config = config
         self.name = config.name
-        self.tools: list[types.Tool] = []
+        self.tools: list[ListedTool] = []
         self.protocol_version: str | None = None
         self.failure: str | None = None
         self._client_info = client_info
@@ -121,6 +166,11 @@ class ServerConnection:
         self._reconnect_wanted = False
         self._stderr: io.TextIOBase | None = None
         self._server_logger = logging.getLogger(f"mcpbridge.server.{config.name}")
+        self._log_cap = _LOG_LEVELS[config.max_log_level]
+        self._log_floor = _LOG_LEVELS[log_level] if log_level is not None else logging.CRITICAL + 1
+        self._log_tokens = float(LOG_BURST)
+        self._log_refilled = time.monotonic()
+        self._log_dropped = 0
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, list tools, report readiness, and hold the session until `close`.
@@ -158,9 +208,9 @@ class ServerConnection:
             with scope:
                 async with AsyncExitStack() as stack:
                     client = await self._open(stack)
-                    tools = await self._list_tools(client)
-                    if not started:
-                        self.tools = tools  # a run's tools stay those it started with
+                    listed = await self._list_tools(client)
+                    if not started:  # a run's tools stay those it started with
+                        self.tools = await self._prepare(listed)
                     self.protocol_version = client.protocol_version
                     scope.deadline = math.inf
                     self._client = client
@@ -183,6 +233,7 @@ class ServerConnection:
             logger.warning("MCP server %r failed: %s", self.name, self.failure)
         finally:
             self._client = None
+            self._report_dropped_logs()
             if self._stderr is not None:
                 await self._read_stderr_tail()  # keep the tail for messages after the file is gone
                 with anyio.CancelScope(shield=True):
@@ -373,9 +424,16 @@ class ServerConnection:
         tools: list[types.Tool] = []
         cursor: str | None = None
         seen: set[str] = set()
+        limit = self.config.max_tools
         for _ in range(_MAX_TOOL_PAGES):
             page = await client.list_tools(cursor=cursor)
             tools.extend(page.tools)
+            # Counted before filtering: listing and holding the tools is what costs the process.
+            if len(tools) > limit:
+                raise _ConnectFailed(
+                    f"offers more than max_tools={limit} tools; ask its operator to offer fewer, "
+                    "or raise `max_tools` (and narrow the tools with `include_tools`)"
+                )
             cursor = page.next_cursor
             if cursor is None:
                 break
@@ -387,6 +445,39 @@ class ServerConnection:
             seen.add(cursor)
         return [tool for tool in tools if self._wanted(tool.name)]
 
+    async def _prepare(self, tools: list[types.Tool]) -> list[ListedTool]:
+        """Check every tool's schema and build its validator, yielding to the event loop as it goes.
+
+        A tool with an invalid schema is skipped with a warning. Runs under the connect
+        deadline, so ``connect_timeout`` bounds it too.
+        """
+        prepared: list[ListedTool] = []
+        for index, tool in enumerate(tools):
+            if index % _PREPARE_BATCH == _PREPARE_BATCH - 1:
+                await anyio.lowlevel.checkpoint()
+            try:
+                schema = normalize_input_schema(tool.input_schema)
+            except InvalidSchemaError as exc:
+                logger.warning("skipping tool %r of MCP server %r: %s", tool.name, self.name, exc)
+                continue
+            prepared.append(ListedTool(tool, schema, self._description(tool), ArgumentsValidator(schema)))
+        return prepared
+
+    def _description(self, tool: types.Tool) -> str:
+        text = tool.description or tool.title or tool.name
+        limit = self.config.max_description_chars
+        if len(text) <= limit:
+            return text
+        logger.warning(
+            "cutting the description of tool %r of MCP server %r from %d to %d characters "
+            "(max_description_chars)",
+            tool.name,
+            self.name,
+            len(text),
+            limit,
+        )
+        return text[:limit] + f"\n[Description cut: {limit:,} of {len(text):,} characters shown.]"
+
     def _wanted(self, name: str) -> bool:
         include = self.config.include_tools
         if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
@@ -395,8 +486,38 @@ class ServerConnection:
 
     async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
         level = _LOG_LEVELS.get(params.level, logging.INFO)
-        source = f"[{params.logger}] " if params.logger else ""
-        self._server_logger.log(level, "%s%s", source, params.data)
+        if level < self._log_floor:  # below what was asked for: a server ignoring the level
+            return
+        if not self._admit_log():
+            return
+        self._report_dropped_logs()
+        source = f"[{_log_text(params.logger, _LOGGER_NAME_CHARS)}] " if params.logger else ""
+        # The server picks its level; the deployment caps it, so a server cannot raise alarms.
+        self._server_logger.log(min(level, self._log_cap), "%s%s", source, _log_text(params.data))
+
+    def _admit_log(self) -> bool:
+        """A token bucket per session: a burst, then a steady rate; what is over it is counted, not logged."""
+        now = time.monotonic()
+        refill = (now - self._log_refilled) * LOG_PER_SECOND
+        self._log_tokens = min(float(LOG_BURST), self._log_tokens + refill)
+        self._log_refilled = now
+        if self._log_tokens < 1:
+            self._log_dropped += 1
+            return False
+        self._log_tokens -= 1
+        return True
+
+    def _report_dropped_logs(self) -> None:
+        dropped, self._log_dropped = self._log_dropped, 0
+        if dropped:
+            self._server_logger.log(
+                min(logging.WARNING, self._log_cap),
+                "dropped %d log messages of MCP server %r: it sent more than %d at once or %g a second",
+                dropped,
+                self.name,
+                LOG_BURST,
+                LOG_PER_SECOND,
+            )
 
     _stderr_tail_cached: str = ""
 
@@ -425,6 +546,26 @@ class ServerConnection:
 
 class _ConnectFailed(Exception):
     """A server could not be connected; the message is the readable reason."""
+
+
+def _log_text(data: Any, limit: int = LOG_TEXT_CHARS) -> str:
+    """A server's log data as one line: cut to ``limit`` characters, control characters escaped."""
+    if isinstance(data, str):
+        text = data
+    else:
+        try:
+            text = json.dumps(data, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):  # not JSON data (the SDK parsed it, so rare): its repr
+            text = repr(data)
+    note = ""
+    if len(text) > limit:
+        note = f" [cut: {limit:,} of {len(text):,} characters shown]"
+        text = text[:limit]
+    return _CONTROL_RE.sub(_escape, text) + note
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 def _tail_note(tail: str) -> str:

@@ -1,9 +1,11 @@
 """`Bridge`: the one owner of every MCP session of a run.
 
 Entering a `Bridge` connects to all its servers concurrently (so it costs about
-the slowest server, not the sum), lists their tools and makes them LangChain
-tools. Leaving it closes every session and stops every server process, on
-success, error or cancellation alike.
+the slowest server, not the sum); each connection lists and prepares its tools
+within its ``connect_timeout`` (see `ServerConnection`), and the Bridge names,
+filters and wraps them as LangChain tools, yielding to the event loop as it goes.
+Leaving it closes every session and stops every server process, on success,
+error or cancellation alike.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 import anyio
 import mcp_types as types
 
 from mcpbridge._connection import ServerConnection, describe_failure
 from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe_name
-from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge._version import package_version
 from mcpbridge.config import ServerConfig, check_servers
 from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError
@@ -31,6 +32,9 @@ from mcpbridge.users import ToolFilter
 __all__ = ["Bridge"]
 
 logger = logging.getLogger("mcpbridge")
+
+_BUILD_BATCH: Final = 64
+"""Tools wrapped between two yields to the event loop."""
 
 
 class Bridge:
@@ -156,7 +160,7 @@ class Bridge:
                 self._failures = ordered
                 self._connections = {s.name: opened[s.name] for s in self.servers if s.name in opened}
                 try:
-                    self._tools = self._make_tools()
+                    self._tools = await self._make_tools()
                 except ToolNameConflictError as exc:
                     error = exc
                 else:
@@ -212,26 +216,19 @@ class Bridge:
         if self._stack is None:
             raise RuntimeError("the Bridge is not open; use its tools inside `async with Bridge(...)`")
 
-    def _make_tools(self) -> list[MCPTool]:
-        usable: list[tuple[ServerConnection, types.Tool, dict[str, object]]] = []
-        for connection in self._connections.values():
-            for tool in connection.tools:
-                try:
-                    schema = normalize_input_schema(tool.input_schema)
-                except InvalidSchemaError as exc:
-                    logger.warning("skipping tool %r of MCP server %r: %s", tool.name, connection.name, exc)
-                    continue
-                usable.append((connection, tool, schema))
+    async def _make_tools(self) -> list[MCPTool]:
+        """Name and filter the tools the connections prepared, and wrap them for LangChain."""
+        usable = [(c, listed) for c in self._connections.values() for listed in c.tools]
         # The deployment's tools are named first; tools of user-registered servers yield to them.
         own = [u for u in usable if u[0].name not in self.registered]
         guests = [u for u in usable if u[0].name in self.registered]
         named = assign_names(
-            [(c.name, t.name, c.config.prefix) for c, t, _ in own], on_conflict=self.on_name_conflict
+            [(c.name, t.tool.name, c.config.prefix) for c, t in own], on_conflict=self.on_name_conflict
         )
         taken = {n.name for n in named}
         kept = list(own)
         for entry, naming in zip(
-            guests, assign_names([(c.name, t.name, c.config.prefix) for c, t, _ in guests]), strict=True
+            guests, assign_names([(c.name, t.tool.name, c.config.prefix) for c, t in guests]), strict=True
         ):
             name = naming.name
             if name in taken:
@@ -248,41 +245,28 @@ class Bridge:
             kept.append(entry)
             named.append(NamedTool(server=naming.server, mcp_name=naming.mcp_name, name=name))
         tools: list[MCPTool] = []
-        for (connection, tool, schema), naming in zip(kept, named, strict=True):
+        for index, ((connection, listed), naming) in enumerate(zip(kept, named, strict=True)):
+            if index % _BUILD_BATCH == _BUILD_BATCH - 1:
+                await anyio.lowlevel.checkpoint()  # many tools: let other runs go on between batches
             if self.tool_filter is not None and not self.tool_filter.allows(naming.name):
                 continue
             tools.append(
                 MCPTool(
                     name=naming.name,
-                    description=_description(connection, tool),
-                    args_schema=schema,
+                    description=listed.description,
+                    args_schema=listed.schema,
                     server=connection.name,
-                    mcp_name=tool.name,
+                    mcp_name=listed.tool.name,
                     max_result_chars=connection.config.max_result_chars,
-                    metadata={"mcp_server": connection.name, "mcp_tool": tool.name},
+                    max_progress_per_second=connection.config.max_progress_per_second,
+                    metadata={"mcp_server": connection.name, "mcp_tool": listed.tool.name},
                     caller=connection,
                     identity=self.identity,
                     registered=connection.name in self.registered,
-                    validator=ArgumentsValidator(schema),
+                    validator=listed.validator,
                 )
             )
         return tools
-
-
-def _description(connection: ServerConnection, tool: types.Tool) -> str:
-    text = tool.description or tool.title or tool.name
-    limit = connection.config.max_description_chars
-    if len(text) <= limit:
-        return text
-    logger.warning(
-        "cutting the description of tool %r of MCP server %r from %d to %d characters "
-        "(max_description_chars)",
-        tool.name,
-        connection.name,
-        len(text),
-        limit,
-    )
-    return text[:limit] + f"\n[Description cut: {limit:,} of {len(text):,} characters shown.]"
 
 
 def _close_all(connections: Sequence[ServerConnection]) -> None:

@@ -68,7 +68,7 @@ class _ServerBase(BaseModel):
     required: bool = True
     """A required server that cannot be connected fails the run; an optional one is skipped and recorded."""
     connect_timeout: float = Field(default=10.0, gt=0)
-    """Seconds allowed for connecting, the handshake and listing tools."""
+    """Seconds allowed for connecting, the handshake, and listing and preparing the tools."""
     call_timeout: float = Field(default=60.0, gt=0)
     """Seconds allowed for one ``tools/call``; past it the call is cancelled and the model told."""
     max_result_chars: int = Field(default=100_000, gt=0)

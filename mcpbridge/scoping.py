@@ -32,7 +32,7 @@ from langgraph.store.base import BaseStore, Item
 from langgraph_sdk.runtime import ServerRuntime
 
 from mcpbridge._uservalues import bad_value, refused_header
-from mcpbridge.config import ServerConfig, validate_server
+from mcpbridge.config import LogLevel, ServerConfig, validate_server
 from mcpbridge.credentials import CredentialProvider, apply_credentials
 from mcpbridge.errors import ConfigError, ServerFailure, ServerRefusedError
 from mcpbridge.urlpolicy import UrlPolicy
@@ -120,6 +120,17 @@ class RegisteredServers:
             for ``Authorization``); never a name refused to users (``Host``, ``Mcp-*``, ...).
         connect_timeout: Seconds allowed to connect to a registered server.
         call_timeout: Seconds allowed for one of its tool calls.
+        max_tools: The most tools a registered server may offer (64: a user's own server
+            rarely needs more, and each tool is sent with every model call of the run).
+        max_result_chars: The most characters of a result the model gets (50,000: about
+            12k tokens, into the checkpoint and every later model call of the thread).
+        max_description_chars: The most characters of a tool description (2,000).
+        max_progress_per_second: Progress events of one call per second (2: enough to show
+            progress, too few for a server to load the run's stream).
+        max_log_level: The most severe level its log messages are logged at (``"info"``: a
+            user's server can never raise the deployment's warnings or alerts).
+
+        These bounds are the deployment's: a user's entry cannot set them.
 
     Example:
         ```python
@@ -137,6 +148,11 @@ class RegisteredServers:
         user_headers: Sequence[str] = ("Authorization",),
         connect_timeout: float = 10.0,
         call_timeout: float = 60.0,
+        max_tools: int = 64,
+        max_result_chars: int = 50_000,
+        max_description_chars: int = 2_000,
+        max_progress_per_second: float = 2.0,
+        max_log_level: LogLevel = "info",
     ) -> None:
         if limit < 1:
             raise ConfigError("limit must be at least 1", field="limit")
@@ -153,6 +169,16 @@ class RegisteredServers:
         self.limit = limit
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout
+        self.bounds: Mapping[str, Any] = {
+            "max_tools": max_tools,
+            "max_result_chars": max_result_chars,
+            "max_description_chars": max_description_chars,
+            "max_progress_per_second": max_progress_per_second,
+            "max_log_level": max_log_level,
+        }
+        """What every registered server may cost; passed into each one, never taken from the entry."""
+        # Checked once here, so a bad bound fails the deployment's start, not each user's run.
+        validate_server({"name": "check", "transport": "http", "url": "https://example.com", **self.bounds})
 
     def namespace_for(self, user: UserContext) -> tuple[str, ...]:
         """Where ``user``'s servers live."""
@@ -239,6 +265,7 @@ class RegisteredServers:
                 "required": False,
                 "connect_timeout": self.connect_timeout,
                 "call_timeout": self.call_timeout,
+                **self.bounds,
             }
         )
 

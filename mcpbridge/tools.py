@@ -5,16 +5,23 @@ Each `MCPTool` shows the model the server's ``inputSchema`` and receives the
 validates the arguments, forwards the run's identity in ``_meta``, streams the
 server's progress to the graph's ``custom`` stream, and turns every failure
 into an error ``ToolMessage`` the model can read.
+
+Progress is coalesced: in any second, at most ``max_progress_per_second`` events
+of one call reach the stream; the latest one held back is written when the call
+ends, so the final state is never lost.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import math
+import time
 import typing
+from collections import deque
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import mcp_types as types
 from langchain_core.messages import ToolCall, ToolMessage
@@ -90,6 +97,8 @@ class MCPTool(BaseTool):
     """The tool's name on the server."""
     max_result_chars: int = 100_000
     """The most characters of a result's text the model gets; the rest is cut, with a note."""
+    max_progress_per_second: float = 10.0
+    """The most progress events of one call written to the ``custom`` stream per second (coalesced)."""
     registered: bool = False
     """Whether a user registered the server: its identity tokens get a ``registered/`` audience."""
 
@@ -176,10 +185,17 @@ class MCPTool(BaseTool):
         meta, headers = self._identity.for_call(identity, server=self.server, registered=self.registered)
         try:
             result = await self._caller.call_tool(
-                self.mcp_name, arguments, meta=meta, headers=headers, progress_callback=progress
+                self.mcp_name,
+                arguments,
+                meta=meta,
+                headers=headers,
+                progress_callback=None if progress is None else progress.receive,
             )
         except MCPBridgeError as exc:
             raise ToolException(str(exc)) from exc
+        finally:
+            if progress is not None:
+                progress.close()
         blocks, structured = limit_result(
             to_content_blocks(result), result.structured_content, max_chars=self.max_result_chars
         )
@@ -188,30 +204,81 @@ class MCPTool(BaseTool):
             raise ToolException(text or f"tool {self.name!r} reported an error without a message")
         return blocks, structured
 
-    def _progress_forwarder(self, runtime: Any) -> ProgressFnT | None:
+    def _progress_forwarder(self, runtime: Any) -> _ProgressForwarder | None:
         writer: StreamWriter | None = getattr(runtime, "stream_writer", None)
         if writer is None:
             return None
-        tool_call_id: str | None = getattr(runtime, "tool_call_id", None)
-        server, tool = self.server, self.name
-        # The SDK may call back from its reader task, outside the run's context; the writer needs it.
-        context = contextvars.copy_context()
+        return _ProgressForwarder(
+            writer,
+            server=self.server,
+            tool=self.name,
+            tool_call_id=getattr(runtime, "tool_call_id", None),
+            per_second=self.max_progress_per_second,
+        )
 
-        async def forward(progress: float, total: float | None, message: str | None) -> None:
-            context.run(
-                writer,
-                {
-                    "type": PROGRESS_EVENT,
-                    "server": server,
-                    "tool": tool,
-                    "tool_call_id": tool_call_id,
-                    "progress": progress,
-                    "total": total,
-                    "message": message,
-                },
-            )
 
-        return forward
+_MAX_WINDOW_EVENTS: Final = 1_000_000
+
+
+class _ProgressForwarder:
+    """Writes one call's progress to the ``custom`` stream, at most ``per_second`` events a second.
+
+    A sliding window: a notification is written when fewer than ``k`` were written in the
+    last ``k / per_second`` seconds (``k`` is ``per_second``, at least 1), so a short call's
+    few steps all show, and a flood shows ``per_second`` a second. One arriving sooner is
+    held back, replacing the one held before; the one held when the call ends is written
+    by `close`. No timer is needed: the next notification the window admits, or the end
+    of the call, writes it.
+    """
+
+    __slots__ = ("_closed", "_context", "_event", "_held", "_last_progress", "_window", "_written", "_writer")
+
+    def __init__(
+        self, writer: StreamWriter, *, server: str, tool: str, tool_call_id: str | None, per_second: float
+    ) -> None:
+        self._writer = writer
+        # The SDK calls back from its reader task, outside the run's context; the writer needs it.
+        self._context = contextvars.copy_context()
+        self._event: dict[str, Any] = {
+            "type": PROGRESS_EVENT,
+            "server": server,
+            "tool": tool,
+            "tool_call_id": tool_call_id,
+        }
+        count = max(1, math.floor(min(per_second, _MAX_WINDOW_EVENTS)))  # a huge rate (caps off) too
+        self._window = count / per_second
+        self._written: deque[float] = deque(maxlen=count)  # when the last `count` events were written
+        self._last_progress = -float("inf")
+        self._held: tuple[float, float | None, str | None] | None = None
+        self._closed = False
+
+    async def receive(self, progress: float, total: float | None, message: str | None) -> None:
+        """The SDK's progress callback: write now, or hold back until the interval has passed."""
+        if self._closed:
+            # A notification the SDK delivers after the answer: written only if it is news.
+            if progress > self._last_progress:
+                self._write(progress, total, message)
+            return
+        now = time.monotonic()
+        written = self._written
+        if len(written) == written.maxlen and now - written[0] < self._window:
+            self._held = (progress, total, message)
+            return
+        written.append(now)
+        self._held = None
+        self._write(progress, total, message)
+
+    def close(self) -> None:
+        """The call ended: write the notification held back, so the final state reaches the stream."""
+        self._closed = True
+        held, self._held = self._held, None
+        if held is not None:
+            self._write(*held)
+
+    def _write(self, progress: float, total: float | None, message: str | None) -> None:
+        self._last_progress = max(self._last_progress, progress)
+        event = {**self._event, "progress": progress, "total": total, "message": message}
+        self._context.run(self._writer, event)
 
 
 def _is_tool_call(value: object) -> typing.TypeGuard[ToolCall]:

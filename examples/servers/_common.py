@@ -24,6 +24,9 @@ EVENTS_ENV = "MCPBRIDGE_RECORD_EVENTS"
 so a test can count processes and connections (``initialize``/``tools/list``) as well as calls."""
 
 
+JSON_RESPONSE_ENV = "MCPBRIDGE_JSON_RESPONSE"
+"""When set (to anything), the streamable HTTP server answers each request with one JSON body."""
+
 SECRET_ENV = "MCPBRIDGE_IDENTITY_SECRET"
 """When set, the server accepts only calls whose signed identity verifies with this HS256 secret."""
 
@@ -122,6 +125,7 @@ def serve(server: MCPServer, description: str) -> None:
     if os.environ.get(EVENTS_ENV):
         server.middleware.append(_request_recorder(name))
     if args.http:
-        server.run("streamable-http", host=args.host, port=args.port)
+        json_response = bool(os.environ.get(JSON_RESPONSE_ENV))
+        server.run("streamable-http", host=args.host, port=args.port, json_response=json_response)
     else:
         server.run()

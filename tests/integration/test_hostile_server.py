@@ -35,6 +35,9 @@ HOSTILE_TOOLS = {
     "show_hologram",
     "forecast",
     "impersonate",
+    "images",
+    "progress_flood",
+    "log_flood",
 }
 """Every hostile tool whose input schema is valid, so must load."""
 

@@ -472,3 +472,128 @@ def test_duplicate_server_names_are_refused_before_connecting() -> None:
         Bridge(
             [MemoryServer(name="m", server=server_with("t")), MemoryServer(name="m", server=server_with("u"))]
         )
+
+
+# --- bounds -------------------------------------------------------------------------------------------
+
+
+def paged_server(count: int, page: int, listed: list[str | None]) -> Server:
+    """A server offering ``count`` tools, ``page`` at a time; ``listed`` records the cursors asked for."""
+
+    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        start = int(params.cursor) if params is not None and params.cursor else 0
+        listed.append(params.cursor if params is not None else None)
+        end = min(start + page, count)
+        return types.ListToolsResult(
+            tools=[tool(f"t{i}") for i in range(start, end)], next_cursor=str(end) if end < count else None
+        )
+
+    return Server("many", on_list_tools=list_tools)
+
+
+@pytest.mark.anyio
+async def test_a_server_offering_more_than_max_tools_is_not_connected(protocol: Protocol) -> None:
+    listed: list[str | None] = []
+    server = MemoryServer(
+        name="many", server=paged_server(10_000, 30, listed), protocol=protocol, max_tools=50
+    )
+    with anyio.fail_after(10):
+        error = await entry_error(Bridge([server]))
+    assert isinstance(error, ConnectError)
+    assert "offers more than max_tools=50 tools" in str(error)
+    assert listed == [None, "30"]  # listing stopped at the page that passed the cap
+
+    optional = server.model_copy(update={"required": False})
+    async with Bridge([optional]) as bridge:
+        assert bridge.tools == []
+        assert "max_tools=50" in bridge.failures["many"].reason
+
+    # Control: with room for them, every tool is listed.
+    async with Bridge([MemoryServer(name="few", server=paged_server(100, 30, []), max_tools=100)]) as bridge:
+        assert len(bridge.tools) == 100
+
+
+@pytest.mark.anyio
+async def test_connect_timeout_covers_preparing_the_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mcpbridge._connection as connection_module
+
+    hold = anyio.Event()
+
+    async def slow_prepare(self: Any, tools: list[types.Tool]) -> list[Any]:
+        await hold.wait()  # a catalogue that takes forever to prepare
+        return []
+
+    monkeypatch.setattr(connection_module.ServerConnection, "_prepare", slow_prepare)
+    server = MemoryServer(name="few", server=paged_server(3, 3, []), connect_timeout=0.2)
+    with anyio.fail_after(10):
+        error = await entry_error(Bridge([server]))
+    assert isinstance(error, ConnectError)
+    assert "connect_timeout=0.2s" in str(error)
+
+
+def log_connection(**options: Any) -> Any:
+    from mcpbridge._connection import ServerConnection
+
+    config = MemoryServer(name="chatty", server=None, **options)
+    return ServerConnection(config, client_info=types.Implementation(name="t", version="0"), log_level="info")
+
+
+def log_params(
+    level: types.LoggingLevel, data: Any, logger: str | None = None
+) -> types.LoggingMessageNotificationParams:
+    return types.LoggingMessageNotificationParams(level=level, data=data, logger=logger)
+
+
+@pytest.mark.anyio
+async def test_server_log_text_cannot_forge_lines_or_raise_alarms(caplog: pytest.LogCaptureFixture) -> None:
+    connection = log_connection()
+    forged = "done\n2026-01-01 CRITICAL mcpbridge: admin password reset\x1b[2J\u2028end"
+    with caplog.at_level(logging.DEBUG, logger="mcpbridge.server.chatty"):
+        await connection._on_log(log_params("emergency", forged, logger="evil\nlogger"))
+        await connection._on_log(log_params("debug", "below the level asked for"))
+        await connection._on_log(log_params("info", "x" * 10_000))
+        await connection._on_log(log_params("error", {"nested": "a\nb"}))
+    [forgery, long, nested] = caplog.records
+    assert "\n" not in forgery.getMessage() and "\x1b" not in forgery.getMessage()
+    assert forgery.getMessage() == (
+        "[evil\\nlogger] done\\n2026-01-01 CRITICAL mcpbridge: admin password reset\\x1b[2J\\u2028end"
+    )
+    assert forgery.levelno == logging.WARNING  # capped at max_log_level
+    assert long.getMessage() == "x" * 2000 + " [cut: 2,000 of 10,000 characters shown]"
+    assert nested.levelno == logging.WARNING and nested.getMessage() == '{"nested": "a\\nb"}'
+
+    permissive = log_connection(max_log_level="emergency")
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="mcpbridge.server.chatty"):
+        await permissive._on_log(log_params("emergency", "real emergency"))
+    assert [r.levelno for r in caplog.records] == [logging.CRITICAL]
+
+
+@pytest.mark.anyio
+async def test_a_server_log_flood_is_bounded_and_the_drops_are_counted(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types as pytypes
+
+    import mcpbridge._connection as connection_module
+
+    clock = pytypes.SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(connection_module, "time", pytypes.SimpleNamespace(monotonic=lambda: clock.now))
+    connection = log_connection()
+    with caplog.at_level(logging.DEBUG, logger="mcpbridge.server.chatty"):
+        for n in range(10_000):  # all at once: the burst passes, the rest is dropped
+            await connection._on_log(log_params("warning", f"message {n}"))
+        clock.now += 1.0  # a second later, the steady rate admits 10 more
+        for n in range(10_000, 10_020):
+            await connection._on_log(log_params("warning", f"message {n}"))
+        connection._report_dropped_logs()  # as the session's end does
+    messages = [r.getMessage() for r in caplog.records]
+    logged = [int(m.split()[1]) for m in messages if m.startswith("message ")]
+    burst = connection_module.LOG_BURST
+    assert logged == [*range(burst), *range(10_000, 10_000 + int(connection_module.LOG_PER_SECOND))]
+    summaries = [m for m in messages if m.startswith("dropped ")]
+    assert summaries == [
+        f"dropped {10_000 - burst} log messages of MCP server 'chatty': it sent more than {burst} at once "
+        "or 10 a second",
+        "dropped 10 log messages of MCP server 'chatty': it sent more than 50 at once or 10 a second",
+    ]

@@ -240,6 +240,26 @@ async def test_a_registered_server_cannot_be_made_required_or_slower() -> None:
     assert all("unknown fields" in f.reason for f in refused)
 
 
+async def test_registered_servers_get_the_deployments_stricter_bounds() -> None:
+    store = InMemoryStore()
+    await register(store, "alice", "notes", {"url": PUBLIC_URL})
+    greedy_entry = {"url": PUBLIC_URL, "max_tools": 100_000, "maxLogLevel": "critical"}
+    await register(store, "alice", "greedy", greedy_entry)
+    [notes], refused = await RegisteredServers().load(as_user("alice", store=store))
+    assert (notes.max_tools, notes.max_result_chars, notes.max_description_chars) == (64, 50_000, 2_000)
+    assert (notes.max_progress_per_second, notes.max_log_level) == (2, "info")
+    [greedy] = refused
+    assert greedy.server == "greedy" and "unknown fields ['maxLogLevel', 'max_tools']" in greedy.reason
+
+    [own], _ = await RegisteredServers(max_tools=8, max_log_level="debug").load(as_user("alice", store=store))
+    assert (own.max_tools, own.max_log_level) == (8, "debug")
+
+
+def test_a_bad_registered_bound_fails_at_construction() -> None:
+    with pytest.raises(ConfigError, match="max_tools"):
+        RegisteredServers(max_tools=0)
+
+
 async def test_loopback_is_refused_by_default_and_allowed_by_policy() -> None:
     store = InMemoryStore()
     await register(store, "alice", "local", {"url": "http://127.0.0.1:8765/mcp"})

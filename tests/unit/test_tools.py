@@ -326,6 +326,20 @@ async def test_progress_reaches_the_custom_stream(server: MCPServer, protocol: P
 
 
 @pytest.mark.anyio
+async def test_progress_is_coalesced_and_the_last_one_kept(server: MCPServer) -> None:
+    # One event per 1000 s: every notification after the first is held back, the last one written at the end.
+    config = MemoryServer(name="demo", server=server, max_progress_per_second=0.001)
+    async with Bridge([config]) as bridge:
+        graph = tool_graph(bridge.tools)
+        with anyio.fail_after(10):
+            stream = graph.astream(
+                ai_calls(("work", {"steps": 5})), {"configurable": {"thread_id": "t"}}, stream_mode="custom"
+            )
+            custom = [chunk async for chunk in stream]
+    assert [(e["progress"], e["message"]) for e in custom] == [(1, "step 1"), (5, "step 5")]
+
+
+@pytest.mark.anyio
 async def test_progress_events_carry_each_tool_call_id(server: MCPServer) -> None:
     async with Bridge([MemoryServer(name="demo", server=server)]) as bridge:
         graph = tool_graph(bridge.tools)
