@@ -108,8 +108,10 @@ class RegisteredServers:
     A user puts an item at namespace ``(<identity>, *namespace)``, key ``<server name>``,
     with the value ``{"url": "https://...", "headers": {...}}`` (optionally ``transport``
     ``"http"``/``"sse"``, ``bearer_token``, ``include_tools``, ``exclude_tools``, ``prefix``).
-    Only HTTP servers may be registered; each URL must pass the `UrlPolicy`; a
-    registered server is always optional and never takes a deployment server's name.
+    Only HTTP servers may be registered; each URL must pass the `UrlPolicy`, and so
+    must every address its connections reach (checked as they connect); a registered
+    server is always optional and never takes a deployment server's name. Its
+    connection failures are shown to the user as one fixed text (the log has the detail).
 
     Args:
         namespace: Labels after the user's identity.
@@ -117,6 +119,8 @@ class RegisteredServers:
         limit: The most servers one user may register; more are refused.
         connect_timeout: Seconds allowed to connect to a registered server.
         call_timeout: Seconds allowed for one of its tool calls.
+        max_response_bytes: The most bytes of one of its HTTP responses (8 MiB by default,
+            against 64 MiB for the deployment's own servers); a larger answer fails its call.
 
     Example:
         ```python
@@ -133,14 +137,18 @@ class RegisteredServers:
         limit: int = 10,
         connect_timeout: float = 10.0,
         call_timeout: float = 60.0,
+        max_response_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         if limit < 1:
             raise ConfigError("limit must be at least 1", field="limit")
+        if max_response_bytes < 1:
+            raise ConfigError("max_response_bytes must be at least 1", field="max_response_bytes")
         self.namespace = tuple(namespace)
         self.policy = policy or UrlPolicy()
         self.limit = limit
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout
+        self.max_response_bytes = max_response_bytes
 
     def namespace_for(self, user: UserContext) -> tuple[str, ...]:
         """Where ``user``'s servers live."""
@@ -226,6 +234,9 @@ class RegisteredServers:
                 "required": False,
                 "connect_timeout": self.connect_timeout,
                 "call_timeout": self.call_timeout,
+                "max_response_bytes": self.max_response_bytes,
+                # Every connection is checked against the policy, not only the URL at registration.
+                "url_policy": self.policy,
             }
         )
 
