@@ -32,12 +32,14 @@ from pydantic import ValidationError
 
 from mcpbridge._content import describe_invalid_result
 from mcpbridge._network import CALL_HEADERS, call_record, end_call_record, http_client
+from mcpbridge._redact import install_url_redaction
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
 from mcpbridge.errors import ToolCallError, ToolTimeoutError
 
 __all__ = ["ServerConnection", "describe_failure", "shown_failure"]
 
 logger = logging.getLogger("mcpbridge")
+install_url_redaction()  # every process that connects to an MCP server logs URLs redacted
 
 _MAX_TOOL_PAGES: Final = 1000
 _STDERR_TAIL_CHARS: Final = 2000
