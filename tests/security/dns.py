@@ -139,5 +139,5 @@ def install_from_env(environ: Mapping[str, str] | None = None) -> SimulatedDns |
         if not isinstance(spec, dict):
             raise ValueError(f"{DNS_ENV} must be a JSON object of name: [[address, ...], ...]")
         _installed = SimulatedDns(spec)  # pyright: ignore[reportUnknownArgumentType]
-        _installed.install()
+    _installed.install()  # again if a test uninstalled it
     return _installed
