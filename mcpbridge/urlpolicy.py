@@ -324,6 +324,8 @@ def _forbidden_kind(address: IPAddress) -> str | None:
         return "loopback"
     if address.is_link_local:
         return "link-local (cloud metadata)"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "site-local"  # fec0::/10: deprecated, still used privately; Python counts it as global
     if address.is_private:
         return "private"
     if address.is_multicast:

@@ -68,6 +68,8 @@ async def test_http_is_accepted_when_https_is_not_required() -> None:
         ("169.254.169.254", r"link-local \(cloud metadata\)"),
         ("[fe80::1]", r"link-local \(cloud metadata\)"),
         ("[fd00:ec2::254]", "private"),
+        ("[fec0::1]", "site-local"),
+        ("[feff:ffff::1]", "site-local"),
         ("100.64.0.1", "non-public"),
         ("0.0.0.0", r"(private|unspecified)"),
         ("[::]", r"(private|unspecified)"),
