@@ -4,7 +4,8 @@ httpx2 and httpx log every request's full URL at INFO (``HTTP Request: POST
 https://...?token=...``), and the ``mcp`` SDK's clients log endpoint, redirect
 and discovery URLs at DEBUG and WARNING. `install_url_redaction` puts one filter
 on each of those loggers (once, however often it is called) that rewrites the
-record's message with every URL passed through `mcpbridge.config.safe_url`.
+record's message (and its exception's text) with every URL passed through
+`mcpbridge.config.safe_url`.
 A filter on a logger sees only the records logged on that very logger, so each
 logger that may log a URL is named here.
 """
@@ -34,6 +35,7 @@ URL_LOGGERS: Final = (
 )
 """Every logger known to log a URL of an MCP server."""
 
+_FORMATTER: Final = logging.Formatter()
 _URL: Final = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 
 
@@ -63,6 +65,9 @@ class UrlRedactor(logging.Filter):
         if redacted != message:
             record.msg = redacted
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Exceptions name URLs too (httpx2's status errors do); formatters print exc_text when set.
+            record.exc_text = redact_urls(_FORMATTER.formatException(record.exc_info))
         return True
 
 

@@ -42,8 +42,8 @@ def texts(records: list[logging.LogRecord]) -> list[str]:
     found: list[str] = []
     for record in records:
         found.append(record.getMessage())
-        if record.exc_info:
-            found.append(formatter.formatException(record.exc_info))
+        if record.exc_info:  # what a handler prints: the text the filter set, else the exception
+            found.append(record.exc_text or formatter.formatException(record.exc_info))
     return found
 
 

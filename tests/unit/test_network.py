@@ -266,8 +266,14 @@ def test_the_filter_is_installed_once_on_every_url_logger(caplog: pytest.LogCapt
         "HTTP Request: %s %s", "POST", httpx2.URL("https://h.test/p?token=s3cret")
     )
     logging.getLogger("mcp.client.streamable_http").debug("Connecting to https://h.test/mcp?key=s3cret")
+    try:
+        raise RuntimeError("Client error '404 Not Found' for url 'https://h.test/mcp?token=s3cret'")
+    except RuntimeError:
+        logging.getLogger("mcp.client.streamable_http").exception("Error in post_writer")
     messages = [r.getMessage() for r in caplog.records]
     assert "HTTP Request: POST https://h.test/p" in messages
+    assert "for url 'https://h.test/mcp'" in caplog.text  # the exception's text, redacted
+    assert "s3cret" not in caplog.text
     assert "Connecting to https://h.test/mcp" in messages
     assert not any("s3cret" in m for m in messages)
 
