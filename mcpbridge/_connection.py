@@ -46,8 +46,8 @@ _STDERR_TAIL_CHARS: Final = 2000
 _SSE_EVENT_TOO_LARGE: Final = re.compile(r"Server-sent event exceeded the \d+ byte limit")
 """How the SDK reports an event past ``max_sse_event_size`` (it resolves the request with this text)."""
 _UNREACHABLE: Final = (
-    "could not be connected, or did not answer as an MCP server; check its URL and that it serves "
-    "MCP over HTTP (the deployment's log has the details)"
+    "the server could not be connected, or did not answer as an MCP server; check its URL and that "
+    "it serves MCP over HTTP (the deployment's log has the details)"
 )
 """What users see of every connection failure of a server with a URL policy (a user-registered one):
 whether a port is closed, silent or serving something else would make the bridge a port scanner."""
@@ -427,7 +427,7 @@ def shown_failure(config: ServerConfig, detail: str) -> str:
     if getattr(config, "url_policy", None) is None:
         return detail
     logger.warning("MCP server %r (user-registered) failed: %s", config.name, detail)
-    return f"MCP server {config.name!r} {_UNREACHABLE}"
+    return _UNREACHABLE
 
 
 def describe_failure(config: ServerConfig, exc: BaseException, stderr_tail: str = "") -> str:

@@ -37,7 +37,7 @@ from mcpbridge import (
     UserContext,
     UserServers,
 )
-from tests.integration.support import HttpServerProcess, SilentListener, free_port
+from tests.integration.support import HttpServerProcess, SilentListener, free_port, start_http_server
 from tests.security.dns import SimulatedDns
 from tests.security.network import NotMcp, Tripwire, start_echo_at
 
@@ -212,8 +212,12 @@ def scan_targets() -> Iterator[dict[str, str]]:
         }
 
 
-def normalized(failures: Mapping[str, ServerFailure], names: Mapping[str, str]) -> set[str]:
-    return {failures[name].reason.replace(repr(name), "<server>") for name in names}
+def normalized(failures: Mapping[str, ServerFailure], urls: Mapping[str, str]) -> set[str]:
+    """The distinct reasons, each with its server's name and URL taken out (they differ anyway)."""
+    return {
+        failures[name].reason.replace(url, "<url>").replace(repr(name), "<server>")
+        for name, url in urls.items()
+    }
 
 
 async def test_registered_servers_do_not_tell_a_closed_port_from_an_open_or_silent_one(
@@ -255,3 +259,46 @@ async def test_control_deployment_servers_keep_their_detailed_reasons(scan_targe
         async with Bridge(servers) as bridge:
             failures = bridge.failures
     assert len(normalized(failures, scan_targets)) == 3, failures
+
+
+@pytest.mark.parametrize("registered", [True, False], ids=["registered", "control-deployment"])
+async def test_tool_errors_of_a_registered_server_do_not_tell_how_its_connection_failed(
+    registered: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server dies during a call; the next call's reconnect is refused: the model is told one text."""
+    echo = start_http_server("echo", tmp_path)
+    try:
+        if registered:
+            store = InMemoryStore()
+            await register(store, "notes", echo.url)
+            policy = UrlPolicy(allow=[f"127.0.0.1:{echo.port}"], require_https=False)
+            selection = await UserServers([], registered=RegisteredServers(policy=policy)).select(
+                alice(store)
+            )
+        else:
+            selection = Selection(servers=(HttpServer(name="notes", url=echo.url, required=False),))
+        with anyio.fail_after(RUN_TIMEOUT):
+            async with Bridge(selection.servers, registered=selection.registered) as bridge:
+                tools = {tool.mcp_name: tool for tool in bridge.tools}
+                config: dict[str, Any] = {"configurable": {"thread_id": str(uuid.uuid4())}}
+                crash = {"name": tools["crash"].name, "args": {}, "id": "call-1", "type": "tool_call"}
+                await tools["crash"].ainvoke(crash, config)  # pyright: ignore[reportArgumentType]
+                echo.process.wait(timeout=10)  # gone: the port is closed now
+                add = {
+                    "name": tools["add"].name,
+                    "args": {"a": 1, "b": 2},
+                    "id": "call-2",
+                    "type": "tool_call",
+                }
+                message = await tools["add"].ainvoke(add, config)  # pyright: ignore[reportArgumentType]
+    finally:
+        echo.stop()
+    assert isinstance(message, ToolMessage) and message.status == "error"
+    text = str(message.content)
+    if registered:
+        assert "could not be connected, or did not answer as an MCP server" in text, text
+        assert str(echo.port) not in text and "refused" not in text.lower()
+        logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("cannot reach" in m and str(echo.port) in m for m in logged), logged  # the detail
+    else:
+        assert "cannot reach" in text and str(echo.port) in text, text  # the deployment's detail
