@@ -9,8 +9,9 @@ Contract:
   (no DNS rebinding between a check and a connect). TLS keeps the name: httpcore2
   gives ``start_tls`` the URL's host for SNI and certificate checks, and the
   ``Host`` header is the URL's. Refused addresses are logged, never shown to users.
-- `ResponseCap` fails a response body larger than ``max_response_bytes``
-  before it is parsed: at once when ``Content-Length`` says so, else once the
+- `ResponseCap`, a response event hook (so it holds on any transport, proxies
+  included), fails a response body larger than ``max_response_bytes`` before it
+  is parsed: at once when ``Content-Length`` says so, else once the
   bytes counted as they stream in pass the cap, so an oversized answer never
   lands in memory. The failure is a `ResponseTooLarge`, an ``httpx2.StreamError``,
   which the SDK turns into that request's error (the session goes on). Event

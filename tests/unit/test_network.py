@@ -73,6 +73,35 @@ async def test_the_backend_connects_only_to_an_admitted_address(
     assert any(m.startswith("connected to 127.0.0.1") for m in messages)
 
 
+async def test_requests_keep_the_name_in_the_host_header() -> None:
+    """The backend connects to the checked address; the request still names the host (TLS does too: SNI)."""
+    received = bytearray()
+    answered = anyio.Event()
+
+    async def answer(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            while b"\r\n\r\n" not in received:
+                received.extend(await stream.receive())
+            await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            answered.set()
+
+    server = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = server.extra(anyio.abc.SocketAttribute.local_port)
+    config = HttpServer(
+        name="s", url=f"http://svc.test:{port}/mcp", url_policy=UrlPolicy(allow=[f"127.0.0.1/32:{port}"])
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(server.serve, answer)
+        with SimulatedDns({"svc.test": [["127.0.0.1"]]}), anyio.fail_after(10):
+            async with http_client(config) as client:
+                response = await client.get(config.url)
+            await answered.wait()
+        group.cancel_scope.cancel()
+    await server.aclose()
+    assert response.text == "ok"
+    assert f"host: svc.test:{port}\r\n".encode() in bytes(received).lower()
+
+
 async def test_the_backend_refuses_when_no_address_is_admitted(listener: int) -> None:
     backend = PolicyBackend(UrlPolicy(allow=[f"127.0.0.1/32:{listener}"]))
     with SimulatedDns({"svc.test": [["127.0.0.5"]]}), anyio.fail_after(10):
