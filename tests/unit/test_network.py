@@ -87,6 +87,7 @@ async def test_requests_keep_the_name_in_the_host_header() -> None:
 
     server = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = server.extra(anyio.abc.SocketAttribute.local_port)
+    response: httpx2.Response | None = None
     config = HttpServer(
         name="s", url=f"http://svc.test:{port}/mcp", url_policy=UrlPolicy(allow=[f"127.0.0.1/32:{port}"])
     )
@@ -98,7 +99,7 @@ async def test_requests_keep_the_name_in_the_host_header() -> None:
             await answered.wait()
         group.cancel_scope.cancel()
     await server.aclose()
-    assert response.text == "ok"
+    assert response is not None and response.text == "ok"
     assert f"host: svc.test:{port}\r\n".encode() in bytes(received).lower()
 
 
