@@ -87,8 +87,9 @@ class UrlPolicy:
     allow: Sequence[str] = ()
     require_https: bool = True
     resolve_timeout: float = 5.0
-    _hosts: Mapping[str, Ports] = field(init=False, repr=False)
-    _networks: tuple[tuple[IPNetwork, Ports], ...] = field(init=False, repr=False)
+    # Derived from `allow`: left out of comparisons (and of hashing, a dict being unhashable).
+    _hosts: Mapping[str, Ports] = field(init=False, repr=False, compare=False)
+    _networks: tuple[tuple[IPNetwork, Ports], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         hosts: dict[str, Ports] = {}

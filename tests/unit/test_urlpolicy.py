@@ -237,3 +237,9 @@ def test_an_invalid_allow_entry_is_a_config_error(entry: str) -> None:
     assert caught.value.field == "allow"
     assert repr(entry) in str(caught.value)
     assert "10.0.0.0/8" in str(caught.value)  # shows how to write one
+
+
+def test_policies_compare_by_their_settings() -> None:
+    assert UrlPolicy(allow=("a.test:8443",)) == UrlPolicy(allow=("a.test:8443",))
+    assert UrlPolicy(allow=("a.test:8443",)) != UrlPolicy(allow=("a.test:8444",))
+    assert hash(UrlPolicy(allow=("a.test",))) == hash(UrlPolicy(allow=("a.test",)))
