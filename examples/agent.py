@@ -16,8 +16,9 @@ through `mcpbridge.UserServers`:
   ``"remote"``, value ``{"bearer_token": "..."}``).
 - The servers users register themselves in the store (namespace
   ``["mcp_servers"]``, key = server name, value ``{"url": "https://..."}``),
-  for their own runs only. URLs must be https and public, except the hosts
-  listed in ``MCPBRIDGE_ALLOWED_HOSTS`` (comma-separated, e.g. ``127.0.0.1``).
+  for their own runs only. URLs must be https, on port 443 and public, except the
+  hosts listed in ``MCPBRIDGE_ALLOWED_HOSTS`` (comma-separated `UrlPolicy` entries, each
+  with its ports, e.g. ``127.0.0.1:8765`` or ``127.0.0.1:*``).
 - The ``*_crash`` tools only for users holding ``mcp:admin`` (or every run
   when the deployment has no custom auth).
 

@@ -262,7 +262,7 @@ def demo_servers(
     base.pop("MCPBRIDGE_DEMO_HTTP_URL", None)
     # Calls carry a signed identity the echo servers verify; users may register servers on 127.0.0.1.
     base.setdefault("MCPBRIDGE_IDENTITY_SECRET", secrets.token_urlsafe(48))
-    base.setdefault("MCPBRIDGE_ALLOWED_HOSTS", HOST)
+    base.setdefault("MCPBRIDGE_ALLOWED_HOSTS", f"{HOST}:*")  # any port: tests start servers on free ports
     server_env = {**SERVER_ENV, **base, "MCPBRIDGE_DEMO_HTTP_URL": f"http://{HOST}:{mcp_port}/mcp"}
     echo_log, agent_log = logs / "echo-http.log", logs / "agent-server.log"
     url, mcp_url = f"http://{HOST}:{port}", f"http://{HOST}:{mcp_port}/mcp"

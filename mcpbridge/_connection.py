@@ -20,7 +20,6 @@ were dropped.
 
 from __future__ import annotations
 
-import contextvars
 import fnmatch
 import functools
 import io
@@ -28,13 +27,11 @@ import json
 import logging
 import math
 import re
-import ssl
 import tempfile
 import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Final
 
 import anyio
@@ -48,19 +45,27 @@ from mcp.shared.dispatcher import ProgressFnT
 from pydantic import ValidationError
 
 from mcpbridge._content import describe_invalid_result
+from mcpbridge._network import CALL_HEADERS, call_record, end_call_record, http_client
+from mcpbridge._redact import install_url_redaction
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
 from mcpbridge.errors import ToolCallError, ToolTimeoutError
 
-__all__ = ["ListedTool", "ServerConnection", "describe_failure"]
+__all__ = ["ListedTool", "ServerConnection", "describe_failure", "shown_failure"]
 
 logger = logging.getLogger("mcpbridge")
+install_url_redaction()  # every process that connects to an MCP server logs URLs redacted
 
 _MAX_TOOL_PAGES: Final = 1000
 _STDERR_TAIL_CHARS: Final = 2000
-_MAX_SSE_EVENT_BYTES: Final = 64 * 1024 * 1024
-"""The largest answer taken as an event stream (the SDK's default, 1 MiB, fails a 20 MB result that a
-JSON answer carries); results are cut to ``max_result_chars`` for the model after."""
+_SSE_EVENT_TOO_LARGE: Final = re.compile(r"Server-sent event exceeded the \d+ byte limit")
+"""How the SDK reports an event past ``max_sse_event_size`` (it resolves the request with this text)."""
+_UNREACHABLE: Final = (
+    "the server could not be connected, or did not answer as an MCP server; check its URL and that "
+    "it serves MCP over HTTP (the deployment's log has the details)"
+)
+"""What users see of every connection failure of a server with a URL policy (a user-registered one):
+whether a port is closed, silent or serving something else would make the bridge a port scanner."""
 
 _PREPARE_BATCH: Final = 32
 """Tools prepared between two yields to the event loop (~0.1 ms each when their schema is new)."""
@@ -84,44 +89,6 @@ _LOG_LEVELS: Final[Mapping[str, int]] = {
     "alert": logging.CRITICAL,
     "emergency": logging.CRITICAL,
 }
-
-
-_CALL_HEADERS: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
-    "mcpbridge_call_headers", default=None
-)
-
-
-async def _add_call_headers(request: httpx2.Request) -> None:
-    # The SDK sends each request from a task that runs in the caller's context.
-    headers = _CALL_HEADERS.get()
-    if headers:
-        request.headers.update(headers)
-
-
-_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=4.0)
-"""Idle connections are dropped after 4 s, before common servers drop them (uvicorn and Node.js
-after 5 s): a call sent on a connection the server is closing fails although it never ran."""
-
-
-@cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One TLS context for every HTTP client: loading certificates costs ~20 ms each time."""
-    return ssl.create_default_context()
-
-
-def http_client(config: HttpServer | SseServer, **overrides: Any) -> httpx2.AsyncClient:
-    """Build the HTTP client for one server, sharing the process-wide TLS context."""
-    read_timeout = config.sse_read_timeout
-    options: dict[str, Any] = {
-        "headers": config.request_headers(),
-        "auth": config.auth,
-        "timeout": httpx2.Timeout(config.http_timeout, read=read_timeout),
-        "verify": shared_ssl_context(),
-        "limits": _LIMITS,
-        "event_hooks": {"request": [_add_call_headers]},
-    }
-    options.update({k: v for k, v in overrides.items() if v is not None})
-    return httpx2.AsyncClient(**options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +208,12 @@ class ServerConnection:
                 self._stderr = None
         if not ready and scope.cancelled_caught:
             raise _ConnectFailed(
-                f"did not finish connecting within connect_timeout={self.config.connect_timeout:g}s; "
-                "check that the server is up and answers MCP, or raise `connect_timeout`"
-                + _tail_note(self._stderr_tail_cached)
+                shown_failure(
+                    self.config,
+                    f"did not finish connecting within connect_timeout={self.config.connect_timeout:g}s; "
+                    "check that the server is up and answers MCP, or raise `connect_timeout`"
+                    + _tail_note(self._stderr_tail_cached),
+                )
             )
 
     def close(self) -> None:
@@ -317,7 +287,8 @@ class ServerConnection:
                 f"MCP server {self.name!r} is not connected{reason}", server=self.name, tool=name
             )
         timeout = self.config.call_timeout
-        reset = _CALL_HEADERS.set(headers) if headers else None
+        reset = CALL_HEADERS.set(headers) if headers else None
+        record, recording = call_record()
         try:
             # The SDK's own timeout starts after the request is written; this one also covers the write.
             with anyio.CancelScope(deadline=anyio.current_time() + timeout):
@@ -333,6 +304,19 @@ class ServerConnection:
         except MCPError as exc:
             if exc.code == types.REQUEST_TIMEOUT:
                 raise self._timeout(name) from exc
+            limit = record.oversized
+            if limit is None and _SSE_EVENT_TOO_LARGE.search(exc.message):
+                limit = getattr(self.config, "max_response_bytes", None)
+            if limit is not None:
+                # Only this answer was dropped: the session goes on serving the next calls.
+                raise ToolCallError(
+                    f"MCP server {self.name!r} answered tool {name!r} with more than "
+                    f"max_response_bytes={limit:,} bytes; the answer was dropped unread. Ask for less at a "
+                    "time (a narrower query, a page), or ask the deployment to raise `max_response_bytes`",
+                    server=self.name,
+                    tool=name,
+                    code=exc.code,
+                ) from exc
             if exc.code == types.CONNECTION_CLOSED:
                 message = f"MCP server {self.name!r} closed the connection during tool {name!r}"
                 self._broken(message)
@@ -356,8 +340,9 @@ class ServerConnection:
                 f"MCP server {self.name!r} failed during tool {name!r}: {detail}", server=self.name, tool=name
             ) from exc
         finally:
+            end_call_record(recording)
             if reset is not None:
-                _CALL_HEADERS.reset(reset)
+                CALL_HEADERS.reset(reset)
         raise self._timeout(name)  # only the deadline ends the scope without an answer
 
     def _timeout(self, tool: str) -> ToolTimeoutError:
@@ -388,7 +373,7 @@ class ServerConnection:
             case HttpServer():
                 client = await stack.enter_async_context(http_client(config))
                 transport = streamable_http_client(
-                    config.url, http_client=client, max_sse_event_size=_MAX_SSE_EVENT_BYTES
+                    config.url, http_client=client, max_sse_event_size=config.max_response_bytes
                 )
             case SseServer():
                 cfg = config
@@ -398,7 +383,8 @@ class ServerConnection:
                     timeout: httpx2.Timeout | None = None,
                     auth: httpx2.Auth | None = None,
                 ) -> httpx2.AsyncClient:
-                    return http_client(cfg, timeout=timeout, auth=auth)
+                    # The SDK caps no event of the legacy stream: the client counts them.
+                    return http_client(cfg, events_counted=True, timeout=timeout, auth=auth)
 
                 transport = sse_client(
                     config.url,
@@ -572,11 +558,30 @@ def _tail_note(tail: str) -> str:
     return f"; its stderr ends with:\n{tail}" if tail else ""
 
 
+def shown_failure(config: ServerConfig, detail: str) -> str:
+    """What a run shows of a failure: ``detail``, or for a server with a URL policy one fixed text.
+
+    A user-registered server's failures differ by what the address is (a closed port, a silent
+    one, another service): users get `_UNREACHABLE`, the deployment's log gets ``detail``.
+    """
+    if getattr(config, "url_policy", None) is None:
+        return detail
+    logger.warning("MCP server %r (user-registered) failed: %s", config.name, detail)
+    return _UNREACHABLE
+
+
 def describe_failure(config: ServerConfig, exc: BaseException, stderr_tail: str = "") -> str:
-    """A readable reason for a connection or transport failure, with what to do about it."""
+    """A readable reason for a connection or transport failure, with what to do about it.
+
+    For a server with a URL policy, the fixed text of `shown_failure` (the reason is logged).
+    """
     exc = _leaf(exc)
     if isinstance(exc, _ConnectFailed):
         return str(exc)
+    return shown_failure(config, _describe(config, exc, stderr_tail))
+
+
+def _describe(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str:
     match config:
         case StdioServer():
             where = config.command

@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    InstanceOf,
     SecretStr,
     TypeAdapter,
     ValidationError,
@@ -30,6 +31,7 @@ from pydantic_core import ErrorDetails
 
 from mcpbridge._uservalues import refused_env, refused_header
 from mcpbridge.errors import ConfigError
+from mcpbridge.urlpolicy import UrlPolicy
 
 __all__ = [
     "HttpServer",
@@ -154,6 +156,10 @@ class _HttpBase(_ServerBase):
     """Seconds for HTTP connect, write and pool operations."""
     max_response_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     """The most bytes of one HTTP response (a JSON body, or one event of a stream), counted before parsing."""
+    url_policy: InstanceOf[UrlPolicy] | None = Field(default=None, exclude=True, repr=False)
+    """Check every connection's address with this policy (set on every user-registered server):
+    connect only to admitted addresses, follow no proxy from the environment, and show users one
+    fixed text for every connection failure (the detail goes to the log)."""
     user_headers: tuple[str, ...] | None = None
     """Header names a user's own credentials may set; ``None``: ``Authorization``, unless the
     deployment sets it itself (``bearer_token``, ``auth`` or an ``Authorization`` header)."""

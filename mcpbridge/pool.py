@@ -41,10 +41,14 @@ logger = logging.getLogger("mcpbridge")
 
 def pool_key(server: ServerConfig, user: str | None) -> tuple[str | None, str]:
     """The key a session is pooled under: the user, and every setting of the server (secrets included)."""
-    data = server.model_dump(mode="json", exclude={"server", "auth"})
+    data = server.model_dump(mode="json", exclude={"server", "auth", "url_policy"})
     token: Any = getattr(server, "bearer_token", None)
     data["bearer_token"] = None if token is None else token.get_secret_value()
-    data["__objects__"] = [id(getattr(server, "server", None)), id(getattr(server, "auth", None))]
+    data["__objects__"] = [
+        id(getattr(server, "server", None)),
+        id(getattr(server, "auth", None)),
+        id(getattr(server, "url_policy", None)),
+    ]
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     return user, digest
 

@@ -109,8 +109,10 @@ class RegisteredServers:
     A user puts an item at namespace ``(<identity>, *namespace)``, key ``<server name>``,
     with the value ``{"url": "https://...", "headers": {...}}`` (optionally ``transport``
     ``"http"``/``"sse"``, ``bearer_token``, ``include_tools``, ``exclude_tools``, ``prefix``).
-    Only HTTP servers may be registered; each URL must pass the `UrlPolicy`; a
-    registered server is always optional and never takes a deployment server's name.
+    Only HTTP servers may be registered; each URL must pass the `UrlPolicy`, and so
+    must every address its connections reach (checked as they connect); a registered
+    server is always optional and never takes a deployment server's name. Its
+    connection failures are shown to the user as one fixed text (the log has the detail).
 
     Args:
         namespace: Labels after the user's identity.
@@ -129,6 +131,8 @@ class RegisteredServers:
             progress, too few for a server to load the run's stream).
         max_log_level: The most severe level its log messages are logged at (``"info"``: a
             user's server can never raise the deployment's warnings or alerts).
+        max_response_bytes: The most bytes of one of its HTTP responses (8 MiB, against 64 MiB
+            for the deployment's own servers); a larger answer fails its call.
 
         These bounds are the deployment's: a user's entry cannot set them.
 
@@ -153,6 +157,7 @@ class RegisteredServers:
         max_description_chars: int = 2_000,
         max_progress_per_second: float = 2.0,
         max_log_level: LogLevel = "info",
+        max_response_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         if limit < 1:
             raise ConfigError("limit must be at least 1", field="limit")
@@ -175,6 +180,7 @@ class RegisteredServers:
             "max_description_chars": max_description_chars,
             "max_progress_per_second": max_progress_per_second,
             "max_log_level": max_log_level,
+            "max_response_bytes": max_response_bytes,
         }
         """What every registered server may cost; passed into each one, never taken from the entry."""
         # Checked once here, so a bad bound fails the deployment's start, not each user's run.
@@ -266,6 +272,8 @@ class RegisteredServers:
                 "connect_timeout": self.connect_timeout,
                 "call_timeout": self.call_timeout,
                 **self.bounds,
+                # Every connection is checked against the policy, not only the URL at registration.
+                "url_policy": self.policy,
             }
         )
 

@@ -104,7 +104,7 @@ def _request_recorder(name: str) -> ServerMiddleware[Any]:
 
 
 def serve(server: MCPServer, description: str) -> None:
-    """Run ``server`` over stdio (the default) or streamable HTTP (``--http --port N``).
+    """Run ``server`` over stdio (the default) or streamable HTTP (``--http --port N``, ``--json``).
 
     With ``MCPBRIDGE_IDENTITY_SECRET`` set, every ``tools/call`` must carry a signed
     identity addressed to ``--audience`` (default ``MCPBRIDGE_IDENTITY_AUDIENCE``, else
@@ -115,6 +115,7 @@ def serve(server: MCPServer, description: str) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--audience", default=os.environ.get(AUDIENCE_ENV), help="expected token audience")
+    parser.add_argument("--json", action="store_true", help="answer with JSON, not event streams")
     args = parser.parse_args()
     name = server.name or "server"
     record_event(name, "start", transport="http" if args.http else "stdio")
@@ -125,7 +126,7 @@ def serve(server: MCPServer, description: str) -> None:
     if os.environ.get(EVENTS_ENV):
         server.middleware.append(_request_recorder(name))
     if args.http:
-        json_response = bool(os.environ.get(JSON_RESPONSE_ENV))
+        json_response = args.json or bool(os.environ.get(JSON_RESPONSE_ENV))
         server.run("streamable-http", host=args.host, port=args.port, json_response=json_response)
     else:
         server.run()

@@ -265,7 +265,7 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServ
         "MCPBRIDGE_RECORD_EVENTS": str(records.events_path),
         "MCPBRIDGE_MODEL": "",  # the offline model, whatever the environment says
         "MCPBRIDGE_IDENTITY_SECRET": secret,
-        "MCPBRIDGE_ALLOWED_HOSTS": HOST,  # users may register servers on 127.0.0.1 only
+        "MCPBRIDGE_ALLOWED_HOSTS": f"{HOST}:*",  # users may register servers on 127.0.0.1 only (any port)
         "PYTHONUNBUFFERED": "1",  # the log file is complete when a test reads it
     }
     config = portable_config(CONFIG, workdir)

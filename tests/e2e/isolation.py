@@ -635,7 +635,7 @@ def isolation_servers(directory: Path, *, jobs: int = 1) -> Generator[IsolationT
     env = {
         "MCPBRIDGE_RECORD": str(calls),
         "MCPBRIDGE_IDENTITY_SECRET": secret,
-        "MCPBRIDGE_ALLOWED_HOSTS": HOST,
+        "MCPBRIDGE_ALLOWED_HOSTS": f"{HOST}:*",  # the users' own server listens on a free port
         "MCPBRIDGE_MODEL": "",  # the offline model
     }
     with ExitStack() as stack:

@@ -106,8 +106,8 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServerProc
 
 
 def policy(*servers: HttpServerProcess) -> UrlPolicy:
-    """Admit the test servers on 127.0.0.1 (by host, and by ``host:port`` where ports are listed)."""
-    return UrlPolicy(allow=["127.0.0.1", *(f"127.0.0.1:{s.port}" for s in servers)], require_https=False)
+    """Admit the test servers on 127.0.0.1, each on its own port (``host:port``)."""
+    return UrlPolicy(allow=[f"127.0.0.1:{s.port}" for s in servers], require_https=False)
 
 
 def deployment(payroll: HttpServerProcess, capture: HttpServerProcess) -> UserServers:

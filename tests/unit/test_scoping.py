@@ -269,7 +269,7 @@ async def test_loopback_is_refused_by_default_and_allowed_by_policy() -> None:
     [failure] = refused
     assert failure.server == "local" and failure.required is False
     assert "http://" in failure.reason
-    servers, refused = await RegisteredServers(policy=UrlPolicy(allow=["127.0.0.1"])).load(user)
+    servers, refused = await RegisteredServers(policy=UrlPolicy(allow=["127.0.0.1:8765"])).load(user)
     assert refused == []
     assert [(s.name, getattr(s, "url", None)) for s in servers] == [("local", "http://127.0.0.1:8765/mcp")]
 
@@ -287,7 +287,7 @@ async def test_loopback_is_refused_by_default_and_allowed_by_policy() -> None:
         ({"url": "ftp://93.184.216.34/"}, "url"),
         ({"url": "https://10.0.0.1/mcp"}, "private address"),
         ({"url": "https://169.254.169.254/latest"}, "link-local"),
-        ({"url": "https://localhost/mcp"}, "resolves to"),
+        ({"url": "https://localhost/mcp"}, "does not resolve to public addresses"),
         ({"url": "https://metadata.google.internal/"}, "cloud metadata"),
         ({"url": "https://u:p@93.184.216.34/mcp"}, "credentials"),
         ({"headers": {"Authorization": "y"}}, "url"),
