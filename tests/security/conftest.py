@@ -3,16 +3,21 @@
 One session-wide ``langgraph dev`` serves ``tests/security/deployment/langgraph.json``
 (graphs ``tenant`` and ``tenant_unchecked``, auth ``examples/auth.py``), beside
 real MCP servers over streamable HTTP: the deployment's ``notes`` and
-``payroll``, and ``own``, a server the attacker registers. Every server records
-each call it receives (``tests/security/servers.py``), which is the evidence an
-attack did or did not reach its target.
+``payroll``; ``own``, a server the attacker registers; ``hostile``, offering
+100,000 tools; and, for DNS rebinding, the echo server on 127.0.0.2:P (the
+address the policy admits) with a tripwire on 127.0.0.3:P (the refused one). The
+Agent Server answers the simulated names of `REBINDING` in its own process. Every
+server records each call it receives, which is the evidence an attack did or did
+not reach its target.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +39,18 @@ from examples.serve_demo import (
     wait_until,
 )
 from tests.integration.support import HttpServerProcess, RecordFile, start_http_server
+from tests.security.dns import DNS_ENV
+from tests.security.network import Tripwire, start_echo_at
 
 DEPLOYMENT = Path(__file__).resolve().parent / "deployment" / "langgraph.json"
 SERVERS = "tests.security.servers"
 TOKENS = {"alice": "alice-token", "bob": "bob-token"}
 PAYROLL_AUDIENCE = "payroll-api"
 RUN_TIMEOUT = 90.0
+ADMITTED, REFUSED = "127.0.0.2", "127.0.0.3"
+REBINDING = ("attack.rebind.test", "steady.rebind.test", "control.rebind.test")
+"""Names answering the admitted address first; then the refused one (``steady``: refused, then admitted)."""
+HOSTILE_TOOLS = 100_000
 
 
 @pytest.fixture
@@ -58,7 +69,23 @@ class Tenants:
     notes: HttpServerProcess
     payroll: HttpServerProcess
     own: HttpServerProcess
+    hostile: HttpServerProcess
+    echo: HttpServerProcess
+    """The rebinding target on ``ADMITTED``, port ``tripwire.port``."""
+    tripwire: Tripwire
+    """Records every connection to ``REFUSED`` on the rebinding port."""
     secret: str = field(repr=False)
+
+    tripwire_mark: int = 0
+
+    def rebinding_url(self, name: str) -> str:
+        return f"http://{name}:{self.tripwire.port}/mcp"
+
+    async def tripwire_hits(self) -> list[tuple[str, int]]:
+        """The connections the tripwire accepted since `mark` (none of the test's own canaries)."""
+        hits = (await self.tripwire.canary())[self.tripwire_mark :]
+        self.tripwire_mark = len(self.tripwire.peers())
+        return hits
 
     def client(self, user: str) -> LangGraphClient:
         return get_client(url=self.url, api_key=None, headers={"Authorization": f"Bearer {TOKENS[user]}"})
@@ -66,8 +93,9 @@ class Tenants:
     def mark(self) -> None:
         """Hide every record written so far, so a test sees only what it caused."""
         self.files = self.files.view()
-        for server in (self.notes, self.payroll, self.own):
+        for server in (self.notes, self.payroll, self.own, self.hostile, self.echo):
             server.records = server.records.view()
+        self.tripwire_mark = len(self.tripwire.peers())
 
 
 def _server_env() -> dict[str, str]:
@@ -80,41 +108,45 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
     secret = secrets.token_urlsafe(48)
     files_base = workdir / "files"
     files_base.mkdir()
-    for name in ("notes", "payroll", "own"):
+    for name in ("notes", "payroll", "own", "hostile", "rebinding"):
         (workdir / name).mkdir()
     env = _server_env()
-    notes = start_http_server(SERVERS, workdir / "notes", env=env)
-    payroll = own = None
-    try:
-        payroll = start_http_server(
-            SERVERS,
-            workdir / "payroll",
-            args=("--audience", PAYROLL_AUDIENCE),
-            env={**env, "MCPBRIDGE_IDENTITY_SECRET": secret},
-        )
-        own = start_http_server(SERVERS, workdir / "own", env=env)
+    with ExitStack() as stack:
+
+        def http_server(name: str, *args: str, **extra: str) -> HttpServerProcess:
+            module = "examples.servers.hostile" if name == "hostile" else SERVERS
+            server = start_http_server(module, workdir / name, args=args, env={**env, **extra})
+            stack.callback(server.stop)
+            return server
+
+        notes = http_server("notes")
+        payroll = http_server("payroll", "--audience", PAYROLL_AUDIENCE, MCPBRIDGE_IDENTITY_SECRET=secret)
+        own = http_server("own")
+        hostile = http_server("hostile", MCPBRIDGE_HOSTILE_TOOLS=str(HOSTILE_TOOLS))
+        tripwire = stack.enter_context(Tripwire(REFUSED))
+        echo = stack.enter_context(start_echo_at(ADMITTED, tripwire.port, workdir / "rebinding"))
         files = RecordFile(workdir / "files-calls.jsonl")
+        dns = {name: [[ADMITTED], [REFUSED]] for name in REBINDING}
+        dns["steady.rebind.test"] = [[ADMITTED], [REFUSED, ADMITTED]]
+        allowed = [f"127.0.0.1:{own.port}", f"127.0.0.1:{hostile.port}", f"{ADMITTED}/32:{tripwire.port}"]
         server_env = {
             **SERVER_ENV,
             **env,
             "PYTHONUNBUFFERED": "1",
             "MCPBRIDGE_IDENTITY_SECRET": secret,
+            DNS_ENV: json.dumps(dns),
             "TENANT_FILES_BASE": str(files_base),
             "TENANT_RECORD": str(files.path),
             "TENANT_NOTES_URL": notes.url,
             "TENANT_PAYROLL_URL": payroll.url,
-            "TENANT_ALLOWED": f"127.0.0.1,127.0.0.1:{own.port}",
+            "TENANT_ALLOWED": ",".join(allowed),
         }
         port = free_port()
         url, log = f"http://127.0.0.1:{port}", workdir / "agent-server.log"
         command = agent_server_command(port, portable_config(DEPLOYMENT, workdir))
-        with child(command, cwd=workdir, env=server_env, log=log) as agent:
-            wait_until(lambda: http_ok(f"{url}/ok"), agent, log, "the Agent Server", 90.0)
-            yield Tenants(url, log, files_base, files, notes, payroll, own, secret)
-    finally:
-        for server in (notes, payroll, own):
-            if server is not None:
-                server.stop()
+        agent = stack.enter_context(child(command, cwd=workdir, env=server_env, log=log))
+        wait_until(lambda: http_ok(f"{url}/ok"), agent, log, "the Agent Server", 90.0)
+        yield Tenants(url, log, files_base, files, notes, payroll, own, hostile, echo, tripwire, secret)
 
 
 @pytest.fixture

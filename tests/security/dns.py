@@ -1,7 +1,9 @@
 """Simulated DNS for the hostile-tenant tests: names that answer loopback addresses, changing over time.
 
-`SimulatedDns` patches ``socket.getaddrinfo`` (which ``anyio.getaddrinfo`` and
-asyncio's resolver call) inside the process that connects. Each simulated name
+`SimulatedDns` patches the resolver inside the process that connects: anyio's
+asyncio backend (``anyio.getaddrinfo`` and ``anyio.connect_tcp`` resolve there,
+whatever the event loop: uvloop, which the Agent Server runs, resolves in C and
+never calls ``socket.getaddrinfo``) and ``socket.getaddrinfo`` (for everything else). Each simulated name
 has a sequence of answers: the first lookup gets the first address list, the
 next lookup the next one, and the last answer repeats from then on, which is
 how a rebinding name behaves. Every other name goes to the real resolver.
@@ -24,6 +26,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
+
+from anyio._backends._asyncio import AsyncIOBackend
 
 __all__ = ["DNS_ENV", "SimulatedDns", "install_from_env"]
 
@@ -66,6 +70,7 @@ class SimulatedDns:
         """How many times each simulated name was looked up so far."""
         self._lock = threading.Lock()  # lookups run in the event loop's resolver threads
         self._real: Callable[..., Any] | None = None
+        self._real_backend: Any = None
 
     def answer(self, name: str) -> tuple[str, ...] | None:
         """The addresses the next lookup of ``name`` gets (and count it), or ``None`` if not simulated."""
@@ -99,16 +104,30 @@ class SimulatedDns:
         return [(socket.AF_INET, kind, socket.IPPROTO_TCP, "", (a, number)) for a in addresses]
 
     def install(self) -> None:
-        """Patch ``socket.getaddrinfo`` in this process (until `uninstall`)."""
+        """Patch anyio's and the socket module's resolvers in this process (until `uninstall`)."""
         if self._real is not None:
             return
         self._real = socket.getaddrinfo
         socket.getaddrinfo = self.getaddrinfo  # pyright: ignore[reportAttributeAccessIssue]
+        real: Any = AsyncIOBackend.__dict__["getaddrinfo"]  # the classmethod itself
+        self._real_backend = real
+        simulation = self
+
+        async def getaddrinfo(
+            cls: Any, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+        ) -> Any:
+            name = host.decode("idna") if isinstance(host, bytes) else host
+            if name is not None and name.lower().rstrip(".") in simulation.answers:
+                return simulation.getaddrinfo(host, port, family, type)
+            return await real.__func__(cls, host, port, family=family, type=type, proto=proto, flags=flags)
+
+        AsyncIOBackend.getaddrinfo = classmethod(getaddrinfo)  # pyright: ignore[reportAttributeAccessIssue]
 
     def uninstall(self) -> None:
-        """Give ``socket.getaddrinfo`` back."""
+        """Give the resolvers back."""
         if self._real is not None:
             socket.getaddrinfo = self._real
+            AsyncIOBackend.getaddrinfo = self._real_backend  # pyright: ignore[reportAttributeAccessIssue]
             self._real = None
 
     def __enter__(self) -> SimulatedDns:

@@ -12,9 +12,13 @@ Served by ``tests/security/conftest.py`` with ``examples/auth.py`` (alice holds
   ``payroll-api`` (the signer's audience for it).
 - The servers users register (``mcp_servers``), on the test's allow-listed ports.
 
-``tenant_unchecked`` is the same deployment with the protection of user values
-switched off (the user's store item is taken as the deployment's own): the
-positive control that shows an attack's payload works when nothing stops it.
+The names of the test's simulated DNS (``MCPBRIDGE_TEST_DNS``) are answered in this
+process, the one that connects, as `tests.security.dns` describes.
+
+``tenant_unchecked`` is the same deployment with protections switched off (the
+user's store item is taken as the deployment's own; a registered URL is checked
+when it is read, not at each connection): the positive control that shows an
+attack's payload works when nothing stops it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from mcpbridge import (
     Credentials,
@@ -40,6 +45,9 @@ from mcpbridge import (
     agent_factory,
 )
 from mcpbridge.models import OfflineChatModel
+from tests.security.dns import install_from_env
+
+install_from_env()
 
 ROOT = Path(__file__).resolve().parents[3]
 FILES_BASE = os.environ["TENANT_FILES_BASE"]
@@ -54,7 +62,17 @@ class UncheckedStoreCredentials(StoreCredentials):
         return None if found is None else dataclasses.replace(found, source="deployment")
 
 
-def servers(credentials: StoreCredentials) -> UserServers:
+class UncheckedRegisteredServers(RegisteredServers):
+    """The protection off: a registered URL is checked once, when it is read, as before connection checks."""
+
+    def _validate(self, name: str, value: Any, *, taken: set[str]) -> ServerConfig:
+        server = super()._validate(name, value, taken=taken)
+        return server.model_copy(update={"url_policy": None})
+
+
+def servers(
+    credentials: StoreCredentials, registered: type[RegisteredServers] = RegisteredServers
+) -> UserServers:
     files = StdioServer(
         name="files",
         command="/bin/bash",
@@ -81,7 +99,7 @@ def servers(credentials: StoreCredentials) -> UserServers:
             Scoped(notes, credentials=credentials),
             Scoped(payroll, permissions=["mcp:admin"]),
         ],
-        registered=RegisteredServers(policy=UrlPolicy(allow=allowed), connect_timeout=10),
+        registered=registered(policy=UrlPolicy(allow=allowed), connect_timeout=10),
     )
 
 
@@ -96,7 +114,9 @@ make_graph = agent_factory(
     identity=identity(),
 )
 make_unchecked_graph = agent_factory(
-    servers(UncheckedStoreCredentials(servers=["files", "notes"], required=False)),
+    servers(
+        UncheckedStoreCredentials(servers=["files", "notes"], required=False), UncheckedRegisteredServers
+    ),
     OfflineChatModel(),
     identity=identity(),
 )
