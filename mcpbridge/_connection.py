@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from mcpbridge._content import describe_invalid_result
 from mcpbridge._network import CALL_HEADERS, call_record, end_call_record, http_client
-from mcpbridge._redact import install_url_redaction
+from mcpbridge._redact import install_url_redaction, redact_urls
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
 from mcpbridge.errors import ToolCallError, ToolTimeoutError
@@ -535,7 +535,7 @@ class _ConnectFailed(Exception):
 
 
 def _log_text(data: Any, limit: int = LOG_TEXT_CHARS) -> str:
-    """A server's log data as one line: cut to ``limit`` characters, control characters escaped."""
+    """A server's log data as one line: cut to ``limit`` characters, URLs redacted, controls escaped."""
     if isinstance(data, str):
         text = data
     else:
@@ -547,7 +547,8 @@ def _log_text(data: Any, limit: int = LOG_TEXT_CHARS) -> str:
     if len(text) > limit:
         note = f" [cut: {limit:,} of {len(text):,} characters shown]"
         text = text[:limit]
-    return _CONTROL_RE.sub(_escape, text) + note
+    # The server's text may hold URLs with tokens, like any other log line.
+    return _CONTROL_RE.sub(_escape, redact_urls(text)) + note
 
 
 def _escape(match: re.Match[str]) -> str:

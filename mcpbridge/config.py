@@ -74,7 +74,8 @@ class _ServerBase(BaseModel):
     call_timeout: float = Field(default=60.0, gt=0)
     """Seconds allowed for one ``tools/call``; past it the call is cancelled and the model told."""
     max_result_chars: int = Field(default=100_000, gt=0)
-    """The most characters of a result's text the model gets; the rest is cut, with a note saying so."""
+    """The most characters of a result the model gets (text and base64 media alike); the rest is cut
+    (media left out), with a note saying so."""
     max_description_chars: int = Field(default=10_000, gt=0)
     """The most characters of a tool description the model gets (it is sent with every model call)."""
     reconnect: int = Field(default=1, ge=0)
@@ -132,12 +133,13 @@ class StdioServer(_ServerBase):
     @field_validator("user_env")
     @classmethod
     def _check_user_env(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        configured: Mapping[str, str] = info.data.get("env") or {}
+        env: Mapping[str, str] = info.data.get("env") or {}
+        configured = {k.upper() for k in env}
         for name in value:
             rule = refused_env(name)
             if rule is not None:
                 raise ValueError(f"{name!r} cannot be user-fillable ({rule}); remove it from `user_env`")
-            if name in configured:
+            if name.upper() in configured:
                 raise ValueError(
                     f"{name!r} is set in `env` by the deployment; a user value never replaces it: "
                     "remove it from `user_env` or from `env`"

@@ -96,7 +96,7 @@ class MCPTool(BaseTool):
     mcp_name: str
     """The tool's name on the server."""
     max_result_chars: int = 100_000
-    """The most characters of a result's text the model gets; the rest is cut, with a note."""
+    """The most characters of a result the model gets (text and base64 media); the rest is cut."""
     max_progress_per_second: float = 10.0
     """The most progress events of one call written to the ``custom`` stream per second (coalesced)."""
     registered: bool = False

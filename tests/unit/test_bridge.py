@@ -562,6 +562,12 @@ async def test_server_log_text_cannot_forge_lines_or_raise_alarms(caplog: pytest
     assert long.getMessage() == "x" * 2000 + " [cut: 2,000 of 10,000 characters shown]"
     assert nested.levelno == logging.WARNING and nested.getMessage() == '{"nested": "a\\nb"}'
 
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="mcpbridge.server.chatty"):
+        await connection._on_log(log_params("info", "fetched https://u:p@api.example.com/v1?token=s3cr3t#f"))
+    [redacted] = caplog.records
+    assert redacted.getMessage() == "fetched https://api.example.com/v1"  # like every logged URL
+
     permissive = log_connection(max_log_level="emergency")
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="mcpbridge.server.chatty"):
