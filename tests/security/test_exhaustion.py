@@ -174,7 +174,11 @@ async def test_a_registered_server_gets_the_stricter_tool_cap_and_only_its_user_
     await store.aput(("alice", "mcp_servers"), "notes", {"url": echo.url})
     mallory = UserContext(identity="mallory", store=store)
     alice = UserContext(identity="alice", store=store)
-    servers = UserServers([], registered=RegisteredServers(policy=policy(hostile, echo)))
+    # The deployment lets users set the header that asks this test server for its catalogue size.
+    declared = ["Authorization", FLOOD_TOOLS_HEADER]
+    servers = UserServers(
+        [], registered=RegisteredServers(policy=policy(hostile, echo), user_headers=declared)
+    )
 
     runs: dict[str, Run] = {}
 
@@ -191,7 +195,9 @@ async def test_a_registered_server_gets_the_stricter_tool_cap_and_only_its_user_
     assert "add" in runs["alice"].tools
 
     # Positive control: a deployment that allows registered servers more tools gets all 100.
-    roomy = UserServers([], registered=RegisteredServers(policy=policy(hostile), max_tools=128))
+    roomy = UserServers(
+        [], registered=RegisteredServers(policy=policy(hostile), max_tools=128, user_headers=declared)
+    )
     with anyio.fail_after(BOUND):
         roomy_run = await registered_run(roomy, mallory)
     assert roomy_run.failures == {}
