@@ -1,7 +1,8 @@
 """Graph topology fingerprints, and the check that every access context sees the same graph.
 
 The Agent Server builds a graph for runs, state reads, state updates and schema
-requests alike; they must agree on nodes, edges, state channels and schemas.
+requests alike; they must agree on nodes, edges, state channels (their types and reducers too),
+schemas and subgraphs.
 `check_topology` compares two graphs and explains any difference.
 """
 
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, cast, get_type_hints
 
@@ -34,6 +36,9 @@ class Topology:
         input_schema: The input schema's fields and their types, canonically encoded.
         output_schema: The output schema's fields and their types, canonically encoded.
         context_schema: The context schema's fields and their types (``"null"`` when none).
+        channel_types: ``(channel, kind)`` pairs: each channel's class and value type (its reducer
+            included), so a channel that keeps its name but changes its type or reducer differs.
+        subgraphs: ``(node, topology)`` pairs, one per node that runs a subgraph.
     """
 
     nodes: tuple[str, ...]
@@ -42,6 +47,8 @@ class Topology:
     input_schema: str
     output_schema: str
     context_schema: str
+    channel_types: tuple[tuple[str, str], ...] = ()
+    subgraphs: tuple[tuple[str, Topology], ...] = ()
 
     def diff(self, other: Topology) -> list[str]:
         """Readable differences from ``self`` (expected) to ``other`` (actual)."""
@@ -55,11 +62,26 @@ class Topology:
         for field in ("input_schema", "output_schema", "context_schema"):
             if getattr(self, field) != getattr(other, field):
                 lines.append(f"{field.replace('_', ' ')} differs")
+        theirs_types = dict(other.channel_types)
+        for name, kind in self.channel_types:
+            if name in theirs_types and theirs_types[name] != kind:
+                lines.append(f"channel {name!r} differs: {kind} became {theirs_types[name]}")
+        mine_subgraphs, theirs_subgraphs = dict(self.subgraphs), dict(other.subgraphs)
+        for name in sorted(mine_subgraphs.keys() | theirs_subgraphs.keys()):
+            if name not in theirs_subgraphs:
+                lines.append(f"subgraph {name!r} is missing")
+            elif name not in mine_subgraphs:
+                lines.append(f"subgraph {name!r} is extra")
+            else:
+                inner = mine_subgraphs[name].diff(theirs_subgraphs[name])
+                lines.extend(f"subgraph {name!r}: {line}" for line in inner)
         return lines
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view, for assertions and logs."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        view = {f.name: getattr(self, f.name) for f in fields(self)}
+        view["subgraphs"] = {name: sub.as_dict() for name, sub in self.subgraphs}
+        return view
 
 
 def _show(item: Any) -> str:
@@ -94,14 +116,39 @@ def topology(graph: Pregel[Any, Any, Any, Any]) -> Topology:
             _canonical(graph.get_output_jsonschema()),
             _canonical(graph.get_context_jsonschema()),
         )
+    channels = cast("Mapping[str, Any]", graph.channels)  # pyright: ignore[reportUnknownMemberType]
     return Topology(
         nodes=tuple(sorted(drawn.nodes)),
         edges=tuple(sorted((e.source, e.target, bool(e.conditional)) for e in drawn.edges)),
-        channels=tuple(sorted(str(name) for name in cast("Mapping[str, Any]", graph.channels))),  # pyright: ignore[reportUnknownMemberType]
+        channels=tuple(sorted(str(name) for name in channels)),
         input_schema=schemas[0],
         output_schema=schemas[1],
         context_schema=schemas[2],
+        channel_types=tuple(
+            sorted((str(name), _channel_kind(channel)) for name, channel in channels.items())
+        ),
+        subgraphs=_subgraphs(graph),
     )
+
+
+def _subgraphs(graph: Pregel[Any, Any, Any, Any]) -> tuple[tuple[str, Topology], ...]:
+    found: list[tuple[str, Topology]] = []
+    for name, sub in cast("Iterator[tuple[str, object]]", graph.get_subgraphs()):  # pyright: ignore[reportUnknownMemberType]
+        if isinstance(sub, Pregel):
+            found.append((name, topology(cast("Pregel[Any, Any, Any, Any]", sub))))
+    return tuple(sorted(found, key=lambda pair: pair[0]))
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _channel_kind(channel: Any) -> str:
+    try:
+        value_type = repr(channel.ValueType)
+    except Exception:
+        value_type = "?"
+    # A reducer defined inside the graph builder is a new function object on every build.
+    return f"{type(channel).__name__}[{_ADDRESS.sub('', value_type)}]"
 
 
 def _canonical(schema: Mapping[str, Any] | None) -> str:
