@@ -1,0 +1,165 @@
+"""What `mcpbridge/` imports: the standard library or a declared dependency, and no module cycle."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "mcpbridge"
+DEV_EXTRAS = {"dev"}
+"""Extras for working on mcpbridge itself: shipped code may not rely on them."""
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def absolute(module: str, node: ast.ImportFrom, is_package: bool) -> str:
+    """The absolute module a (possibly relative) ``from ... import`` names."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def imported(module: str, path: Path, *, eager_only: bool) -> Iterator[str]:
+    """The modules ``module`` imports (with ``eager_only``: those run on import, at module level).
+
+    ``from package import name`` counts as importing ``package.name`` when that is a module of
+    mcpbridge, else ``package`` (whose ``__init__`` must then be complete).
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_package = path.name == "__init__.py"
+
+    def statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+        for statement in body:
+            if isinstance(statement, ast.If) and ast.unparse(statement.test) in {
+                "TYPE_CHECKING",
+                "typing.TYPE_CHECKING",
+            }:
+                if not eager_only:
+                    yield from statements(statement.body)
+                yield from statements(statement.orelse)
+            elif isinstance(statement, ast.If | ast.With | ast.Try):
+                yield from statements(statement.body)
+                yield from statements(getattr(statement, "orelse", []))
+                yield from statements(getattr(statement, "finalbody", []))
+                for handler in getattr(statement, "handlers", []):
+                    yield from statements(handler.body)
+            else:
+                yield statement
+
+    nodes = statements(tree.body) if eager_only else ast.walk(tree)
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            source = absolute(module, node, is_package)
+            for alias in node.names:
+                submodule = f"{source}.{alias.name}"
+                yield submodule if submodule in MODULES else source
+
+
+def declared_distributions() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = list(project["dependencies"])
+    for extra, extra_requirements in project.get("optional-dependencies", {}).items():
+        if extra not in DEV_EXTRAS:
+            requirements.extend(extra_requirements)
+    return {normalized(Requirement(requirement).name) for requirement in requirements}
+
+
+def normalized(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def test_every_import_is_the_standard_library_or_a_declared_dependency() -> None:
+    providers = importlib.metadata.packages_distributions()
+    declared = declared_distributions()
+    undeclared: dict[str, set[str]] = {}
+    for module, path in MODULES.items():
+        for name in imported(module, path, eager_only=False):
+            top = name.split(".")[0]
+            if top == "mcpbridge" or top in sys.stdlib_module_names:
+                continue
+            distributions = {normalized(d) for d in providers.get(top, [])}
+            if not distributions & declared:
+                undeclared.setdefault(
+                    f"{top} (from {sorted(distributions) or 'no installed distribution'})", set()
+                ).add(module)
+    assert undeclared == {}, "imported by mcpbridge but not declared in pyproject.toml: " + "; ".join(
+        f"{name} in {', '.join(sorted(modules))}" for name, modules in sorted(undeclared.items())
+    )
+
+
+def test_the_check_sees_the_imports_it_must() -> None:
+    """The walk finds imports in functions and under TYPE_CHECKING too, so a lazy import is checked."""
+    names = {name.split(".")[0] for m, p in MODULES.items() for name in imported(m, p, eager_only=False)}
+    assert {"httpx2", "mcp_types", "sniffio", "langsmith", "starlette", "uvicorn"} <= names
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component: list[str] = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph[node]:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the mcpbridge modules it imports at module level (when it is imported)."""
+    return {
+        module: {name for name in imported(module, path, eager_only=True) if name in MODULES} - {module}
+        for module, path in MODULES.items()
+    }
+
+
+def test_mcpbridge_has_no_import_cycle() -> None:
+    graph = import_graph()
+    assert len(graph) == len(MODULES) > 20
+    assert "mcpbridge.errors" in graph["mcpbridge.topology"]  # the walk sees edges
+    assert cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    graph = import_graph()
+    graph["mcpbridge.errors"] = graph["mcpbridge.errors"] | {"mcpbridge.topology"}
+    assert ["mcpbridge.errors", "mcpbridge.topology"] in cycles(graph)
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
