@@ -93,22 +93,17 @@ def tools_by_name(bridge: Bridge) -> dict[str, BaseTool]:
     return {t.name: t for t in bridge.tools}
 
 
-def unwrap(exc: BaseException) -> BaseException:
-    """The single exception inside (possibly nested) one-member exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+async def entry_error(bridge: Bridge) -> Exception:
+    """Enter ``bridge`` expecting failure; return the error exactly as raised.
 
-
-async def entry_error(bridge: Bridge) -> BaseException:
-    """Enter ``bridge`` expecting failure; return the error, unwrapped from anyio's exception group.
-
-    ``Bridge.__aenter__`` currently raises its errors inside an anyio task group, which wraps them
-    (see test_bridge.py::test_entry_errors_are_not_wrapped_in_exception_groups).
+    Entry errors come out as themselves, never inside an exception group (the Agent Server and
+    callers match them by type; see test_bridge.py::test_entry_errors_are_not_wrapped_in_exception_groups),
+    so a group here fails the test rather than being unwrapped.
     """
     try:
         async with bridge:
             pass
     except Exception as exc:
-        return unwrap(exc)
+        assert not isinstance(exc, BaseExceptionGroup), f"entry error wrapped in a group: {exc!r}"
+        return exc
     raise AssertionError("entering the Bridge did not fail")

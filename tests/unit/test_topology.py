@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langchain.agents import create_agent
+from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from mcpbridge.models import OfflineChatModel
 from mcpbridge.topology import Topology, TopologyMismatchError, check_topology, topology
 
 
@@ -66,6 +69,12 @@ class InputWithCount(TypedDict):
 class OutputWithStrCount(TypedDict):
     messages: Annotated[list[str], operator.add]
     count: str
+
+
+@tool
+def local_note(text: str) -> str:
+    """Write a note."""
+    return text
 
 
 @dataclass
@@ -275,3 +284,14 @@ def test_the_mismatch_is_logged_when_asked_to_warn(caplog: pytest.LogCaptureFixt
         differences = check_topology(build(), build(state=StateWithNotes), on_mismatch="warn")
     assert differences == ["channel 'notes' is extra"]
     assert "channel 'notes' is extra" in caplog.text
+
+
+def test_create_agent_without_tools_has_another_topology() -> None:
+    """``create_agent(model, tools=[])`` has no ``tools`` node: as a read graph it would not match runs."""
+    model = OfflineChatModel()
+    read = create_agent(model, tools=[])
+    run = create_agent(model, tools=[local_note])
+    with pytest.raises(TopologyMismatchError) as caught:
+        check_topology(read, run)
+    assert "node 'tools' is extra" in caught.value.differences
+    assert check_topology(read, run, on_mismatch="warn") == caught.value.differences
