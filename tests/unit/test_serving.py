@@ -249,9 +249,13 @@ async def test_threads_belong_to_their_user_and_take_one_call_at_a_time() -> Non
     none = ProgressReporter(None)
     busy = probe = unknown = None
     async with backend.running() as graphs:
-        first = await graphs.call_tool("slow", {"message": "hi"}, alice, none)
+        with anyio.fail_after(10):
+            first = await graphs.call_tool("slow", {"message": "hi"}, alice, none)
         thread_id = (first.structured_content or {})["thread_id"]
-        stolen = await graphs.call_tool("slow", {"message": "hi", "thread_id": thread_id}, bob, none)
+        # Bounded: were bob let into alice's thread, his run would wait in `slow` for a release that
+        # never comes, and the leak would show as the suite's timeout instead of this failure.
+        with anyio.fail_after(10):
+            stolen = await graphs.call_tool("slow", {"message": "hi", "thread_id": thread_id}, bob, none)
         assert stolen.is_error and text(stolen).startswith(f"There is no thread {thread_id}")
         with anyio.fail_after(10):
             async with anyio.create_task_group() as group:
