@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
@@ -75,17 +76,18 @@ def test_the_key_holds_secrets_without_showing_them() -> None:
 
 async def test_a_factory_with_a_pool_connects_once_per_user_and_never_for_reads() -> None:
     counting = CountingServer()
-    async with SessionPool() as pool:
-        factory = agent_factory([counting.config()], OfflineChatModel(), pool=pool)
-        for context in ("threads.read", "threads.update", "assistants.read"):
-            async with factory(read_runtime(context)):
-                pass
-        assert pool.size == 0 and counting.initialized == 0
-        for user in ("alice", "alice", "bob", "alice"):
-            async with factory(run_runtime(User(user))) as graph:
-                assert "ping" in graph.nodes["tools"].bound.tools_by_name  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
-        assert counting.initialized == 2
-        assert pool.idle == 2
+    with anyio.fail_after(20):
+        async with SessionPool() as pool:
+            factory = agent_factory([counting.config()], OfflineChatModel(), pool=pool)
+            for context in ("threads.read", "threads.update", "assistants.read"):
+                async with factory(read_runtime(context)):
+                    pass
+            assert pool.size == 0 and counting.initialized == 0
+            for user in ("alice", "alice", "bob", "alice"):
+                async with factory(run_runtime(User(user))) as graph:
+                    assert "ping" in graph.nodes["tools"].bound.tools_by_name  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
+            assert counting.initialized == 2
+            assert pool.idle == 2
 
 
 def test_bad_options_are_refused() -> None:

@@ -675,13 +675,14 @@ async def test_agent_factory_gives_each_user_their_tools() -> None:
     assert servers.asked == []  # read contexts never ask for servers
     assert started.names == []
 
-    async with factory(run_runtime(User("alice", ["mcp:github"]), store)) as alice:
-        alice_tools = offered_tools(alice)
-    async with factory(run_runtime(User("bob", ["mcp:github", "admin"]), store)) as bob:
-        bob_tools = offered_tools(bob)
-        assert topology(bob) == topology(read)
-    async with factory(run_runtime(None, store)) as anonymous:
-        anonymous_tools = offered_tools(anonymous)
+    with anyio.fail_after(20):
+        async with factory(run_runtime(User("alice", ["mcp:github"]), store)) as alice:
+            alice_tools = offered_tools(alice)
+        async with factory(run_runtime(User("bob", ["mcp:github", "admin"]), store)) as bob:
+            bob_tools = offered_tools(bob)
+            assert topology(bob) == topology(read)
+        async with factory(run_runtime(None, store)) as anonymous:
+            anonymous_tools = offered_tools(anonymous)
     assert servers.asked == ["alice", "bob", None]
     assert alice_tools == {"whoami", "gh_list_repos"}
     assert bob_tools == {"whoami", "gh_list_repos", "gh_delete_repo", "admin_reset"}

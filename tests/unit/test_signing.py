@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import anyio
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -535,9 +536,10 @@ async def run_one(
     args: dict[str, Any],
     config: RunnableConfig,
 ) -> ToolMessage:
-    async with Bridge(servers, identity=identity) as bridge:
-        assert [t.name for t in bridge.tools] == ["whoami", "lookup"]  # tools/list needs no signature
-        out = await tool_graph(bridge.tools).ainvoke(ai_calls((name, args)), config)
+    with anyio.fail_after(10):
+        async with Bridge(servers, identity=identity) as bridge:
+            assert [t.name for t in bridge.tools] == ["whoami", "lookup"]  # tools/list needs no signature
+            out = await tool_graph(bridge.tools).ainvoke(ai_calls((name, args)), config)
     message = out["messages"][-1]
     assert isinstance(message, ToolMessage)
     return message
@@ -643,10 +645,11 @@ async def test_identity_named_arguments_do_not_change_the_signed_claims(protocol
 async def test_each_run_is_signed_for_its_own_user(protocol: Protocol) -> None:
     seen = Seen()
     server = MemoryServer(name="files", server=guarded_server(verifier("files"), seen), protocol=protocol)
-    async with Bridge([server], identity=IdentityMeta(signer=IdentitySigner(SECRET))) as bridge:
-        graph = tool_graph(bridge.tools)
-        for user in ("alice", "bob"):
-            await graph.ainvoke(ai_calls(("whoami", {})), run_config(uuid.uuid4(), user=user))
+    with anyio.fail_after(10):
+        async with Bridge([server], identity=IdentityMeta(signer=IdentitySigner(SECRET))) as bridge:
+            graph = tool_graph(bridge.tools)
+            for user in ("alice", "bob"):
+                await graph.ainvoke(ai_calls(("whoami", {})), run_config(uuid.uuid4(), user=user))
     assert [i.user_id for i in seen.identities] == ["alice", "bob"]
     assert len({i.token_id for i in seen.identities}) == 2
 
