@@ -33,6 +33,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
 
 from mcpbridge._callbacks import no_listeners
+from mcpbridge._compat import resolve_arun_hints, set_injected_args_keys
 from mcpbridge._content import limit_result, to_content_blocks
 from mcpbridge._schema import ArgumentsValidator
 from mcpbridge.errors import MCPBridgeError
@@ -129,10 +130,6 @@ class MCPTool(BaseTool):
     def get_input_schema(self, config: Any = None) -> type[BaseModel]:
         """The injected-argument schema ToolNode reads; the model sees `tool_call_schema`."""
         return _runtime_schema(self._runtime_key)
-
-    @property
-    def _injected_args_keys(self) -> frozenset[str]:  # pyright: ignore[reportIncompatibleVariableOverride]
-        return frozenset({self._runtime_key})
 
     def _run(self, /, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"MCP tool {self.name!r} is async only; call it with `ainvoke`")
@@ -285,5 +282,6 @@ def _is_tool_call(value: object) -> typing.TypeGuard[ToolCall]:
     return isinstance(value, dict) and typing.cast(dict[str, Any], value).get("type") == "tool_call"
 
 
-# langchain-core reads `_arun`'s type hints on every call; resolve the string annotations once.
-MCPTool._arun.__annotations__ = typing.get_type_hints(MCPTool._arun)  # pyright: ignore[reportPrivateUsage]
+# The runtime is an injected argument under its per-tool name; `_arun`'s hints resolve once.
+set_injected_args_keys(MCPTool, "_runtime_key")
+resolve_arun_hints(MCPTool)
