@@ -75,8 +75,8 @@ def configure_hooks() -> list[ConfigureHook] | None:
     return cast(list[ConfigureHook], hooks)
 
 
-def set_injected_args_keys(cls: type[BaseTool], key_attribute: str) -> None:
-    """Make the tools of ``cls`` declare ``getattr(tool, key_attribute)`` as their one injected argument.
+def set_injected_args_keys(tool_class: type[BaseTool], key_attribute: str) -> None:
+    """Make each tool of ``tool_class`` declare ``getattr(tool, key_attribute)`` its injected argument.
 
     Upstream: ``langchain_core.tools.BaseTool._injected_args_keys`` (a cached property
     that inspects ``_run``/``_arun`` for ``ToolRuntime`` or ``InjectedToolArg``
@@ -91,11 +91,11 @@ def set_injected_args_keys(cls: type[BaseTool], key_attribute: str) -> None:
     def keys(tool: BaseTool) -> frozenset[str]:
         return frozenset({getattr(tool, key_attribute)})
 
-    setattr(cls, "_injected_args_keys", property(keys))  # noqa: B010  (a class attribute, by name)
+    setattr(tool_class, "_injected_args_keys", property(keys))  # noqa: B010  (a class attribute, by name)
 
 
-def resolve_arun_hints(cls: type[BaseTool]) -> None:
-    """Resolve the string annotations of ``cls._arun`` once, in place.
+def resolve_arun_hints(tool_class: type[BaseTool]) -> None:
+    """Resolve the string annotations of ``tool_class._arun`` once, in place.
 
     Upstream: ``BaseTool.arun`` calls ``langchain_core.tools.base._get_runnable_config_param``
     on ``_arun`` for every call on LangChain's path, which runs ``typing.get_type_hints``
@@ -103,7 +103,7 @@ def resolve_arun_hints(cls: type[BaseTool]) -> None:
     annotations`` each call evaluates the strings again. Without it, calls still work,
     each a little slower.
     """
-    arun = cls._arun  # pyright: ignore[reportPrivateUsage]
+    arun = tool_class._arun  # pyright: ignore[reportPrivateUsage]
     arun.__annotations__ = typing.get_type_hints(arun)
 
 
