@@ -23,11 +23,11 @@ long as the benchmark shows that it pays against the thinnest MCP tool through
 mcp 2.3.0) measured, through ``ToolNode``, medians of 1.34 ms for mcpbridge against
 1.26 ms for the thinnest tool over stdio (1.06x, 0.075 ms more), and 1.98 ms against
 2.06 ms over HTTP (0.97x); sixteen concurrent stdio calls reached 0.92x the thinnest
-tool's throughput. That run did not measure mcpbridge with the fast path off; LangChain's
-callback configuration costs about 0.1-0.3 ms a call, more than the whole margin above.
-Decision: the path is kept, and is to be re-measured (mcpbridge with and without it,
-against the thinnest tool) on the next benchmark run or upstream upgrade; it goes when
-it no longer pays.
+tool's throughput. That run did not measure mcpbridge with the fast path off; the path
+skips ``AsyncCallbackManager.configure`` and the callback events, estimated (not by that
+run) at 0.1-0.3 ms a call, more than the whole 0.075 ms margin above. Decision: the path
+is kept, and is to be re-measured (mcpbridge with and without it, against the thinnest
+tool) on the next benchmark run or upstream upgrade; it goes when it no longer pays.
 """
 
 from __future__ import annotations

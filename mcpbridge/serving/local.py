@@ -2,7 +2,8 @@
 
 A factory is called with a ``_ReadRuntime`` (``assistants.read``) to describe its
 tool and (``threads.read``) to look a thread up, and with an ``_ExecutionRuntime``
-(``threads.create_run``) for each call, with the caller as ``runtime.user``. The
+(``threads.create_run``) for each call (both langgraph-sdk private classes, built
+through `mcpbridge._compat`), with the caller as ``runtime.user``. The
 run config carries the thread, the run id and the user
 (``langgraph_auth_user``), so mcpbridge forwards them to the agent's own MCP
 servers. A thread belongs to the graph and the user that started it; another
