@@ -11,8 +11,7 @@ takes LangChain's own path.
 from __future__ import annotations
 
 import os
-from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.globals import get_debug
 from langchain_core.runnables import RunnableConfig
@@ -20,6 +19,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.tracers import context as tracer_context
 from langchain_core.utils.env import env_var_is_set
 from langsmith import utils as langsmith_utils
+
+from mcpbridge._compat import configure_hooks
 
 __all__ = ["no_listeners"]
 
@@ -40,10 +41,10 @@ def no_listeners(tool: BaseTool, config: RunnableConfig) -> bool:
         return False
     if any(os.environ.get(name, "") not in _UNSET for name in _V1_TRACING_ENV):
         return False
-    hooks: object = getattr(tracer_context, "_configure_hooks", None)
-    if not isinstance(hooks, list):
+    hooks = configure_hooks()
+    if hooks is None:
         return False
-    for hook in cast(list[tuple[ContextVar[Any], bool, type | None, str | None]], hooks):
+    for hook in hooks:
         var, _inheritable, handler_class, env_var = hook
         if var.get() is not None or (handler_class is not None and env_var and env_var_is_set(env_var)):
             return False

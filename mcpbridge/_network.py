@@ -37,6 +37,7 @@ import anyio
 import httpcore2
 import httpx2
 
+from mcpbridge._compat import set_transport_pool
 from mcpbridge.config import HttpServer, SseServer
 from mcpbridge.urlpolicy import UrlPolicy
 
@@ -145,7 +146,7 @@ def http_client(
 def policy_transport(policy: UrlPolicy) -> httpx2.AsyncHTTPTransport:
     """An HTTP transport whose every TCP connection goes through a `PolicyBackend` of ``policy``."""
     transport = httpx2.AsyncHTTPTransport(verify=shared_ssl_context(), limits=_LIMITS, trust_env=False)
-    _plug_backend(transport, _policy_pool(policy))
+    set_transport_pool(transport, _policy_pool(policy))
     return transport
 
 
@@ -157,16 +158,6 @@ def _policy_pool(policy: UrlPolicy) -> httpcore2.AsyncConnectionPool:
         keepalive_expiry=_LIMITS.keepalive_expiry,
         network_backend=PolicyBackend(policy),
     )
-
-
-def _plug_backend(transport: httpx2.AsyncHTTPTransport, pool: httpcore2.AsyncConnectionPool) -> None:
-    """Make ``transport`` send through ``pool`` (private upstream use: httpx2 2.x ``_pool``).
-
-    httpx2 has no public way to give its transport a network backend: it builds its
-    httpcore2 pool in ``__init__`` (with none) and sends every request through the
-    private ``_pool``. The replaced pool has opened nothing yet.
-    """
-    transport._pool = pool  # pyright: ignore[reportPrivateUsage]
 
 
 class AddressRefused(httpcore2.ConnectError):

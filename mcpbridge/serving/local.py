@@ -2,7 +2,8 @@
 
 A factory is called with a ``_ReadRuntime`` (``assistants.read``) to describe its
 tool and (``threads.read``) to look a thread up, and with an ``_ExecutionRuntime``
-(``threads.create_run``) for each call, with the caller as ``runtime.user``. The
+(``threads.create_run``) for each call (both langgraph-sdk private classes, built
+through `mcpbridge._compat`), with the caller as ``runtime.user``. The
 run config carries the thread, the run id and the user
 (``langgraph_auth_user``), so mcpbridge forwards them to the agent's own MCP
 servers. A thread belongs to the graph and the user that started it; another
@@ -30,9 +31,10 @@ from langgraph.graph.state import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
-from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime  # pyright: ignore[reportPrivateUsage]
+from langgraph_sdk.runtime import ServerRuntime
 from mcp import MCPError
 
+from mcpbridge._compat import SERVER_RUNTIME_CLASSES, server_runtime
 from mcpbridge.errors import ConfigError
 from mcpbridge.serving.backend import Caller
 from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
@@ -265,8 +267,7 @@ class _OpenGraphs:
         if isinstance(value, Pregel):
             yield cast(AnyGraph, value).copy(update=update)
             return
-        kind: Any = _ExecutionRuntime if access == "threads.create_run" else _ReadRuntime
-        runtime: Any = kind(access_context=access, user=user, store=self._store)
+        runtime: Any = server_runtime(access, user=user, store=self._store)
         produced = _call_factory(entry.name, cast(Callable[..., Any], value), config or {}, runtime)
         async with _entered(produced) as graph:
             if isinstance(graph, StateGraph):
@@ -328,7 +329,7 @@ def _call_factory(name: str, factory: Callable[..., Any], config: RunnableConfig
         annotation = hints.get(parameter.name, parameter.annotation)
         if annotation is ServerRuntime or typing.get_origin(annotation) is ServerRuntime:
             return True
-        if isinstance(annotation, type) and issubclass(annotation, _ExecutionRuntime | _ReadRuntime):
+        if isinstance(annotation, type) and issubclass(annotation, SERVER_RUNTIME_CLASSES):
             return True
         text = annotation if isinstance(annotation, str) else ""
         return "ServerRuntime" in text or (

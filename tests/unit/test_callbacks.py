@@ -16,6 +16,7 @@ from langchain_core.tracers.context import register_configure_hook
 from langsmith import utils as langsmith_utils
 
 from mcpbridge._callbacks import no_listeners
+from mcpbridge._compat import configure_hooks
 
 
 @tool
@@ -112,4 +113,6 @@ def test_a_registered_configure_hook_listens() -> None:
         finally:
             var.reset(token)
     finally:
-        tracer_context._configure_hooks.pop()  # pyright: ignore[reportPrivateUsage]
+        hooks = configure_hooks()
+        assert hooks is not None
+        hooks.pop()

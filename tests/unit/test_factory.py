@@ -12,12 +12,13 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.tools import BaseTool, tool
 from langgraph.store.memory import InMemoryStore
-from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
+from langgraph_sdk.runtime import ServerRuntime
 from mcp.server.mcpserver import MCPServer
 
 import examples.agent
 from examples.servers import echo
 from mcpbridge import MemoryServer, ServerConfig
+from mcpbridge._compat import RUN_ACCESS, server_runtime
 from mcpbridge.factory import agent_factory, graph_factory
 from mcpbridge.models import OfflineChatModel
 from mcpbridge.topology import TopologyMismatchError, topology
@@ -53,11 +54,11 @@ class User:
 
 
 def run_runtime(user: Any = None) -> ServerRuntime[Any]:
-    return _ExecutionRuntime(access_context="threads.create_run", user=user, store=InMemoryStore())
+    return server_runtime(RUN_ACCESS, user=user, store=InMemoryStore())
 
 
 def read_runtime(context: Any) -> ServerRuntime[Any]:
-    return _ReadRuntime(access_context=context, user=None, store=InMemoryStore())
+    return server_runtime(context, user=None, store=InMemoryStore())
 
 
 @dataclass

@@ -132,7 +132,7 @@ async def test_a_name_that_does_not_resolve_is_a_connect_error() -> None:
 
 
 async def test_policy_transport_plugs_the_backend_into_httpx2_private_pool() -> None:
-    """`_plug_backend` sets httpx2's private ``AsyncHTTPTransport._pool``: requests go through the backend."""
+    """`set_transport_pool` sets httpx2's private ``AsyncHTTPTransport._pool``: requests reach the backend."""
     async with httpx2.AsyncClient(transport=policy_transport(UrlPolicy())) as client:
         with pytest.raises(httpx2.ConnectError) as caught, anyio.fail_after(10):
             await client.get("http://127.0.0.9:8000/mcp")  # refused before any connection

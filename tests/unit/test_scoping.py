@@ -12,7 +12,7 @@ import anyio
 import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.store.memory import InMemoryStore
-from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
+from langgraph_sdk.runtime import ServerRuntime
 from mcp.server.mcpserver import MCPServer
 
 from mcpbridge import (
@@ -40,6 +40,7 @@ from mcpbridge import (
     has_permission,
     user_in,
 )
+from mcpbridge._compat import RUN_ACCESS, server_runtime
 from mcpbridge.models import OfflineChatModel
 from mcpbridge.topology import topology
 
@@ -492,11 +493,11 @@ class User:
 
 
 def run_runtime(user: Any = None, store: InMemoryStore | None = None) -> ServerRuntime[Any]:
-    return _ExecutionRuntime(access_context="threads.create_run", user=user, store=store or InMemoryStore())
+    return server_runtime(RUN_ACCESS, user=user, store=store or InMemoryStore())
 
 
 def read_runtime(context: Any, user: Any = None) -> ServerRuntime[Any]:
-    return _ReadRuntime(access_context=context, user=user, store=InMemoryStore())
+    return server_runtime(context, user=user, store=InMemoryStore())
 
 
 async def test_user_servers_read_the_runtimes_user_and_store() -> None:

@@ -15,11 +15,12 @@ import pytest
 from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph_sdk.runtime import ServerRuntime, _ExecutionRuntime, _ReadRuntime
+from langgraph_sdk.runtime import ServerRuntime
 from mcp import Client
 from pydantic import BaseModel
 
 from mcpbridge import ConfigError
+from mcpbridge._compat import SERVER_RUNTIME_CLASSES
 from mcpbridge.cli import main
 from mcpbridge.serving import (
     AgentMCPServer,
@@ -222,13 +223,14 @@ async def test_factories_are_called_as_the_agent_server_calls_them() -> None:
         )
     assert text(first) == "1 messages" and text(second) == "3 messages"  # the thread kept the first turn
     described, run, read, run_again = seen
-    assert isinstance(described, _ReadRuntime) and described.access_context == "assistants.read"
+    execution_runtime, read_runtime = SERVER_RUNTIME_CLASSES
+    assert isinstance(described, read_runtime) and described.access_context == "assistants.read"
     assert described.user is None  # described once, before any caller
-    assert isinstance(run, _ExecutionRuntime) and run.access_context == "threads.create_run"
+    assert isinstance(run, execution_runtime) and run.access_context == "threads.create_run"
     assert run.user is alice and run.store is backend.store
-    assert isinstance(read, _ReadRuntime) and read.access_context == "threads.read"  # the thread looked up
+    assert isinstance(read, read_runtime) and read.access_context == "threads.read"  # the thread looked up
     assert read.user is alice
-    assert isinstance(run_again, _ExecutionRuntime) and run_again.user is alice
+    assert isinstance(run_again, execution_runtime) and run_again.user is alice
 
 
 async def test_threads_belong_to_their_user_and_take_one_call_at_a_time() -> None:

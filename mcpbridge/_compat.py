@@ -1,0 +1,150 @@
+"""Every use of a private name of LangChain, LangGraph, ``mcp`` or ``httpx2``, in one place.
+
+Where an upstream package offers no public API for something mcpbridge needs, the
+private name is used here and only here, one small function or constant per use,
+each documented with the upstream name, the versions it was checked against, and
+what breaks without it. ``tests/unit/test_compat.py`` has one test per use, named
+after the upstream name, asserting the shape relied on: an upgrade that changes it
+fails that one test. The same file checks that no other module of mcpbridge imports
+or reads a private upstream name.
+
+The documented extension points of LangChain's base classes (``BaseTool._run`` and
+``_arun``, ``BaseChatModel._generate``, ``_agenerate``, ``_llm_type`` and
+``_identifying_params``) are meant to be overridden and are not counted here.
+
+The fast tool-call path
+-----------------------
+`MCPTool.ainvoke <mcpbridge.tools.MCPTool.ainvoke>` answers a ``ToolNode`` tool call
+without LangChain's callback machinery when `mcpbridge._callbacks.no_listeners` finds
+that no handler listens; that check reads `configure_hooks` below. It is kept only as
+long as the benchmark shows that it pays against the thinnest MCP tool through
+``ToolNode`` (the raw client's call, itself answered without callbacks). The last run
+(``bench/results/latest.json``, 2026-11-21, langchain-core 1.7.2, langgraph 1.2.22,
+mcp 2.3.0) measured, through ``ToolNode``, medians of 1.34 ms for mcpbridge against
+1.26 ms for the thinnest tool over stdio (1.06x, 0.075 ms more), and 1.98 ms against
+2.06 ms over HTTP (0.97x); sixteen concurrent stdio calls reached 0.92x the thinnest
+tool's throughput. That run did not measure mcpbridge with the fast path off; the path
+skips ``AsyncCallbackManager.configure`` and the callback events, estimated (not by that
+run) at 0.1-0.3 ms a call, more than the whole 0.075 ms margin above. Decision: the path
+is kept, and is to be re-measured (mcpbridge with and without it, against the thinnest
+tool) on the next benchmark run or upstream upgrade; it goes when it no longer pays.
+"""
+
+from __future__ import annotations
+
+import typing
+from contextvars import ContextVar
+from typing import Any, Final, cast
+
+import httpcore2
+import httpx2
+from langchain_core.tools import BaseTool
+from langchain_core.tracers import context as tracer_context
+from langgraph_sdk.runtime import _ExecutionRuntime, _ReadRuntime  # pyright: ignore[reportPrivateUsage]
+
+__all__ = [
+    "RUN_ACCESS",
+    "SERVER_RUNTIME_CLASSES",
+    "ConfigureHook",
+    "configure_hooks",
+    "resolve_arun_hints",
+    "server_runtime",
+    "set_injected_args_keys",
+    "set_transport_pool",
+]
+
+# --- langchain-core ------------------------------------------------------------------------------
+
+ConfigureHook = tuple[ContextVar[Any], bool, type | None, str | None]
+"""One entry of ``_configure_hooks``: context variable, inheritable, handler class, env var."""
+
+
+def configure_hooks() -> list[ConfigureHook] | None:
+    """The configure hooks registered with LangChain, or ``None`` when they cannot be read.
+
+    Upstream: ``langchain_core.tracers.context._configure_hooks``, the list that
+    ``register_configure_hook`` appends to and ``CallbackManager.configure`` reads
+    (checked with langchain-core 1.7.2 to 1.8.3). No public API lists the hooks.
+    Without it, `mcpbridge._callbacks.no_listeners` cannot tell whether a hook
+    (LangSmith's, a user's) would attach a handler: on ``None`` it answers ``False``,
+    so every tool call takes LangChain's slower path, and the fast path is lost.
+    """
+    hooks: object = getattr(tracer_context, "_configure_hooks", None)
+    if not isinstance(hooks, list):
+        return None
+    return cast(list[ConfigureHook], hooks)
+
+
+def set_injected_args_keys(tool_class: type[BaseTool], key_attribute: str) -> None:
+    """Make each tool of ``tool_class`` declare ``getattr(tool, key_attribute)`` its injected argument.
+
+    Upstream: ``langchain_core.tools.BaseTool._injected_args_keys`` (a cached property
+    that inspects ``_run``/``_arun`` for ``ToolRuntime`` or ``InjectedToolArg``
+    parameters; checked with langchain-core 1.7.2 to 1.8.3), read when a tool's input is
+    parsed (the key is kept) and when a ``ToolNode`` error is described. An `MCPTool
+    <mcpbridge.tools.MCPTool>` takes its ``ToolRuntime`` under a name chosen per tool
+    (``runtime``, or another when the server's tool has an argument called so), which
+    no signature can declare. Without it, the ``ToolRuntime`` shows among the tool's
+    inputs that callbacks see (traces, ``astream_events``).
+    """
+
+    def keys(tool: BaseTool) -> frozenset[str]:
+        return frozenset({getattr(tool, key_attribute)})
+
+    setattr(tool_class, "_injected_args_keys", property(keys))  # noqa: B010  (a class attribute, by name)
+
+
+def resolve_arun_hints(tool_class: type[BaseTool]) -> None:
+    """Resolve the string annotations of ``tool_class._arun`` once, in place.
+
+    Upstream: ``BaseTool.arun`` calls ``langchain_core.tools.base._get_runnable_config_param``
+    on ``_arun`` for every call on LangChain's path, which runs ``typing.get_type_hints``
+    on it (checked with langchain-core 1.7.2 to 1.8.3); with ``from __future__ import
+    annotations`` each call evaluates the strings again. Without it, calls still work,
+    each a little slower.
+    """
+    arun = tool_class._arun  # pyright: ignore[reportPrivateUsage]
+    arun.__annotations__ = typing.get_type_hints(arun)
+
+
+# --- langgraph-sdk -------------------------------------------------------------------------------
+
+RUN_ACCESS: Final = "threads.create_run"
+"""The access context of a run: the Agent Server gives factories an execution runtime for it."""
+
+SERVER_RUNTIME_CLASSES: Final[tuple[type, ...]] = (_ExecutionRuntime, _ReadRuntime)
+"""The classes of the runtimes the Agent Server gives graph factories.
+
+Upstream: ``langgraph_sdk.runtime._ExecutionRuntime`` and ``_ReadRuntime``, the classes
+behind the public ``ServerRuntime`` alias (checked with langgraph-sdk 0.4.14). A
+factory annotated with one of them is called with the runtime; without them, such a
+factory is given the config instead (when it takes one argument) or is refused.
+"""
+
+
+def server_runtime(access_context: Any, *, user: Any, store: Any) -> Any:
+    """The runtime the Agent Server gives a graph factory for ``access_context``.
+
+    Upstream: ``langgraph_sdk.runtime._ExecutionRuntime`` for ``threads.create_run``,
+    ``_ReadRuntime`` for any other access, both built with the keywords
+    ``access_context``, ``user`` and ``store`` (checked with langgraph-sdk 0.4.14). The
+    SDK has no public constructor; the server builds them in ``langgraph_api``. Without
+    it, ``mcpbridge serve`` cannot call a factory as the Agent Server does.
+    """
+    kind: Any = _ExecutionRuntime if access_context == RUN_ACCESS else _ReadRuntime
+    return kind(access_context=access_context, user=user, store=store)
+
+
+# --- httpx2 --------------------------------------------------------------------------------------
+
+
+def set_transport_pool(transport: httpx2.AsyncHTTPTransport, pool: httpcore2.AsyncConnectionPool) -> None:
+    """Make ``transport`` send every request through ``pool``.
+
+    Upstream: ``httpx2.AsyncHTTPTransport._pool``, the httpcore2 pool the transport
+    builds in ``__init__`` and sends every request through (checked with httpx2
+    2.16.2). httpx2 has no public way to give a transport a network backend. The
+    replaced pool has opened nothing yet. Without it, a server's `UrlPolicy
+    <mcpbridge.urlpolicy.UrlPolicy>` cannot check the addresses connected to.
+    """
+    transport._pool = pool  # pyright: ignore[reportPrivateUsage]
