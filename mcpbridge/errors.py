@@ -8,6 +8,7 @@ failures (a server that is down, slow or broken)::
     │   ├── ToolNameConflictError   two tools would share a name
     │   ├── TopologyMismatchError   the run's graph differs from the read graph
     │   └── ServerRefusedError      a server is refused for a user (URL policy, credentials)
+    ├── UsageError             mcpbridge used the wrong way round; fix the calling code (also a RuntimeError)
     ├── ServerError            an MCP server failed at run time (also a RuntimeError)
     │   ├── ConnectError            one or more required servers could not be connected
     │   └── ToolCallError           a tools/call failed (transport, protocol)
@@ -35,6 +36,7 @@ __all__ = [
     "ToolNameConflictError",
     "ToolTimeoutError",
     "TopologyMismatchError",
+    "UsageError",
 ]
 
 
@@ -75,6 +77,24 @@ class TopologyMismatchError(ConfigError):
             "(with create_agent, keep a middleware that wraps tool calls so the `tools` node stays)."
         )
         self.differences = differences
+
+
+class UsageError(MCPBridgeError, RuntimeError):
+    """mcpbridge was used in a way it does not support: a mistake in the calling code.
+
+    Entering a `Bridge` twice, using its tools outside ``async with``, lending from a
+    closed `SessionPool`, or calling `verified_identity` outside a verified request.
+    The message says what to do instead. A `RuntimeError` too, as these were before.
+
+    Example:
+        ```python
+        bridge = Bridge(servers)
+        try:
+            bridge.tools  # not entered yet
+        except UsageError as exc:
+            print(exc)  # the Bridge is not open; use its tools inside `async with Bridge(...)`
+        ```
+    """
 
 
 class ServerRefusedError(ConfigError):

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
 from mcpbridge._callbacks import no_listeners
 from mcpbridge._content import limit_result, to_content_blocks
 from mcpbridge._schema import ArgumentsValidator
-from mcpbridge.errors import MCPBridgeError
+from mcpbridge.errors import MCPBridgeError, UsageError
 from mcpbridge.identity import IdentityMeta, identity_from_runtime
 
 __all__ = ["MCPTool", "PROGRESS_EVENT"]
@@ -135,7 +135,7 @@ class MCPTool(BaseTool):
         return frozenset({self._runtime_key})
 
     def _run(self, /, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"MCP tool {self.name!r} is async only; call it with `ainvoke`")
+        raise _AsyncOnlyError(f"MCP tool {self.name!r} is async only; call it with `ainvoke`")
 
     async def ainvoke(
         self, input: str | dict[str, Any] | ToolCall, config: RunnableConfig | None = None, **kwargs: Any
@@ -287,3 +287,7 @@ def _is_tool_call(value: object) -> typing.TypeGuard[ToolCall]:
 
 # langchain-core reads `_arun`'s type hints on every call; resolve the string annotations once.
 MCPTool._arun.__annotations__ = typing.get_type_hints(MCPTool._arun)  # pyright: ignore[reportPrivateUsage]
+
+
+class _AsyncOnlyError(UsageError, NotImplementedError):
+    """A tool was called synchronously; a `NotImplementedError` too, as LangChain's async-only tools raise."""

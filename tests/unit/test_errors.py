@@ -1,17 +1,29 @@
 from __future__ import annotations
 
-import pytest
+from types import SimpleNamespace
 
+import anyio
+import mcp_types as types
+import pytest
+from mcp.server.mcpserver import MCPServer
+
+import mcpbridge
+import mcpbridge.pool
 from mcpbridge import (
+    Bridge,
     ConfigError,
     ConnectError,
     MCPBridgeError,
+    MemoryServer,
     ServerError,
     ServerFailure,
+    SessionPool,
     ToolCallError,
     ToolNameConflictError,
     ToolTimeoutError,
     TopologyMismatchError,
+    UsageError,
+    verified_identity,
 )
 
 
@@ -62,3 +74,77 @@ def test_tool_call_error_attributes() -> None:
     assert (err.server, err.tool, err.code, err.data) == ("s", "t", None, None)
     err2 = ToolCallError("bad", server="s", tool="t", code=-32602, data={"x": 1})
     assert (err2.code, err2.data) == (-32602, {"x": 1})
+
+
+def test_usage_error_is_a_runtime_error_and_a_caller_mistake() -> None:
+    assert issubclass(UsageError, MCPBridgeError)
+    assert issubclass(UsageError, RuntimeError)  # `except RuntimeError` keeps working
+    assert not issubclass(UsageError, ServerError)
+    assert not issubclass(UsageError, ConfigError)
+
+
+# --- misuse is a UsageError ----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_entering_a_bridge_twice() -> None:
+    bridge = Bridge([])
+    async with bridge:
+        with pytest.raises(UsageError, match="entered only once"):
+            await bridge.__aenter__()
+
+
+def test_bridge_tools_before_entry() -> None:
+    with pytest.raises(UsageError, match="not open"):
+        _ = Bridge([]).tools
+
+
+@pytest.mark.anyio
+async def test_bridge_tools_after_exit() -> None:
+    async with Bridge([]) as bridge:
+        assert bridge.tools == []
+    with pytest.raises(UsageError, match="not open"):
+        _ = bridge.tools
+
+
+@pytest.mark.anyio
+async def test_a_bridge_with_a_closed_pool() -> None:
+    pool = SessionPool()
+    await pool.aclose()
+    with pytest.raises(UsageError, match="closed"):
+        async with Bridge([], pool=pool):
+            pass
+
+
+@pytest.mark.anyio
+async def test_acquiring_from_a_closed_pool() -> None:
+    pool = SessionPool()
+    await pool.aclose()
+    with pytest.raises(UsageError, match="closed"):
+        await pool.acquire(
+            MemoryServer(name="demo", server=MCPServer("demo")),
+            user=None,
+            client_info=types.Implementation(name="test", version="0"),
+            log_level=None,
+        )
+
+
+@pytest.mark.anyio
+async def test_a_pool_outside_asyncio_without_async_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the pool's view of the event loop changes: anyio itself still runs on asyncio.
+    monkeypatch.setattr(mcpbridge.pool, "sniffio", SimpleNamespace(current_async_library=lambda: "trio"))
+    pool = SessionPool()
+    with anyio.fail_after(10):
+        with pytest.raises(UsageError, match="outside asyncio"):
+            await pool.acquire(
+                MemoryServer(name="demo", server=MCPServer("demo")),
+                user=None,
+                client_info=types.Implementation(name="test", version="0"),
+                log_level=None,
+            )
+        await pool.aclose()  # the refused pool still closes
+
+
+def test_verified_identity_outside_a_verified_request() -> None:
+    with pytest.raises(UsageError, match="IdentityVerifier"):
+        verified_identity()
