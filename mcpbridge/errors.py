@@ -4,11 +4,11 @@ Caller mistakes (bad configuration, bad usage) are kept apart from runtime
 failures (a server that is down, slow or broken)::
 
     MCPBridgeError
-    ├── ConfigError            bad server configuration or options; fix the input
+    ├── ConfigError            bad server configuration or options; fix the input (also a ValueError)
     │   ├── ToolNameConflictError   two tools would share a name
-    │   ├── TopologyMismatchError   the run's graph differs from the read graph
-    │   └── ServerRefusedError      a server is refused for a user (URL policy, credentials)
+    │   └── TopologyMismatchError   the run's graph differs from the read graph
     ├── UsageError             mcpbridge used the wrong way round; fix the calling code (also a RuntimeError)
+    ├── ServerRefusedError     a server is refused for one user's run (URL policy, credentials)
     ├── ServerError            an MCP server failed at run time (also a RuntimeError)
     │   ├── ConnectError            one or more required servers could not be connected
     │   └── ToolCallError           a tools/call failed (transport, protocol)
@@ -97,16 +97,23 @@ class UsageError(MCPBridgeError, RuntimeError):
     """
 
 
-class ServerRefusedError(ConfigError):
+class ServerRefusedError(MCPBridgeError):
     """A server entry is refused for one user's run.
 
     Its URL breaks the policy, its credentials are missing, or a template names
     a user field the user does not have. The run goes on without the server
-    when it is optional; the reason is reported.
+    when it is optional; the reason is reported. An outcome of one user's run,
+    not a mistake in the deployment's configuration, so not a `ConfigError`.
+
+    Attributes:
+        server: The refused server.
+        field: The offending field, if any.
     """
 
     def __init__(self, message: str, *, server: str, field: str | None = None) -> None:
-        super().__init__(message, server=server, field=field)
+        super().__init__(message)
+        self.server = server
+        self.field = field
 
 
 class ServerError(MCPBridgeError, RuntimeError):

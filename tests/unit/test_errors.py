@@ -17,6 +17,7 @@ from mcpbridge import (
     MemoryServer,
     ServerError,
     ServerFailure,
+    ServerRefusedError,
     SessionPool,
     ToolCallError,
     ToolNameConflictError,
@@ -81,6 +82,19 @@ def test_usage_error_is_a_runtime_error_and_a_caller_mistake() -> None:
     assert issubclass(UsageError, RuntimeError)  # `except RuntimeError` keeps working
     assert not issubclass(UsageError, ServerError)
     assert not issubclass(UsageError, ConfigError)
+
+
+def test_a_refused_server_is_a_runtime_outcome_not_a_config_error() -> None:
+    assert issubclass(ServerRefusedError, MCPBridgeError)
+    assert not issubclass(ServerRefusedError, ConfigError)
+    assert not issubclass(ServerRefusedError, ServerError)
+    err = ServerRefusedError("MCP server 'gh': no credentials", server="gh", field="headers.Authorization")
+    assert (err.server, err.field, str(err)) == (
+        "gh",
+        "headers.Authorization",
+        "MCP server 'gh': no credentials",
+    )
+    assert ServerRefusedError("refused", server="gh").field is None
 
 
 # --- misuse is a UsageError ----------------------------------------------------------------------------
