@@ -575,11 +575,24 @@ def describe_failure(config: ServerConfig, exc: BaseException, stderr_tail: str 
     """A readable reason for a connection or transport failure, with what to do about it.
 
     For a server with a URL policy, the fixed text of `shown_failure` (the reason is logged).
+    A group of several errors is described as several: each one's reason, numbered.
     """
     exc = _leaf(exc)
     if isinstance(exc, _ConnectFailed):
         return str(exc)
-    return shown_failure(config, _describe(config, exc, stderr_tail))
+    return shown_failure(config, _detail(config, exc, stderr_tail))
+
+
+def _detail(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str:
+    exc = _leaf(exc)
+    if isinstance(exc, _ConnectFailed):
+        return str(exc)
+    if isinstance(exc, BaseExceptionGroup):
+        group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
+        reasons = [_detail(config, member, "") for member in group.exceptions]
+        listed = "; ".join(f"({n}) {reason}" for n, reason in enumerate(reasons, 1))
+        return f"{len(reasons)} failures: {listed}{_tail_note(stderr_tail)}"
+    return _describe(config, exc, stderr_tail)
 
 
 def _describe(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str:
@@ -620,7 +633,10 @@ def _describe(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str
 
 
 def _leaf(exc: BaseException) -> BaseException:
+    """The one error inside nested groups of one; a group of several is returned as it is."""
     while isinstance(exc, BaseExceptionGroup):
         group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
+        if len(group.exceptions) != 1:
+            return group
         exc = group.exceptions[0]
     return exc

@@ -19,6 +19,7 @@ from mcpbridge import (
     ServerFailure,
     ServerRefusedError,
     SessionPool,
+    StdioServer,
     ToolCallError,
     ToolNameConflictError,
     ToolTimeoutError,
@@ -26,6 +27,7 @@ from mcpbridge import (
     UsageError,
     verified_identity,
 )
+from mcpbridge._connection import _leaf, describe_failure  # pyright: ignore[reportPrivateUsage]
 
 
 @pytest.mark.parametrize(
@@ -162,3 +164,25 @@ async def test_a_pool_outside_asyncio_without_async_with(monkeypatch: pytest.Mon
 def test_verified_identity_outside_a_verified_request() -> None:
     with pytest.raises(UsageError, match="IdentityVerifier"):
         verified_identity()
+
+
+# --- exception groups: one error is unwrapped, several are described as several -----------------------
+
+_STDIO = StdioServer(name="files", command="files-mcp")
+
+
+def test_a_group_of_one_is_described_by_its_error() -> None:
+    missing = FileNotFoundError("files-mcp")
+    nested = BaseExceptionGroup("outer", [ExceptionGroup("inner", [missing])])
+    assert _leaf(nested) is missing
+    assert describe_failure(_STDIO, nested) == describe_failure(_STDIO, missing)
+    assert "was not found" in describe_failure(_STDIO, nested)
+
+
+def test_a_group_of_several_is_described_as_several() -> None:
+    group = ExceptionGroup("two", [FileNotFoundError("files-mcp"), ExceptionGroup("one", [TimeoutError()])])
+    assert _leaf(group) is group
+    reason = describe_failure(_STDIO, group, "last line")
+    assert reason.startswith("2 failures: (1) command 'files-mcp' was not found")
+    assert "(2) files-mcp did not answer in time" in reason
+    assert reason.count("last line") == 1  # the server's stderr once, not once per error
