@@ -49,7 +49,7 @@ from mcpbridge._network import CALL_HEADERS, call_record, end_call_record, http_
 from mcpbridge._redact import install_url_redaction, redact_urls
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
-from mcpbridge.errors import ToolCallError, ToolTimeoutError
+from mcpbridge.errors import MCPBridgeError, ToolCallError, ToolTimeoutError
 
 __all__ = ["ListedTool", "ServerConnection", "describe_failure", "shown_failure"]
 
@@ -530,7 +530,7 @@ class ServerConnection:
         return self._stderr_tail_cached
 
 
-class _ConnectFailed(Exception):
+class _ConnectFailed(MCPBridgeError):
     """A server could not be connected; the message is the readable reason."""
 
 

@@ -38,6 +38,7 @@ import httpcore2
 import httpx2
 
 from mcpbridge.config import HttpServer, SseServer
+from mcpbridge.errors import MCPBridgeError
 from mcpbridge.urlpolicy import UrlPolicy
 
 __all__ = [
@@ -169,7 +170,7 @@ def _plug_backend(transport: httpx2.AsyncHTTPTransport, pool: httpcore2.AsyncCon
     transport._pool = pool  # pyright: ignore[reportPrivateUsage]
 
 
-class AddressRefused(httpcore2.ConnectError):
+class AddressRefused(httpcore2.ConnectError, MCPBridgeError):
     """No address of the host is one the URL policy admits (the detail is in the log)."""
 
 
@@ -254,7 +255,7 @@ class PolicyBackend(httpcore2.AsyncNetworkBackend):
         return addresses
 
 
-class ResponseTooLarge(httpx2.StreamError):
+class ResponseTooLarge(httpx2.StreamError, MCPBridgeError):
     """A response (or one event of a stream) was larger than ``max_response_bytes``; it was not read."""
 
     def __init__(self, server: str, limit: int) -> None:

@@ -15,6 +15,14 @@ failures (a server that is down, slow or broken)::
     │       └── ToolTimeoutError        a tools/call did not answer in time
     └── IdentityError          (MCP server side) a signed identity assertion was rejected
 
+Failures of the libraries below (httpx, the MCP SDK) are translated into these
+at one boundary, and the exceptions private modules raise among themselves
+derive from `MCPBridgeError` too. Two exceptions are those of a protocol: a
+server model made directly (``StdioServer(...)``) reports a bad field as
+pydantic's ``ValidationError`` (a `ValueError`, as `ConfigError` is; the loaders
+raise `ConfigError`), and a tool's error reaches LangChain as its
+``ToolException``, which becomes the model's error message.
+
 Every message says what happened and what to do next. Secrets (headers,
 tokens, environment values) never appear in messages.
 """

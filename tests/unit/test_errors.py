@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import ast
+import builtins
+import importlib
+import pkgutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import anyio
@@ -13,6 +18,7 @@ from mcpbridge import (
     Bridge,
     ConfigError,
     ConnectError,
+    IdentityError,
     MCPBridgeError,
     MemoryServer,
     ServerError,
@@ -77,6 +83,66 @@ def test_tool_call_error_attributes() -> None:
     assert (err.server, err.tool, err.code, err.data) == ("s", "t", None, None)
     err2 = ToolCallError("bad", server="s", tool="t", code=-32602, data={"x": 1})
     assert (err2.code, err2.data) == (-32602, {"x": 1})
+
+
+# --- the tree holds for every exception mcpbridge defines ----------------------------------------------
+
+
+def _exception_classes() -> list[type[BaseException]]:
+    found: list[type[BaseException]] = []
+    for info in pkgutil.walk_packages(mcpbridge.__path__, prefix="mcpbridge."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__.startswith("mcpbridge")
+                and value not in found
+            ):
+                found.append(value)
+    return found
+
+
+def test_every_exception_class_of_mcpbridge_derives_from_the_base() -> None:
+    classes = _exception_classes()
+    assert {ConfigError, UsageError, ServerRefusedError, IdentityError} <= set(classes)
+    assert len(classes) > 12  # private ones too: the walk saw every module
+    outside = [f"{c.__module__}.{c.__qualname__}" for c in classes if not issubclass(c, MCPBridgeError)]
+    assert outside == []
+
+
+def _is_validator(node: ast.AST) -> bool:
+    return isinstance(node, ast.FunctionDef) and any(
+        isinstance(d, ast.Call) and getattr(d.func, "id", "").endswith("_validator")
+        for d in node.decorator_list
+    )
+
+
+def _builtin_raised(node: ast.Raise) -> str | None:
+    target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+    name = getattr(target, "id", "")
+    value = getattr(builtins, name, None)
+    return name if isinstance(value, type) and issubclass(value, BaseException) else None
+
+
+def test_no_builtin_exception_is_raised_outside_pydantic_validators() -> None:
+    # Pydantic validators must raise ValueError; pydantic turns it into the field's error.
+    root = Path(mcpbridge.__file__).parent
+    raised: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        in_validators = {
+            line
+            for node in ast.walk(tree)
+            if _is_validator(node)
+            for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)  # pyright: ignore[reportAttributeAccessIssue]
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and node.lineno not in in_validators:
+                name = _builtin_raised(node)
+                if name is not None:
+                    raised.append(f"{path.relative_to(root)}:{node.lineno} raises {name}")
+    assert raised == []
 
 
 def test_usage_error_is_a_runtime_error_and_a_caller_mistake() -> None:
