@@ -23,6 +23,7 @@ from mcpbridge.errors import (
     ToolNameConflictError,
     ToolTimeoutError,
     TopologyMismatchError,
+    UsageError,
 )
 from mcpbridge.factory import SKIPPED_EVENT, BridgeMiddleware, GraphFactory, agent_factory, graph_factory
 from mcpbridge.identity import (
@@ -91,6 +92,7 @@ __all__ = [
     "Topology",
     "TopologyMismatchError",
     "UrlPolicy",
+    "UsageError",
     "UserContext",
     "UserServers",
     "VerifiedIdentity",

@@ -49,7 +49,7 @@ from mcpbridge._network import CALL_HEADERS, call_record, end_call_record, http_
 from mcpbridge._redact import install_url_redaction, redact_urls
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
-from mcpbridge.errors import ToolCallError, ToolTimeoutError
+from mcpbridge.errors import MCPBridgeError, ToolCallError, ToolTimeoutError
 
 __all__ = ["ListedTool", "ServerConnection", "describe_failure", "shown_failure"]
 
@@ -530,7 +530,7 @@ class ServerConnection:
         return self._stderr_tail_cached
 
 
-class _ConnectFailed(Exception):
+class _ConnectFailed(MCPBridgeError):
     """A server could not be connected; the message is the readable reason."""
 
 
@@ -575,11 +575,24 @@ def describe_failure(config: ServerConfig, exc: BaseException, stderr_tail: str 
     """A readable reason for a connection or transport failure, with what to do about it.
 
     For a server with a URL policy, the fixed text of `shown_failure` (the reason is logged).
+    A group of several errors is described as several: each one's reason, numbered.
     """
     exc = _leaf(exc)
     if isinstance(exc, _ConnectFailed):
         return str(exc)
-    return shown_failure(config, _describe(config, exc, stderr_tail))
+    return shown_failure(config, _detail(config, exc, stderr_tail))
+
+
+def _detail(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str:
+    exc = _leaf(exc)
+    if isinstance(exc, _ConnectFailed):
+        return str(exc)
+    if isinstance(exc, BaseExceptionGroup):
+        group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
+        reasons = [_detail(config, member, "") for member in group.exceptions]
+        listed = "; ".join(f"({n}) {reason}" for n, reason in enumerate(reasons, 1))
+        return f"{len(reasons)} failures: {listed}{_tail_note(stderr_tail)}"
+    return _describe(config, exc, stderr_tail)
 
 
 def _describe(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str:
@@ -620,7 +633,10 @@ def _describe(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str
 
 
 def _leaf(exc: BaseException) -> BaseException:
+    """The one error inside nested groups of one; a group of several is returned as it is."""
     while isinstance(exc, BaseExceptionGroup):
         group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
+        if len(group.exceptions) != 1:
+            return group
         exc = group.exceptions[0]
     return exc

@@ -39,6 +39,7 @@ import httpx2
 
 from mcpbridge._compat import set_transport_pool
 from mcpbridge.config import HttpServer, SseServer
+from mcpbridge.errors import MCPBridgeError
 from mcpbridge.urlpolicy import UrlPolicy
 
 __all__ = [
@@ -160,7 +161,7 @@ def _policy_pool(policy: UrlPolicy) -> httpcore2.AsyncConnectionPool:
     )
 
 
-class AddressRefused(httpcore2.ConnectError):
+class AddressRefused(httpcore2.ConnectError, MCPBridgeError):
     """No address of the host is one the URL policy admits (the detail is in the log)."""
 
 
@@ -245,7 +246,7 @@ class PolicyBackend(httpcore2.AsyncNetworkBackend):
         return addresses
 
 
-class ResponseTooLarge(httpx2.StreamError):
+class ResponseTooLarge(httpx2.StreamError, MCPBridgeError):
     """A response (or one event of a stream) was larger than ``max_response_bytes``; it was not read."""
 
     def __init__(self, server: str, limit: int) -> None:

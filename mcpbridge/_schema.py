@@ -19,12 +19,14 @@ from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 from jsonschema.protocols import Validator
 
+from mcpbridge.errors import MCPBridgeError
+
 logger = logging.getLogger("mcpbridge")
 
 __all__ = ["InvalidSchemaError", "ArgumentsValidator", "normalize_input_schema"]
 
 
-class InvalidSchemaError(ValueError):
+class InvalidSchemaError(MCPBridgeError, ValueError):
     """A tool's input schema is not a usable JSON Schema."""
 
 

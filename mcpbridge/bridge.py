@@ -23,7 +23,7 @@ from mcpbridge._connection import ServerConnection, describe_failure
 from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe_name
 from mcpbridge._version import package_version
 from mcpbridge.config import ServerConfig, check_servers
-from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError
+from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError, UsageError
 from mcpbridge.identity import IdentityMeta
 from mcpbridge.pool import SessionPool
 from mcpbridge.tools import MCPTool
@@ -60,6 +60,7 @@ class Bridge:
     Raises:
         ConnectError: On entry, when a required server cannot be connected.
         ToolNameConflictError: On entry, when tool names clash and the policy is ``"error"``.
+        UsageError: On entering twice, or with a closed pool; on reading `tools` when not open.
 
     Example:
         ```python
@@ -125,7 +126,7 @@ class Bridge:
 
     async def __aenter__(self) -> Self:
         if self._entered:
-            raise RuntimeError("a Bridge can be entered only once; make a new Bridge for each run")
+            raise UsageError("a Bridge can be entered only once; make a new Bridge for each run")
         self._entered = True
         refused = {f.server: f for f in self.refused}
         if any(f.required for f in refused.values()):
@@ -189,7 +190,7 @@ class Bridge:
         pool = self.pool
         if pool is not None:
             if pool.closed:
-                raise RuntimeError("the Bridge's SessionPool is closed; give it an open pool")
+                raise UsageError("the Bridge's SessionPool is closed; give it an open pool")
             stack.callback(_release_all, pool, opened)
 
             async def borrow(server: ServerConfig) -> ServerConnection:
@@ -214,7 +215,7 @@ class Bridge:
 
     def _require_open(self) -> None:
         if self._stack is None:
-            raise RuntimeError("the Bridge is not open; use its tools inside `async with Bridge(...)`")
+            raise UsageError("the Bridge is not open; use its tools inside `async with Bridge(...)`")
 
     async def _make_tools(self) -> list[MCPTool]:
         """Name and filter the tools the connections prepared, and wrap them for LangChain."""

@@ -4,15 +4,24 @@ Caller mistakes (bad configuration, bad usage) are kept apart from runtime
 failures (a server that is down, slow or broken)::
 
     MCPBridgeError
-    ├── ConfigError            bad server configuration or options; fix the input
+    ├── ConfigError            bad server configuration or options; fix the input (also a ValueError)
     │   ├── ToolNameConflictError   two tools would share a name
-    │   ├── TopologyMismatchError   the run's graph differs from the read graph
-    │   └── ServerRefusedError      a server is refused for a user (URL policy, credentials)
+    │   └── TopologyMismatchError   the run's graph differs from the read graph
+    ├── UsageError             mcpbridge used the wrong way round; fix the calling code (also a RuntimeError)
+    ├── ServerRefusedError     a server is refused for one user's run (URL policy, credentials)
     ├── ServerError            an MCP server failed at run time (also a RuntimeError)
     │   ├── ConnectError            one or more required servers could not be connected
     │   └── ToolCallError           a tools/call failed (transport, protocol)
     │       └── ToolTimeoutError        a tools/call did not answer in time
     └── IdentityError          (MCP server side) a signed identity assertion was rejected
+
+Failures of the libraries below (httpx, the MCP SDK) are translated into these
+at one boundary, and the exceptions private modules raise among themselves
+derive from `MCPBridgeError` too. Two exceptions are those of a protocol: a
+server model made directly (``StdioServer(...)``) reports a bad field as
+pydantic's ``ValidationError`` (a `ValueError`, as `ConfigError` is; the loaders
+raise `ConfigError`), and a tool's error reaches LangChain as its
+``ToolException``, which becomes the model's error message.
 
 Every message says what happened and what to do next. Secrets (headers,
 tokens, environment values) never appear in messages.
@@ -35,6 +44,7 @@ __all__ = [
     "ToolNameConflictError",
     "ToolTimeoutError",
     "TopologyMismatchError",
+    "UsageError",
 ]
 
 
@@ -77,16 +87,41 @@ class TopologyMismatchError(ConfigError):
         self.differences = differences
 
 
-class ServerRefusedError(ConfigError):
+class UsageError(MCPBridgeError, RuntimeError):
+    """mcpbridge was used in a way it does not support: a mistake in the calling code.
+
+    Entering a `Bridge` twice, using its tools outside ``async with``, lending from a
+    closed `SessionPool`, or calling `verified_identity` outside a verified request.
+    The message says what to do instead. A `RuntimeError` too, as these were before.
+
+    Example:
+        ```python
+        bridge = Bridge(servers)
+        try:
+            bridge.tools  # not entered yet
+        except UsageError as exc:
+            print(exc)  # the Bridge is not open; use its tools inside `async with Bridge(...)`
+        ```
+    """
+
+
+class ServerRefusedError(MCPBridgeError):
     """A server entry is refused for one user's run.
 
     Its URL breaks the policy, its credentials are missing, or a template names
     a user field the user does not have. The run goes on without the server
-    when it is optional; the reason is reported.
+    when it is optional; the reason is reported. An outcome of one user's run,
+    not a mistake in the deployment's configuration, so not a `ConfigError`.
+
+    Attributes:
+        server: The refused server.
+        field: The offending field, if any.
     """
 
     def __init__(self, message: str, *, server: str, field: str | None = None) -> None:
-        super().__init__(message, server=server, field=field)
+        super().__init__(message)
+        self.server = server
+        self.field = field
 
 
 class ServerError(MCPBridgeError, RuntimeError):

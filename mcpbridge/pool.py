@@ -32,7 +32,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from mcpbridge._connection import ServerConnection
 from mcpbridge.config import ServerConfig
-from mcpbridge.errors import ConfigError
+from mcpbridge.errors import ConfigError, UsageError
 
 __all__ = ["SessionPool"]
 
@@ -141,6 +141,7 @@ class SessionPool:
         """A connected session for ``user`` on ``config``: an idle one, or a new one.
 
         Raises:
+            UsageError: The pool is closed, or it is used outside asyncio without ``async with``.
             Exception: Whatever connecting raised (as `Bridge` reports it).
         """
         self._check_open()
@@ -184,7 +185,7 @@ class SessionPool:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the SessionPool is closed")
+            raise UsageError("the SessionPool is closed")
 
     async def _healthy(self, pooled: _Pooled) -> bool:
         connection = pooled.connection
@@ -200,9 +201,9 @@ class SessionPool:
         if self._requests is not None:
             return self._requests
         if self._started is None:
-            self._started = anyio.Event()
             if sniffio.current_async_library() != "asyncio":
-                raise RuntimeError("enter the SessionPool with `async with` outside asyncio")
+                raise UsageError("enter the SessionPool with `async with` outside asyncio")
+            self._started = anyio.Event()  # set only when a runner will start: `aclose` waits for it
             import asyncio  # the pool's own task, on the loop that uses it
 
             task = asyncio.get_running_loop().create_task(self._run_detached())

@@ -216,7 +216,7 @@ class RegisteredServers:
                 continue
             try:
                 accepted[item.key] = self._validate(item.key, item.value, taken=taken)
-            except ConfigError as exc:
+            except (ConfigError, ServerRefusedError) as exc:  # refused here, or invalid as a server
                 refused.append(_refusal(item.key, _reason(exc), required=False))
 
         async def check(name: str, server: ServerConfig) -> None:
@@ -431,7 +431,7 @@ def _refusal(server: str, reason: str, *, required: bool) -> ServerFailure:
     return ServerFailure(server=server, reason=reason, required=required)
 
 
-def _reason(exc: ConfigError) -> str:
+def _reason(exc: ConfigError | ServerRefusedError) -> str:
     text = str(exc)
     prefix = f"MCP server {exc.server!r}: "
     return text.removeprefix(prefix) if exc.server else text

@@ -39,7 +39,7 @@ from jwt.algorithms import get_default_algorithms
 from mcp import MCPError
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 
-from mcpbridge.errors import ConfigError, IdentityError
+from mcpbridge.errors import ConfigError, IdentityError, UsageError
 from mcpbridge.identity import DEFAULT_META_PREFIX, TOKEN_FIELD, RunIdentity
 
 __all__ = [
@@ -253,11 +253,11 @@ def verified_identity() -> VerifiedIdentity:
     """The verified identity of the ``tools/call`` being handled (call it inside a tool).
 
     Raises:
-        RuntimeError: No `IdentityVerifier` middleware checked this request.
+        UsageError: No `IdentityVerifier` middleware checked this request.
     """
     identity = _VERIFIED.get()
     if identity is None:
-        raise RuntimeError(
+        raise UsageError(
             "no verified identity for this request; add `IdentityVerifier(...).middleware()` "
             "to the server's middleware, and call verified_identity() inside a tool"
         )

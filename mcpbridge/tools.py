@@ -36,7 +36,7 @@ from mcpbridge._callbacks import no_listeners
 from mcpbridge._compat import resolve_arun_hints, set_injected_args_keys
 from mcpbridge._content import limit_result, to_content_blocks
 from mcpbridge._schema import ArgumentsValidator
-from mcpbridge.errors import MCPBridgeError
+from mcpbridge.errors import MCPBridgeError, UsageError
 from mcpbridge.identity import IdentityMeta, identity_from_runtime
 
 __all__ = ["MCPTool", "PROGRESS_EVENT"]
@@ -132,7 +132,7 @@ class MCPTool(BaseTool):
         return _runtime_schema(self._runtime_key)
 
     def _run(self, /, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"MCP tool {self.name!r} is async only; call it with `ainvoke`")
+        raise _AsyncOnlyError(f"MCP tool {self.name!r} is async only; call it with `ainvoke`")
 
     async def ainvoke(
         self, input: str | dict[str, Any] | ToolCall, config: RunnableConfig | None = None, **kwargs: Any
@@ -282,6 +282,10 @@ class _ProgressForwarder:
 
 def _is_tool_call(value: object) -> typing.TypeGuard[ToolCall]:
     return isinstance(value, dict) and typing.cast(dict[str, Any], value).get("type") == "tool_call"
+
+
+class _AsyncOnlyError(UsageError, NotImplementedError):
+    """A tool was called synchronously; a `NotImplementedError` too, as LangChain's async-only tools raise."""
 
 
 # The runtime is an injected argument under its per-tool name; `_arun`'s hints resolve once.

@@ -29,6 +29,7 @@ PUBLIC_API = {
     "ToolTimeoutError",
     "Topology",
     "TopologyMismatchError",
+    "UsageError",
     "agent_factory",
     "check_topology",
     "graph_factory",

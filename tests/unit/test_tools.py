@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
-from mcpbridge import PROGRESS_EVENT, Bridge, IdentityMeta, MCPTool, MemoryServer
+from mcpbridge import PROGRESS_EVENT, Bridge, IdentityMeta, MCPTool, MemoryServer, UsageError
 
 from ._helpers import LowLevel, Protocol, ai_calls, call, tool, tool_call, tool_graph, tools_by_name
 
@@ -464,8 +464,9 @@ async def test_call_after_the_bridge_closed_is_an_error_message(server: MCPServe
 async def test_sync_invocation_is_refused(server: MCPServer) -> None:
     async with Bridge([MemoryServer(name="demo", server=server)]) as bridge:
         add = tools_by_name(bridge)["add"]
-        with pytest.raises(NotImplementedError, match="async only"):
+        with pytest.raises(NotImplementedError, match="async only") as caught:
             add.invoke({"a": 1, "b": 2})
+        assert isinstance(caught.value, UsageError)
 
 
 @pytest.mark.anyio

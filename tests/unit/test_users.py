@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from mcpbridge import (
     ConfigError,
     HttpServer,
+    MCPBridgeError,
     MemoryServer,
     ServerRefusedError,
     SseServer,
@@ -262,7 +263,8 @@ def test_a_header_value_with_a_line_break_is_refused() -> None:
         with pytest.raises(ServerRefusedError) as caught:
             render_server(server, user("alice", org=org))
         error = caught.value
-        assert isinstance(error, ConfigError)
+        assert isinstance(error, MCPBridgeError)
+        assert not isinstance(error, ConfigError)  # a per-user outcome, not a configuration mistake
         assert error.server == "gh"
         assert error.field == "headers.X-Org"
         assert "'gh'" in str(error) and "headers.X-Org" in str(error)
