@@ -133,8 +133,7 @@ class RegisteredServers:
             user's server can never raise the deployment's warnings or alerts).
         max_response_bytes: The most bytes of one of its HTTP responses (8 MiB, against 64 MiB
             for the deployment's own servers); a larger answer fails its call.
-
-        These bounds are the deployment's: a user's entry cannot set them.
+            These bounds are the deployment's: a user's entry cannot set them.
 
     Example:
         ```python
