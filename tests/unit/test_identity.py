@@ -9,7 +9,9 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import ExecutionInfo, ServerInfo
 
-from mcpbridge import DEFAULT_META_PREFIX, ConfigError, IdentityMeta, RunIdentity, identity_from_runtime
+from mcpbridge import ConfigError, IdentityMeta, RunIdentity
+from mcpbridge.identity import identity_from_runtime
+from mcpbridge.server import DEFAULT_META_PREFIX
 
 FULL = RunIdentity(thread_id="t", run_id="r", user_id="u", assistant_id="a", graph_id="g")
 
