@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from mcpbridge._deprecation import moved
 from mcpbridge._uservalues import refused_env, refused_header
 from mcpbridge.errors import ConfigError
 from mcpbridge.urlpolicy import UrlPolicy
@@ -361,3 +362,7 @@ def _describe(error: ErrorDetails, location: str, model: type[BaseModel]) -> str
         return "unknown transport; use 'stdio', 'http' or 'sse'"
     fix = _FIXES.get(kind)
     return f"{message}; {fix}" if fix else message
+
+
+# Names that moved; they keep working, with a warning, for one release.
+__getattr__ = moved("mcpbridge.config", dict.fromkeys(("load_servers", "parse_servers"), "mcpbridge"))

@@ -26,6 +26,7 @@ from typing import Any, Final
 import jwt
 from jwt.algorithms import get_default_algorithms
 
+from mcpbridge._deprecation import moved
 from mcpbridge.errors import ConfigError
 from mcpbridge.identity import RunIdentity
 
@@ -202,3 +203,12 @@ class IdentitySigner:
                 claims[name] = value
         headers = {"kid": self.key_id} if self.key_id else None
         return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers)
+
+
+# Names that moved; they keep working, with a warning, for one release.
+__getattr__ = moved(
+    "mcpbridge.signing",
+    dict.fromkeys(
+        ("IdentityVerifier", "VerifiedIdentity", "verified_identity", "TOKEN_FIELD"), "mcpbridge.server"
+    ),
+)

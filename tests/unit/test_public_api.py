@@ -154,6 +154,13 @@ MOVED: dict[str, dict[str, str]] = {
         "OfflineChatModel": "mcpbridge.testing",
         "load_chat_model": "mcpbridge.testing",
     },
+    "mcpbridge.signing": {
+        "IdentityVerifier": "mcpbridge.server",
+        "VerifiedIdentity": "mcpbridge.server",
+        "verified_identity": "mcpbridge.server",
+        "TOKEN_FIELD": "mcpbridge.server",
+    },
+    "mcpbridge.config": {"load_servers": "mcpbridge", "parse_servers": "mcpbridge"},
 }
 
 
