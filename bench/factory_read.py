@@ -25,7 +25,7 @@ from bench._stats import Block, Summary, interleave
 from bench.results import Check, Metric, ratio_of
 from mcpbridge import Bridge, ServerConfig, agent_factory
 from mcpbridge.factory import GraphFactory
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 
 ACCESS_CONTEXT = "assistants.read"
 

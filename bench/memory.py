@@ -27,7 +27,7 @@ from bench._processes import ROOT
 from bench._stats import Summary
 from bench.results import Metric
 from mcpbridge import HttpServer, agent_factory
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 
 MESSAGE = 'call one_echo {"text": "hi"} and two_echo {"text": "hi"}'
 

@@ -49,7 +49,7 @@ from mcpbridge._network import CALL_HEADERS, call_record, end_call_record, http_
 from mcpbridge._redact import install_url_redaction, redact_urls
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
-from mcpbridge.errors import MCPBridgeError, ToolCallError, ToolTimeoutError
+from mcpbridge.errors import MCPBridgeError, ToolCallError, ToolTimeoutError, UsageError
 
 __all__ = ["ListedTool", "ServerConnection", "describe_failure", "shown_failure"]
 
@@ -396,6 +396,8 @@ class ServerConnection:
                 mode = "legacy"
             case MemoryServer():
                 transport = config.server
+            case _:  # check_servers admits only the kinds above
+                raise UsageError(f"MCP server {config.name!r}: unknown kind {type(config).__name__}")
         client = Client(
             transport,
             mode=mode,
@@ -601,8 +603,10 @@ def _describe(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str
             where = config.command
         case MemoryServer():
             where = "in-process server"
-        case _:
+        case HttpServer() | SseServer():
             where = safe_url(config.url)
+        case _:
+            where = type(config).__name__
     tail = _tail_note(stderr_tail)
     match exc:
         case FileNotFoundError() if isinstance(config, StdioServer):

@@ -20,7 +20,7 @@ from langgraph.pregel import Pregel
 
 from mcpbridge.errors import TopologyMismatchError
 
-__all__ = ["Topology", "TopologyMismatchError", "check_topology", "topology"]
+__all__ = ["Topology", "check_topology", "topology"]
 
 logger = logging.getLogger("mcpbridge")
 

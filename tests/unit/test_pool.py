@@ -11,8 +11,8 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
 from mcpbridge import Bridge, ConfigError, HttpServer, MemoryServer, SessionPool, agent_factory
-from mcpbridge.models import OfflineChatModel
 from mcpbridge.pool import pool_key
+from mcpbridge.testing import OfflineChatModel
 
 from .test_factory import User, read_runtime, run_runtime
 

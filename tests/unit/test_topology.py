@@ -18,7 +18,7 @@ from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 from mcpbridge.topology import Topology, TopologyMismatchError, check_topology, topology
 
 
