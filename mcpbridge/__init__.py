@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 # Names that moved to their topic module; they keep working, with a warning, for one release.
-# (`mcpbridge.topology` is the module now; the function is `mcpbridge.topology.topology`.)
+# (`mcpbridge.topology` is the module now; calling it still calls `mcpbridge.topology.topology`.)
 __getattr__ = moved(
     "mcpbridge",
     {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["moved"]
+__all__ = ["callable_module", "moved"]
 
 
 def moved(module: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
@@ -31,3 +33,24 @@ def moved(module: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
         return getattr(importlib.import_module(home), name)
 
     return __getattr__
+
+
+def callable_module(module: str, function: Callable[..., Any]) -> None:
+    """Let ``module`` be called as its namesake ``function`` was, with a `DeprecationWarning`.
+
+    For a function whose name a submodule took (``from mcpbridge import topology`` imports the
+    module now): calling the module warns and calls ``module.function``.
+    """
+    target = f"{module}.{function.__name__}"
+
+    class _Callable(types.ModuleType):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            warnings.warn(
+                f"calling the module {module} is deprecated; call {target} "
+                f"(`from {module} import {function.__name__}`); the old call goes in the next release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return function(*args, **kwargs)
+
+    sys.modules[module].__class__ = _Callable

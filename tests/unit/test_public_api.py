@@ -241,3 +241,19 @@ def test_bridge_refuses_a_bare_server_config() -> None:
         mcpbridge.ConfigError, match="give a StdioServer, HttpServer, SseServer or MemoryServer"
     ):
         Bridge([ServerConfig(name="bare")])
+
+
+def test_calling_the_topology_module_still_fingerprints_with_a_warning() -> None:
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    import mcpbridge
+    import mcpbridge.topology
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", lambda state: state)
+    builder.add_edge(START, "model")
+    builder.add_edge("model", END)
+    graph = builder.compile()
+    with pytest.warns(DeprecationWarning, match=r"call mcpbridge\.topology\.topology"):
+        old = mcpbridge.topology(graph)  # pyright: ignore[reportCallIssue]
+    assert old == mcpbridge.topology.topology(graph)
