@@ -33,7 +33,8 @@ from mcpbridge import (
     UsageError,
     verified_identity,
 )
-from mcpbridge._connection import _leaf, describe_failure  # pyright: ignore[reportPrivateUsage]
+from mcpbridge._failures import describe_failure
+from mcpbridge._failures import leaf as _leaf
 
 
 @pytest.mark.parametrize(
