@@ -144,10 +144,6 @@ class ServerConnection:
         """Whether the session is open and has not failed."""
         return self._lifecycle.state is State.READY
 
-    async def wait_while(self, *states: State) -> None:
-        """Return once the connection is in none of ``states``; bound it with a timeout."""
-        await self._lifecycle.wait_while(*states)
-
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, list tools, report readiness, and hold the session until `close`.
 
