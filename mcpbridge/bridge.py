@@ -21,7 +21,8 @@ import anyio
 import mcp_types as types
 
 from mcpbridge._access import ToolFilter
-from mcpbridge._connection import ServerConnection, describe_failure
+from mcpbridge._connection import ServerConnection
+from mcpbridge._failures import describe_failure
 from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe_name
 from mcpbridge._version import package_version
 from mcpbridge.config import ServerConfig, check_servers

@@ -32,7 +32,8 @@ from mcpbridge import (
     TopologyMismatchError,
     UsageError,
 )
-from mcpbridge._connection import _leaf, describe_failure  # pyright: ignore[reportPrivateUsage]
+from mcpbridge._failures import describe_failure
+from mcpbridge._failures import leaf as _leaf
 from mcpbridge.server import verified_identity
 
 

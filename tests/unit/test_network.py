@@ -17,7 +17,7 @@ import httpx2
 import pytest
 
 from mcpbridge import HttpServer, SseServer, UrlPolicy
-from mcpbridge._connection import describe_failure
+from mcpbridge._failures import describe_failure
 from mcpbridge._network import (
     AddressRefused,
     CallRecord,
