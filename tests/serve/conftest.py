@@ -25,8 +25,8 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from examples.serve_demo import DemoServers, demo_servers, free_port, serve_command, tail
 from tests.integration.support import ROOT, HttpServerProcess, RecordFile, start_http_server
+from tests.support.processes import DemoServers, demo_servers, free_port, serve_command, tail
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
