@@ -39,15 +39,15 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
 from mcpbridge import (
-    DEFAULT_META_PREFIX,
-    PROGRESS_EVENT,
     Bridge,
     HttpServer,
     MCPBridgeError,
     MCPTool,
     StdioServer,
 )
+from mcpbridge.identity import DEFAULT_META_PREFIX
 from mcpbridge.models import MODEL_ENV, OfflineChatModel, load_chat_model
+from mcpbridge.tools import PROGRESS_EVENT  # later: mcpbridge.events
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_MODULE = "mcpbridge.testing.echo"
