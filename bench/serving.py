@@ -30,13 +30,13 @@ from bench._processes import ROOT, START_TIMEOUT, stop_process, tail
 from bench._stats import Block, Summary, interleave, timed
 from bench.graphs import trivial
 from bench.results import Check, Metric, Ratio, skipped
-from examples.serve_demo import free_port, http_ok, serve_command
+from tests.support.processes import free_port, http_ok, serve_command
 
 AGENT_SERVER_START_TIMEOUT = 180.0
 AGENT_SERVER_CALLS = 30
 """Fewer calls for the Agent Server: each takes about a second."""
 AGENT_SERVER_ENV = {
-    # Nothing but 127.0.0.1: no analytics, no version check, no tracing (as examples/serve_demo.py).
+    # Nothing but 127.0.0.1: no analytics, no version check, no tracing (as tests/support/processes.py).
     "LANGGRAPH_CLI_NO_ANALYTICS": "1",
     "LANGGRAPH_NO_VERSION_CHECK": "true",
     "LANGSMITH_TRACING": "false",

@@ -1,1 +1,1 @@
-"""Examples of mcpbridge: example MCP servers used by the docs and the integration tests."""
+"""Examples of mcpbridge, each runnable on its own; ``agent.py``, ``auth.py``, ``serve_demo.py``: the demo."""

@@ -1,40 +1,23 @@
-"""An Agent Server graph whose runs use two MCP servers: one over stdio, one over streamable HTTP.
+"""The demo deployment's graph: an agent whose runs use an MCP server over stdio and one over HTTP.
 
-Named in ``langgraph.json`` as ``./examples/agent.py:make_graph``. Every run opens
-its own connections: it starts the example echo server as a subprocess (tools
-``local_*``) and connects to a running echo server over HTTP (tools ``remote_*``,
-at ``MCPBRIDGE_DEMO_HTTP_URL``, default ``http://127.0.0.1:8765/mcp``); the run
-ends, the connections close and the subprocess stops. Reading state, updating
-state and fetching schemas connect to nothing.
+Named in ``langgraph.json`` as ``./examples/agent.py:make_graph`` and served by
+``python -m examples.serve_demo``. Each run starts the example echo server
+(``python -m mcpbridge.testing.echo``) as a subprocess (tools ``local_*``) and connects
+to a running one over HTTP at ``MCPBRIDGE_DEMO_HTTP_URL`` (tools ``remote_*``); when the
+run ends, its connections close and the subprocess stops. Reading state or schemas
+connects to nothing.
 
-What each run gets depends on its authenticated user (see ``examples/auth.py``),
-through `mcpbridge.UserServers`:
+What each run gets depends on its user (``examples/auth.py``), through `UserServers`:
+``remote`` only with the ``mcp:remote`` permission, with the user's own token when they
+stored one (store namespace ``["mcp_credentials"]``, key ``"remote"``); the servers users
+register in the store (namespace ``["mcp_servers"]``), for their own runs, on https
+unless ``MCPBRIDGE_ALLOWED_HOSTS`` admits a host; ``*_crash`` tools only with ``mcp:admin``.
+Tools named ``*_slow`` wait for a person's approval. With ``MCPBRIDGE_IDENTITY_SECRET``
+set, every call carries a signed identity.
 
-- ``remote`` only for users holding the ``mcp:remote`` permission (or every run
-  when the deployment has no custom auth), with the user's own token for it when
-  they stored one (``StoreCredentials``: namespace ``["mcp_credentials"]``, key
-  ``"remote"``, value ``{"bearer_token": "..."}``).
-- The servers users register themselves in the store (namespace
-  ``["mcp_servers"]``, key = server name, value ``{"url": "https://..."}``),
-  for their own runs only. URLs must be https, on port 443 and public, except the
-  hosts listed in ``MCPBRIDGE_ALLOWED_HOSTS`` (comma-separated `UrlPolicy` entries, each
-  with its ports, e.g. ``127.0.0.1:8765`` or ``127.0.0.1:*``).
-- The ``*_crash`` tools only for users holding ``mcp:admin`` (or every run
-  when the deployment has no custom auth).
-
-With ``MCPBRIDGE_IDENTITY_SECRET`` set, each call also carries a signed identity
-(HS256) that the echo servers verify; they reject calls without one.
-
-``local_slow`` and ``remote_slow`` wait for a person's approval: the run stops
-with an interrupt, and a later run on the thread resumes it with
-``command={"resume": {"decisions": [{"type": "approve"}]}}``.
-
-The model is `mcpbridge.models.load_chat_model`: a real one when
-``MCPBRIDGE_MODEL=provider:model`` is set, else the offline model, which calls
-the tools a message names, e.g. ``call local_whoami`` or ``remote_count {"to": 3}``.
-
-``MCPBRIDGE_RECORD`` and ``MCPBRIDGE_RECORD_EVENTS``, when set, are passed on to
-the stdio server so it records its calls (and requests) like the HTTP one.
+The model is `load_chat_model`: ``MCPBRIDGE_MODEL=provider:model``, else the offline model,
+which calls the tools a message names (``call local_whoami``, ``remote_count {"to": 3}``).
+The tests run their recording server in place of the example one (``tests/support``).
 """
 
 from __future__ import annotations
@@ -66,8 +49,8 @@ ADMIN_PERMISSION = "mcp:admin"
 """The permission that lets a user's runs use the ``*_crash`` tools."""
 SECRET_ENV = "MCPBRIDGE_IDENTITY_SECRET"
 ALLOWED_HOSTS_ENV = "MCPBRIDGE_ALLOWED_HOSTS"
-
-_PASSED_ENV = ("MCPBRIDGE_RECORD", "MCPBRIDGE_RECORD_EVENTS", SECRET_ENV)
+SERVER_ENV = "MCPBRIDGE_EXAMPLE_SERVER"
+"""The module run over stdio, ``mcpbridge.testing.echo`` unless set (the tests set their own)."""
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant with the tools of two MCP echo servers: `local_*` (a subprocess) "
@@ -76,13 +59,13 @@ SYSTEM_PROMPT = (
 
 
 def local_server() -> StdioServer:
-    """The example echo server, started over stdio for each run."""
-    env = {key: os.environ[key] for key in _PASSED_ENV if os.environ.get(key)}
+    """The example echo server, started over stdio for each run, with the deployment's settings."""
+    env = {key: value for key, value in os.environ.items() if key.startswith("MCPBRIDGE_")}
     env["MCPBRIDGE_IDENTITY_AUDIENCE"] = "local"
     return StdioServer(
         name="local",
         command=sys.executable,
-        args=("-m", "examples.servers.echo"),
+        args=("-m", os.environ.get(SERVER_ENV, "mcpbridge.testing.echo")),
         cwd=REPO_ROOT,
         env=env,
         prefix="local",

@@ -4,7 +4,7 @@ Run it from the repository root::
 
     python -m examples.demo
 
-It starts the example echo server (``examples/servers/echo.py``) twice: over
+It starts the example MCP server (``python -m mcpbridge.testing.echo``) twice: over
 streamable HTTP on a free local port (the server named ``remote``) and over stdio
 (``local``). A `Bridge` connects to both, ``create_agent`` builds an agent over
 their tools, and a few scripted turns run on one thread as user ``alice``, printing
@@ -44,7 +44,7 @@ from mcpbridge.server import DEFAULT_META_PREFIX
 from mcpbridge.testing import MODEL_ENV, OfflineChatModel, load_chat_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVER_MODULE = "examples.servers.echo"
+SERVER_MODULE = "mcpbridge.testing.echo"
 READY_TIMEOUT = 15.0
 """Seconds the HTTP server may take to start listening."""
 STOP_TIMEOUT = 5.0
@@ -55,7 +55,7 @@ TURNS = (
     "Hello! What can you do?",
     "Who am I? Call remote_whoami and local_whoami.",
     'Call remote_count with {"to": 3} and local_add with {"a": 2, "b": 40}.',
-    'Call local_fail with {"message": "the disk is full"}.',
+    'Call local_add with {"a": "two", "b": 40}.',  # a failing call: "two" is not a number
 )
 
 
@@ -150,7 +150,7 @@ def show_message(message: BaseMessage, tools: Mapping[str, MCPTool]) -> None:
         tool = tools.get(name)
         artifact: Any = message.artifact
         if tool is not None and tool.mcp_name == "whoami" and isinstance(artifact, Mapping):
-            meta = cast(Mapping[str, Any], cast(Mapping[str, Any], artifact).get("meta") or {})
+            meta = cast(Mapping[str, Any], artifact)
             identity = {k: v for k, v in meta.items() if k.startswith(DEFAULT_META_PREFIX)}
             print(f"  <- {name}: server {tool.server!r} received this identity in _meta:")
             for key, value in sorted(identity.items()):

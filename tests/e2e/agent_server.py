@@ -5,7 +5,7 @@ directory that drives the Agent Server (``tests/e2e``, ``tests/security``): a
 session fixture belongs to the conftest that defines it, so defining (or
 importing) it in two conftests would start two Agent Servers in one session.
 
-One session-wide set of servers, started by `examples.serve_demo.demo_servers`:
+One session-wide set of servers, started by `tests.support.processes.demo_servers`:
 the example echo MCP server over streamable HTTP (the agent's ``remote`` server)
 and ``langgraph dev --no-reload`` with the repository's ``langgraph.json`` (its
 paths made absolute, so the server runs in a temporary directory and keeps its
@@ -38,8 +38,15 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from examples.serve_demo import HOST, DemoServers, demo_servers, free_port, portable_config, tail
 from tests.e2e.isolation import EchoServer, own_echo_server, reset_store
+from tests.support.processes import (
+    HOST,
+    DemoServers,
+    demo_servers,
+    free_port,
+    portable_config,
+    tail,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "langgraph.json"
@@ -59,7 +66,7 @@ PROBE = textwrap.dedent(
     async def main():
         blockbuster = _enable_blockbuster()  # what `langgraph dev` applies to every run
         try:
-            server = StdioServer(name="local", command=sys.executable, args=["-m", "examples.servers.echo"])
+            server = StdioServer(name="local", command=sys.executable, args=["-m", ECHO_MODULE])
             async with Bridge([server]) as bridge:
                 add = next(t for t in bridge.tools if t.name == "add")
                 assert await add.ainvoke({"a": 1, "b": 2})

@@ -26,10 +26,10 @@ from langchain_core.messages import ToolMessage
 from langgraph.types import Command
 from langgraph_sdk.runtime import ServerRuntime
 
-from examples.agent import REPO_ROOT
-from examples.servers._common import EVENTS_ENV, RECORD_ENV
 from mcpbridge import HttpServer, ServerConfig, StdioServer, agent_factory
 from mcpbridge.testing import OfflineChatModel
+from tests.support.processes import REPO_ROOT
+from tests.support.servers.common import EVENTS_ENV, RECORD_ENV
 
 HTTP_URL_ENV = "FAULTS_HTTP_URL"
 SPAWNS_ENV = "FAULTS_SPAWNS"
@@ -95,7 +95,7 @@ def echo_server() -> StdioServer:
     return StdioServer(
         name="echo",
         command=sys.executable,
-        args=("-m", "examples.servers.echo"),
+        args=("-m", "tests.support.servers.echo"),
         cwd=REPO_ROOT,
         env=env,
         prefix="echo",

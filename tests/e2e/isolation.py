@@ -48,7 +48,8 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from examples.auth import USERS
-from examples.serve_demo import (
+from mcpbridge.signing import registered_audience
+from tests.support.processes import (
     CONFIG,
     HOST,
     REPO_ROOT,
@@ -59,8 +60,7 @@ from examples.serve_demo import (
     portable_config,
     wait_until,
 )
-from examples.servers._common import fingerprint
-from mcpbridge.signing import registered_audience
+from tests.support.servers.common import fingerprint
 
 GRAPH_ID = "agent"
 META = "dev.mcpbridge/"
@@ -70,7 +70,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     str(user["identity"]): frozenset(user.get("permissions", ())) for user in USERS.values()
 }
 ECHO_TOOLS = ("whoami", "add", "count", "slow", "fail", "crash")
-"""The tools of the example echo server (``examples/servers/echo.py``), in its order."""
+"""The tools of the example echo server (``tests/support/servers/echo.py``), in its order."""
 OWN_SERVER = "mine"
 """The name each user registers their own server under (its audience: ``registered/mine``)."""
 OWN_TOKENS: Mapping[str, str] = {"alice": "alice-own-token", "bob": "bob-own-token"}
@@ -181,7 +181,7 @@ def own_echo_server(
     env |= {"MCPBRIDGE_IDENTITY_SECRET": secret, "MCPBRIDGE_RECORD": str(records)}
     if events is not None:
         env["MCPBRIDGE_RECORD_EVENTS"] = str(events)
-    command = [sys.executable, "-m", "examples.servers.echo", "--http", "--host", HOST]
+    command = [sys.executable, "-m", "tests.support.servers.echo", "--http", "--host", HOST]
     command += ["--port", str(port), "--audience", audience]
     with child(command, cwd=REPO_ROOT, env=env, log=log) as process:
         wait_until(lambda: port_open(port), process, log, f"the {audience!r} echo server", timeout)
@@ -625,7 +625,7 @@ async def _isolation(
 
 @contextmanager
 def isolation_servers(directory: Path, *, jobs: int = 1) -> Generator[IsolationTarget, None, None]:
-    """The Agent Server with its MCP servers (`examples.serve_demo.demo_servers`) and the users' own server.
+    """The Agent Server with its MCP servers (`demo_servers`) and the users' own server.
 
     One identity secret, made here, is shared by the Agent Server and both HTTP echo servers.
     ``langgraph dev`` executes one run at a time unless told otherwise (``jobs``).

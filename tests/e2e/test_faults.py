@@ -26,7 +26,10 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from examples.serve_demo import (
+from mcpbridge.events import SKIPPED_EVENT
+from tests.e2e import fault_graphs
+from tests.e2e.agent_server import CONFIG, GRAPH_ID, TOKENS, Records, alive, descendants, message_text
+from tests.support.processes import (
     HOST,
     SERVER_ENV,
     agent_server_command,
@@ -37,10 +40,7 @@ from examples.serve_demo import (
     tail,
     wait_until,
 )
-from examples.servers._common import EVENTS_ENV, RECORD_ENV
-from mcpbridge.events import SKIPPED_EVENT
-from tests.e2e import fault_graphs
-from tests.e2e.agent_server import CONFIG, GRAPH_ID, TOKENS, Records, alive, descendants, message_text
+from tests.support.servers.common import EVENTS_ENV, RECORD_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 

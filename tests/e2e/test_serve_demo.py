@@ -1,4 +1,4 @@
-"""``python -m examples.serve_demo``: its smoke conversation, its config copy, and its clean exit."""
+"""``python -m examples.serve_demo`` and the smoke conversation of `tests.support.processes`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from examples.serve_demo import portable_config, smoke
 from tests.e2e.agent_server import CONFIG, ROOT, AgentServer, alive, descendants
+from tests.support.processes import portable_config, smoke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

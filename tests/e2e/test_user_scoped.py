@@ -20,9 +20,9 @@ import anyio
 import pytest
 from langgraph_sdk.schema import StreamMode
 
-from examples.servers._common import fingerprint
 from tests.e2e.agent_server import GRAPH_ID, AgentServer, identity, message_text
 from tests.e2e.isolation import EchoServer, help_tools, read_jsonl
+from tests.support.servers.common import fingerprint
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(300)]
 

@@ -27,7 +27,7 @@ from mcpbridge import HttpServer, ServerConfig, StdioServer
 from mcpbridge.server import DEFAULT_META_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
-"""The repository root: the example servers run as ``python -m examples.servers.<name>`` from here."""
+"""The repository root: the example servers run as ``python -m tests.support.servers.<name>`` from here."""
 
 RECORD_ENV = "MCPBRIDGE_RECORD"
 PROTOCOL_VERSIONS = {"auto": "2026-07-28", "legacy": "2025-11-25"}
@@ -334,13 +334,13 @@ def start_http_server(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
 ) -> HttpServerProcess:
-    """Start ``examples.servers.<module>`` (or a dotted ``module``) over streamable HTTP until it listens.
+    """Start test server ``module`` (or a dotted ``module``) over streamable HTTP until it listens.
 
     The port is picked free just before the start; if another process takes it
     first and the server exits, it is started again on another port. ``args`` and
     ``env`` are extra command-line arguments and environment variables.
     """
-    target = module if "." in module else f"examples.servers.{module}"
+    target = module if "." in module else f"tests.support.servers.{module}"
     module = module.rsplit(".", 1)[-1]
     records = RecordFile(directory / f"{module}-calls.jsonl")
     env = {**os.environ, **(env or {}), RECORD_ENV: str(records.path), "PYTHONUNBUFFERED": "1"}
@@ -387,7 +387,7 @@ class ExampleServer:
         return StdioServer(
             name=name,
             command=sys.executable,
-            args=("-m", f"examples.servers.{self.module}"),
+            args=("-m", f"tests.support.servers.{self.module}"),
             cwd=ROOT,
             env={RECORD_ENV: str(self.records.path)},
             protocol=self.protocol,

@@ -41,7 +41,7 @@ NEVER_ANSWERS = (
 def echo_stdio(name: str = "echo", **options: Any) -> StdioServer:
     """The echo example server over stdio, started by the Bridge."""
     return StdioServer(
-        name=name, command=sys.executable, args=("-m", "examples.servers.echo"), cwd=ROOT, **options
+        name=name, command=sys.executable, args=("-m", "tests.support.servers.echo"), cwd=ROOT, **options
     )
 
 

@@ -8,8 +8,8 @@ import re
 import anyio
 import pytest
 
-from examples.servers.hostile import CJK_NAME, INVALID_SCHEMAS, LONG_NAME
 from mcpbridge import Bridge, MCPTool, ToolNameConflictError
+from tests.support.servers.hostile import CJK_NAME, INVALID_SCHEMAS, LONG_NAME
 
 from .graphs import call, run_config, run_tool_calls, text_of, thread_of, tool_graph
 from .support import THREAD_KEY, ChildProcesses, ExampleServer

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 def echo_stdio(**options: Any) -> StdioServer:
     return StdioServer(
-        name="echo", command=sys.executable, args=("-m", "examples.servers.echo"), cwd=ROOT, **options
+        name="echo", command=sys.executable, args=("-m", "tests.support.servers.echo"), cwd=ROOT, **options
     )
 
 

@@ -11,8 +11,8 @@ import anyio
 import pytest
 from langchain_core.messages import ToolMessage
 
-from examples.servers.hostile import NOT_BASE64
 from mcpbridge import Bridge
+from tests.support.servers.hostile import NOT_BASE64
 
 from .graphs import call, run_config, run_tool_calls, text_of, thread_of, tool_graph
 from .support import ChildProcesses, ExampleServer

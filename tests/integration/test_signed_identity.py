@@ -48,7 +48,7 @@ def signer(**options: Any) -> IdentitySigner:
 
 
 def echo_command(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "examples.servers.echo", "--audience", AUDIENCE, *extra]
+    return [sys.executable, "-m", "tests.support.servers.echo", "--audience", AUDIENCE, *extra]
 
 
 def start_signed_http_server(directory: Path) -> HttpServerProcess:

@@ -27,7 +27,10 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from examples.serve_demo import (
+from tests.integration.support import HttpServerProcess, RecordFile, start_http_server
+from tests.security.dns import DNS_ENV
+from tests.security.network import Tripwire, start_echo_at
+from tests.support.processes import (
     REPO_ROOT,
     SERVER_ENV,
     agent_server_command,
@@ -38,9 +41,6 @@ from examples.serve_demo import (
     tail,
     wait_until,
 )
-from tests.integration.support import HttpServerProcess, RecordFile, start_http_server
-from tests.security.dns import DNS_ENV
-from tests.security.network import Tripwire, start_echo_at
 
 DEPLOYMENT = Path(__file__).resolve().parent / "deployment" / "langgraph.json"
 SERVERS = "tests.security.servers"
@@ -114,7 +114,7 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
     with ExitStack() as stack:
 
         def http_server(name: str, *args: str, **extra: str) -> HttpServerProcess:
-            module = "examples.servers.hostile" if name == "hostile" else SERVERS
+            module = "tests.support.servers.hostile" if name == "hostile" else SERVERS
             server = start_http_server(module, workdir / name, args=args, env={**env, **extra})
             stack.callback(server.stop)
             return server

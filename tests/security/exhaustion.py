@@ -32,11 +32,11 @@ from typing import Any
 
 import anyio
 
-from examples.servers._common import JSON_RESPONSE_ENV
-from examples.servers.hostile import FLOOD_TOOLS_HEADER
 from mcpbridge import Bridge, ConnectError, HttpServer
 from tests.integration.graphs import call, run_config, tool_calls, tool_graph
 from tests.integration.support import ROOT, start_http_server
+from tests.support.servers.common import JSON_RESPONSE_ENV
+from tests.support.servers.hostile import FLOOD_TOOLS_HEADER
 
 ROWS = ("tools", "images", "progress", "logs", "json")
 TICK = 0.005

@@ -149,7 +149,16 @@ def start_echo_at(host: str, port: int, directory: Path) -> Generator[HttpServer
     records = RecordFile(directory / f"echo-{host}-{port}.jsonl")
     log = directory / f"echo-{host}-{port}.log"
     env = {**os.environ, RECORD_ENV: str(records.path), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "examples.servers.echo", "--http", "--host", host, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.support.servers.echo",
+        "--http",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     with log.open("ab") as out:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT

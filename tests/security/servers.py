@@ -16,8 +16,8 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 
-from examples.servers._common import fingerprint, record, serve
 from mcpbridge.server import IDENTITY_HEADER
+from tests.support.servers.common import fingerprint, record, serve
 
 TOKEN_META = "dev.mcpbridge/identity_token"
 

@@ -1,6 +1,6 @@
 """A server cannot exhaust the shared process: each hostile input meets a cap with a clear reason.
 
-One hostile HTTP server (``examples.servers.hostile``, a real process on 127.0.0.1)
+One hostile HTTP server (``tests.support.servers.hostile``, a real process on 127.0.0.1)
 offers 100,000 tools to clients that ask for it, answers 20 MB of base64 images,
 floods a call with progress notifications, and floods the log with forged lines at
 the level ``critical``. For each, the test asserts the cap's reason or the bounded
@@ -26,12 +26,12 @@ import pytest
 from langchain_core.messages import ToolMessage
 from langgraph.store.memory import InMemoryStore
 
-from examples.servers._common import EVENTS_ENV
-from examples.servers.hostile import FLOOD_TOOLS_HEADER, FORGED_LOG_LINE
 from mcpbridge import Bridge, ConnectError, HttpServer, ServerFailure, UrlPolicy
 from mcpbridge.scoping import RegisteredServers, UserContext, UserServers
 from tests.integration.graphs import call, run_config, run_tool_calls, text_of, tool_calls, tool_graph
 from tests.integration.support import HttpServerProcess, RecordFile, start_http_server
+from tests.support.servers.common import EVENTS_ENV
+from tests.support.servers.hostile import FLOOD_TOOLS_HEADER, FORGED_LOG_LINE
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

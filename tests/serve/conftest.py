@@ -25,8 +25,16 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from examples.serve_demo import DemoServers, demo_servers, free_port, serve_command, tail
 from tests.integration.support import ROOT, HttpServerProcess, RecordFile, start_http_server
+from tests.support.processes import (
+    ECHO_MODULE,
+    EXAMPLE_SERVER_ENV,
+    DemoServers,
+    demo_servers,
+    free_port,
+    serve_command,
+    tail,
+)
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -34,9 +42,10 @@ _READY = re.compile(r"mcpbridge: serving .* at (http://\S+)")
 
 
 def serve_env(records: RecordFile, **extra: str) -> dict[str, str]:
-    """The environment of a served agent: the offline model, and its MCP servers' record file."""
+    """The environment of a served agent: the offline model, the recording echo server, its record file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPBRIDGE_")}
     env.update({"MCPBRIDGE_RECORD": str(records.path), "MCPBRIDGE_MODEL": "", "PYTHONUNBUFFERED": "1"})
+    env[EXAMPLE_SERVER_ENV] = ECHO_MODULE  # the example agent's stdio server
     env.update(extra)
     return env
 

@@ -40,7 +40,7 @@ def _echo_servers(runtime: ServerRuntime[Any]) -> Sequence[ServerConfig]:
     server = StdioServer(
         name="echo",
         command=sys.executable,
-        args=("-m", "examples.servers.echo"),
+        args=("-m", "tests.support.servers.echo"),
         cwd=ROOT,
         env=env,
         prefix="echo",

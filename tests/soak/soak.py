@@ -2,7 +2,7 @@
 
 `soak_servers` starts ``langgraph dev --no-reload`` serving ``tests/soak/langgraph.json``
 (the graph of ``tests/soak/graph.py``), the example echo server over streamable HTTP
-beside it (`examples.serve_demo.demo_servers`), and a second HTTP echo server that the
+beside it (`tests.support.processes.demo_servers`), and a second HTTP echo server that the
 run kills and restarts (``flaky``). Every run of the graph starts its own stdio echo
 server as a child of the Agent Server.
 
@@ -56,7 +56,8 @@ import anyio
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from examples.serve_demo import (
+from tests.integration.support import RecordFile, descendants, describe_process, poll_until
+from tests.support.processes import (
     HOST,
     REPO_ROOT,
     child,
@@ -67,7 +68,6 @@ from examples.serve_demo import (
     tail,
     wait_until,
 )
-from tests.integration.support import RecordFile, descendants, describe_process, poll_until
 
 CONFIG = Path(__file__).resolve().parent / "langgraph.json"
 GRAPH_ID = "soak"
@@ -269,7 +269,7 @@ class FlakyServer:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the server and wait until it listens."""
-        command = [sys.executable, "-m", "examples.servers.echo", "--http", "--host", HOST]
+        command = [sys.executable, "-m", "tests.support.servers.echo", "--http", "--host", HOST]
         command += ["--port", str(self.port), "--audience", "flaky"]
         process = self._stack.enter_context(child(command, cwd=REPO_ROOT, env=self._env, log=self._log))
         self.process = process

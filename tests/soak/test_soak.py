@@ -13,8 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from examples.serve_demo import tail
 from tests.soak.soak import KINDS, run_soak, soak_servers
+from tests.support.processes import tail
 
 pytestmark = [pytest.mark.e2e]
 

@@ -16,11 +16,10 @@ from langgraph_sdk.runtime import ServerRuntime
 from mcp.server.mcpserver import MCPServer
 
 import examples.agent
-from examples.servers import echo
 from mcpbridge import MemoryServer, ServerConfig
 from mcpbridge._compat import RUN_ACCESS, server_runtime
 from mcpbridge.factory import agent_factory, graph_factory
-from mcpbridge.testing import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel, echo
 from mcpbridge.topology import TopologyMismatchError, topology
 
 pytestmark = pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""Shared plumbing of the example servers: command line, transports, call records."""
+"""Shared plumbing of the test servers: command line, transports, call records (their knobs)."""
 
 from __future__ import annotations
 

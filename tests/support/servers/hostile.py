@@ -1,4 +1,4 @@
-"""Example MCP server that misbehaves: awkward tool names, tricky or broken schemas, errors, slowness.
+"""MCP server that misbehaves: awkward tool names, tricky or broken schemas, errors, slowness.
 
 It exists to show that a client survives it: names with spaces, punctuation and
 unicode, a 200-character name, two names that clean to the same provider-safe
@@ -15,8 +15,8 @@ offers N generated tools (made lazily, `FLOOD_PAGE` per ``tools/list`` page, so
 `progress_flood` sends a progress notification per step, and `log_flood` sends log
 messages with forged log lines at the level ``critical``.
 
-Run it over stdio with ``python -m examples.servers.hostile``, or over streamable
-HTTP with ``python -m examples.servers.hostile --http --port 8766``. Set
+Run it over stdio with ``python -m tests.support.servers.hostile``, or over streamable
+HTTP with ``python -m tests.support.servers.hostile --http --port 8766``. Set
 ``MCPBRIDGE_RECORD`` to a file path to have every call recorded there as a JSON line.
 
 ``MCPServer`` derives each tool's input schema from its signature, so the tools
@@ -43,7 +43,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from examples.servers._common import record, serve
+from tests.support.servers.common import record, serve
 
 LONG_NAME = "very_long_tool_name_" + "x" * 180
 """A 200-character tool name: over the 64 characters providers accept and the 128 MCP recommends."""

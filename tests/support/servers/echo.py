@@ -1,7 +1,7 @@
-"""Example MCP server: echoes the identity it receives, reports progress, and fails on demand.
+"""Recording echo server for tests: echoes the identity it receives, reports progress, fails on demand.
 
-Run it over stdio with ``python -m examples.servers.echo``, or over streamable HTTP
-with ``python -m examples.servers.echo --http --port 8765``. Set ``MCPBRIDGE_RECORD``
+Run it over stdio with ``python -m tests.support.servers.echo``, or over streamable HTTP
+with ``python -m tests.support.servers.echo --http --port 8765``. Set ``MCPBRIDGE_RECORD``
 to a file path to have every call recorded there as a JSON line, and
 ``MCPBRIDGE_IDENTITY_SECRET`` to accept only calls with a verified signed identity.
 """
@@ -15,7 +15,7 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from examples.servers._common import record, serve
+from tests.support.servers.common import record, serve
 
 server = MCPServer("echo", instructions="Echoes identity, counts with progress, fails on demand.")
 

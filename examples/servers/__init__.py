@@ -1,1 +1,0 @@
-"""Example MCP servers, runnable over stdio or streamable HTTP with ``python -m examples.servers.<name>``."""

@@ -1,0 +1,14 @@
+"""Test support shared by the tests, the benchmarks (``bench``) and the soak (``tests/soak``).
+
+- `tests.support.processes`: free ports, child processes stopped by their handles, and
+  `demo_servers` (the Agent Server serving ``langgraph.json`` beside an HTTP echo server).
+- `tests.support.servers`: MCP servers for tests, run as ``python -m tests.support.servers.<name>``
+  from the repository root: `echo` (records every call it gets) and `hostile` (misbehaves).
+  `tests.support.servers.common` holds their knobs, all environment variables: ``MCPBRIDGE_RECORD``,
+  ``MCPBRIDGE_RECORD_EVENTS``, ``MCPBRIDGE_JSON_RESPONSE``, ``MCPBRIDGE_IDENTITY_SECRET`` and
+  ``MCPBRIDGE_IDENTITY_AUDIENCE``.
+
+The example agent (``examples/agent.py``) runs ``mcpbridge.testing.echo`` over stdio unless
+``MCPBRIDGE_EXAMPLE_SERVER`` names another module; `demo_servers` names the recording echo server.
+Shipped code (``mcpbridge``) and ``examples`` never import this package.
+"""

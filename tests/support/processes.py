@@ -1,0 +1,323 @@
+"""Process helpers shared by the tests, the benchmarks and the soak: free ports, children, the demo servers.
+
+`demo_servers` starts what ``python -m examples.serve_demo`` starts, with the tests'
+recording echo server (`tests.support.servers.echo`) in place of the example one:
+over streamable HTTP beside the Agent Server, and over stdio inside each run of the
+example agent (through `EXAMPLE_SERVER_ENV`). Every process is stopped by its own
+handle. `smoke` is one scripted conversation with the served example agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG = REPO_ROOT / "langgraph.json"
+HOST = "127.0.0.1"
+
+ECHO_MODULE = "tests.support.servers.echo"
+"""The tests' recording echo server, run with ``python -m`` from the repository root."""
+
+EXAMPLE_SERVER_ENV = "MCPBRIDGE_EXAMPLE_SERVER"
+"""The module ``examples/agent.py`` runs over stdio for each run (default ``mcpbridge.testing.echo``).
+
+`demo_servers` sets it to `ECHO_MODULE`, so that the tests see what the agent's servers
+received; the agent also passes its ``MCPBRIDGE_*`` variables (the recording knobs of
+`tests.support.servers.common`) on to that server.
+"""
+
+SERVER_ENV: Mapping[str, str] = {
+    # Nothing but 127.0.0.1 is needed: no analytics, no version check, no tracing.
+    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+    "LANGGRAPH_NO_VERSION_CHECK": "true",
+    "LANGSMITH_TRACING": "false",
+    "LANGCHAIN_TRACING_V2": "false",
+}
+"""Environment defaults for ``langgraph dev`` (values already set in the environment win)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def portable_config(config: Path, directory: Path) -> Path:
+    """Write a copy of ``config`` into ``directory`` with every relative path made absolute.
+
+    ``langgraph dev`` resolves the paths in ``langgraph.json`` against its working
+    directory and keeps its state (``.langgraph_api/``) there; the copy lets it run
+    from any directory, such as a temporary one.
+    """
+    data: dict[str, Any] = json.loads(config.read_text(encoding="utf-8"))
+    base = config.resolve().parent
+
+    def absolute(spec: str) -> str:
+        path, sep, rest = spec.partition(":")
+        if path.startswith((".", "/")) or path.endswith(".py"):
+            return str((base / path).resolve()) + sep + rest
+        return spec  # a module path such as "my_pkg.graph:graph"
+
+    data["dependencies"] = [
+        str((base / dep).resolve()) if dep.startswith(".") else dep for dep in data.get("dependencies", [])
+    ]
+    graphs: dict[str, Any] = data.get("graphs", {})
+    for name, spec in graphs.items():
+        if isinstance(spec, str):
+            graphs[name] = absolute(spec)
+        else:
+            spec["path"] = absolute(spec["path"])
+    auth: dict[str, Any] | None = data.get("auth")
+    if auth and "path" in auth:
+        auth["path"] = absolute(auth["path"])
+    if isinstance(data.get("env"), str):
+        data["env"] = str((base / data["env"]).resolve())
+    target = directory / "langgraph.json"
+    target.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return target
+
+
+def echo_server_command(port: int) -> list[str]:
+    """The command that serves the recording echo server over streamable HTTP on ``port``."""
+    return [
+        sys.executable,
+        "-m",
+        ECHO_MODULE,
+        "--http",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--audience",
+        "remote",
+    ]
+
+
+def agent_server_command(
+    port: int, config: Path, *, allow_blocking: bool = False, jobs: int | None = None
+) -> list[str]:
+    """The ``langgraph dev`` command serving ``config`` on ``port``, without reload or browser.
+
+    ``jobs`` is how many runs it executes at once (``--n-jobs-per-worker``; its default is 1).
+    """
+    command = [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser", "--no-reload"]
+    command += ["--host", HOST, "--port", str(port), "--config", str(config)]
+    if allow_blocking:
+        command.append("--allow-blocking")
+    if jobs is not None:
+        command += ["--n-jobs-per-worker", str(jobs)]
+    return command
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Stop one child process by its handle: terminate, wait, then kill if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait(timeout)
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    """The last ``lines`` lines of a log file (empty if there is none)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_until(ready: Any, process: subprocess.Popen[Any], log: Path, what: str, timeout: float) -> None:
+    """Poll ``ready()`` every 0.1 s until it is true; fail early if ``process`` exits, late on ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode}:\n{tail(log)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} was not ready within {timeout:g}s:\n{tail(log)}")
+        time.sleep(0.1)
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on ``127.0.0.1:port``."""
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def port_free(port: int) -> bool:
+    """Whether ``127.0.0.1:port`` can be listened on (nothing holds it, on any address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve_command() -> list[str]:
+    """The ``mcpbridge`` console script of this environment (``python -m mcpbridge.cli`` without it)."""
+    script = Path(sys.executable).with_name("mcpbridge")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("mcpbridge")
+    return [found] if found else [sys.executable, "-m", "mcpbridge.cli"]
+
+
+def http_ok(url: str) -> bool:
+    """Whether ``GET url`` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextmanager
+def child(
+    command: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
+) -> Generator[subprocess.Popen[Any], None, None]:
+    """Run ``command`` with its output in ``log``; always stopped by its handle on exit."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            list(command), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+@dataclass(frozen=True)
+class DemoServers:
+    """The running servers: the Agent Server's URL and both processes."""
+
+    url: str
+    mcp_url: str
+    agent: subprocess.Popen[Any]
+    echo: subprocess.Popen[Any]
+
+    def exited(self) -> str | None:
+        """Which server has exited, if one has."""
+        for name, process in (("the Agent Server", self.agent), ("the HTTP echo MCP server", self.echo)):
+            if process.poll() is not None:
+                return f"{name} exited with code {process.returncode}"
+        return None
+
+
+@contextmanager
+def demo_servers(
+    *,
+    port: int,
+    mcp_port: int,
+    workdir: Path,
+    config: Path,
+    logs: Path,
+    env: Mapping[str, str] | None = None,
+    allow_blocking: bool = False,
+    jobs: int | None = None,
+    timeout: float = 90.0,
+) -> Generator[DemoServers, None, None]:
+    """Start the echo MCP server and the Agent Server, yield them, and stop both by their handles.
+
+    Args:
+        port: The Agent Server's port.
+        mcp_port: The HTTP echo server's port.
+        workdir: ``langgraph dev``'s working directory (paths in ``config`` resolve against it).
+        config: The ``langgraph.json`` to serve.
+        logs: Directory for ``echo-http.log`` and ``agent-server.log``.
+        env: Extra environment for both servers (e.g. ``MCPBRIDGE_RECORD``).
+        allow_blocking: Pass ``--allow-blocking`` to ``langgraph dev``.
+        jobs: Runs the Agent Server executes at once (``--n-jobs-per-worker``).
+        timeout: Seconds to wait for each server to be ready.
+    """
+    base = {**os.environ, **(env or {})}
+    base.pop("MCPBRIDGE_DEMO_HTTP_URL", None)
+    # Calls carry a signed identity the echo servers verify; users may register servers on 127.0.0.1.
+    base.setdefault("MCPBRIDGE_IDENTITY_SECRET", secrets.token_urlsafe(48))
+    base.setdefault("MCPBRIDGE_ALLOWED_HOSTS", f"{HOST}:*")  # any port: tests start servers on free ports
+    base.setdefault(EXAMPLE_SERVER_ENV, ECHO_MODULE)
+    server_env = {**SERVER_ENV, **base, "MCPBRIDGE_DEMO_HTTP_URL": f"http://{HOST}:{mcp_port}/mcp"}
+    echo_log, agent_log = logs / "echo-http.log", logs / "agent-server.log"
+    url, mcp_url = f"http://{HOST}:{port}", f"http://{HOST}:{mcp_port}/mcp"
+    with ExitStack() as stack:
+        echo = stack.enter_context(
+            child(echo_server_command(mcp_port), cwd=REPO_ROOT, env=base, log=echo_log)
+        )
+        wait_until(lambda: port_open(mcp_port), echo, echo_log, "the HTTP echo MCP server", timeout)
+        command = agent_server_command(port, config, allow_blocking=allow_blocking, jobs=jobs)
+        agent = stack.enter_context(child(command, cwd=workdir, env=server_env, log=agent_log))
+        wait_until(lambda: http_ok(f"{url}/ok"), agent, agent_log, "the Agent Server", timeout)
+        yield DemoServers(url=url, mcp_url=mcp_url, agent=agent, echo=echo)
+
+
+class SmokeFailure(Exception):
+    """The scripted conversation did not go as expected."""
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise SmokeFailure(message)
+
+
+def smoke(url: str, out: IO[str]) -> None:
+    """One scripted conversation through the SDK; raises `SmokeFailure` when something is off."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=url, api_key=None, headers={"Authorization": "Bearer alice-token"})
+    try:
+        thread_id = client.threads.create()["thread_id"]
+        runs: list[Any] = []
+        state = cast(
+            dict[str, Any],
+            client.runs.wait(  # pyright: ignore[reportUnknownMemberType]
+                thread_id,
+                "agent",
+                input={"messages": [{"role": "user", "content": "call local_whoami {}"}]},
+                on_run_created=runs.append,
+            ),
+        )
+        tool = next(m for m in state["messages"] if m["type"] == "tool")
+        meta = json.loads(tool["content"][0]["text"])["meta"]
+        expected = {"thread_id": thread_id, "run_id": runs[0]["run_id"], "user_id": "alice"}
+        seen = {key: meta.get(f"dev.mcpbridge/{key}") for key in expected}
+        _check(seen == expected, f"the stdio server saw identity {seen}, expected {expected}")
+        out.write(f"local_whoami: the stdio MCP server saw {seen}\n")
+
+        progress: list[Any] = []
+        for part in client.runs.stream(
+            thread_id,
+            "agent",
+            input={"messages": [{"role": "user", "content": 'call remote_count {"to": 3}'}]},
+            stream_mode=["updates", "custom"],
+        ):
+            data = cast(dict[str, Any], part.data)  # pyright: ignore[reportUnknownMemberType]
+            if part.event == "custom" and data.get("type") == "mcp_progress":
+                progress.append(data["progress"])
+        _check(progress == [1, 2, 3], f"expected progress 1, 2, 3 from remote_count, got {progress}")
+        values = cast(dict[str, Any], client.threads.get_state(thread_id)["values"])
+        answer = values["messages"][-1]["content"]
+        _check(answer == "remote_count returned: counted to 3", f"unexpected answer {answer!r}")
+        out.write(f"remote_count: progress {progress}, answer {answer!r}\n")
+    finally:
+        client.close()
