@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,23 +144,82 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the mcpbridge modules it imports at module level (when it is imported)."""
+def loop(graph: dict[str, set[str]], component: list[str]) -> str:
+    """One cycle through ``component``, as ``a -> b -> a``, for the failure message."""
+    members = set(component)
+    path = [component[0]]
+    seen = {component[0]}
+    while True:
+        step = sorted(graph[path[-1]] & members)
+        back = [target for target in step if target in seen]
+        if back:
+            return " -> ".join([*path[path.index(back[0]) :], back[0]])
+        path.append(step[0])
+        seen.add(step[0])
+
+
+def import_graph(*, eager_only: bool) -> dict[str, set[str]]:
+    """Module -> the mcpbridge modules it imports.
+
+    With ``eager_only``: the imports run when the module is imported (at module level, outside
+    ``if TYPE_CHECKING:``). Without: every import statement in it, in functions and under
+    ``TYPE_CHECKING`` too, which is what a reader (and a type checker) sees the module depend on.
+    """
     return {
-        module: {name for name in imported(module, path, eager_only=True) if name in MODULES} - {module}
+        module: {name for name in imported(module, path, eager_only=eager_only) if name in MODULES} - {module}
         for module, path in MODULES.items()
     }
 
 
+def assert_no_cycle(graph: dict[str, set[str]]) -> None:
+    found = cycles(graph)
+    assert found == [], "import cycles in mcpbridge: " + "; ".join(loop(graph, c) for c in found)
+
+
 def test_mcpbridge_has_no_import_cycle() -> None:
-    graph = import_graph()
+    """No cycle among the imports that run: importing any module first works."""
+    graph = import_graph(eager_only=True)
     assert len(graph) == len(MODULES) > 20
     assert "mcpbridge.errors" in graph["mcpbridge.topology"]  # the walk sees edges
-    assert cycles(graph) == []
+    assert_no_cycle(graph)
+
+
+BEING_REMOVED = [["mcpbridge.identity", "mcpbridge.signing"]]
+"""Cycles known to be on their way out (identity's ``IdentitySigner`` type, replaced by a
+signer protocol identity owns). Once gone, this list can go: it no longer excuses anything."""
+
+
+def test_mcpbridge_has_no_import_cycle_counting_every_import() -> None:
+    """No cycle even counting imports in functions and under ``TYPE_CHECKING``: one-way layers."""
+    graph = import_graph(eager_only=False)
+    assert "mcpbridge.identity" in import_graph(eager_only=False)["mcpbridge.bridge"]
+    found = cycles(graph)
+    if found and all(component in BEING_REMOVED for component in found):
+        pytest.xfail("; ".join(loop(graph, c) for c in found))
+    assert_no_cycle(graph)
 
 
 def test_the_cycle_check_finds_a_cycle() -> None:
-    graph = import_graph()
+    graph = import_graph(eager_only=True)
     graph["mcpbridge.errors"] = graph["mcpbridge.errors"] | {"mcpbridge.topology"}
     assert ["mcpbridge.errors", "mcpbridge.topology"] in cycles(graph)
+    assert loop(graph, ["mcpbridge.errors", "mcpbridge.topology"]) == (
+        "mcpbridge.errors -> mcpbridge.topology -> mcpbridge.errors"
+    )
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert loop({"a": {"b"}, "b": {"c"}, "c": {"a", "b"}}, ["a", "b", "c"]) == "a -> b -> c -> a"
+    with pytest.raises(AssertionError, match="a -> b -> a"):
+        assert_no_cycle({"a": {"b"}, "b": {"a"}})
+
+
+def test_the_walk_sees_type_checking_and_lazy_imports(tmp_path: Path) -> None:
+    path = tmp_path / "probe.py"
+    path.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import a\n"
+        "def f():\n    import b\n"
+        "try:\n    import c\nexcept ImportError:\n    c = None\n",
+        encoding="utf-8",
+    )
+    assert set(imported("probe", path, eager_only=True)) == {"typing", "c"}
+    assert set(imported("probe", path, eager_only=False)) == {"typing", "a", "b", "c"}
