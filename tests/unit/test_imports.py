@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -110,6 +111,59 @@ def test_the_check_sees_the_imports_it_must() -> None:
     """The walk finds imports in functions and under TYPE_CHECKING too, so a lazy import is checked."""
     names = {name.split(".")[0] for m, p in MODULES.items() for name in imported(m, p, eager_only=False)}
     assert {"httpx2", "mcp_types", "sniffio", "langsmith", "starlette", "uvicorn"} <= names
+
+
+WEB_STACK = ("starlette", "uvicorn")
+"""What serving needs and the rest of mcpbridge does not: the ``serve`` extra."""
+
+
+def test_the_web_stack_is_the_serve_extra_and_serving_alone_imports_it() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    required = {normalized(Requirement(r).name) for r in project["dependencies"]}
+    assert {normalized(Requirement(r).name) for r in extras["serve"]} == set(WEB_STACK)
+    assert not required & set(WEB_STACK)
+    assert "mcpbridge[serve]" in extras["dev"]  # the README's commands install everything
+    importers = {
+        module
+        for module, path in MODULES.items()
+        for name in imported(module, path, eager_only=False)
+        if name.split(".")[0] in WEB_STACK
+    }
+    assert importers and all(module.startswith("mcpbridge.serving") for module in importers), importers
+
+
+WITHOUT = """\
+import sys
+
+import mcpbridge  # the client side needs no web stack (the mcp SDK itself imports starlette)
+
+sys.modules[{missing!r}] = None  # as if not installed
+try:
+    import mcpbridge.serving
+except ImportError as error:
+    print("import:", error)
+from mcpbridge.cli import main
+
+print("exit:", main(["serve", "examples.agent:make_graph"]))
+"""
+
+
+@pytest.mark.parametrize("missing", WEB_STACK)
+def test_serving_without_the_serve_extra_says_what_to_install(missing: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT.format(missing=missing)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    install = "which the serve extra installs: pip install 'mcpbridge[serve]'"
+    assert done.stdout.splitlines() == [f"import: mcpbridge.serving needs {missing}, {install}", "exit: 2"], (
+        done.stdout + done.stderr
+    )
+    assert done.stderr.strip() == f"mcpbridge serve: error: mcpbridge.serving needs {missing}, {install}"
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
