@@ -26,7 +26,7 @@ from bench.results import Check, Metric, ratio_of
 from mcpbridge import Bridge, ServerConfig, agent_factory
 from mcpbridge._compat import server_runtime
 from mcpbridge.factory import GraphFactory
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 
 ACCESS_CONTEXT = "assistants.read"
 

@@ -28,7 +28,7 @@ from bench._stats import Summary
 from bench.results import Metric
 from mcpbridge import HttpServer, agent_factory
 from mcpbridge._compat import RUN_ACCESS, server_runtime
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 
 MESSAGE = 'call one_echo {"text": "hi"} and two_echo {"text": "hi"}'
 

@@ -49,17 +49,13 @@ from mcpbridge import (
     HttpServer,
     IdentityMeta,
     IdentitySigner,
-    RegisteredServers,
-    Scoped,
     StdioServer,
     StoreCredentials,
-    ToolFilter,
     UrlPolicy,
-    UserContext,
-    UserServers,
     agent_factory,
 )
-from mcpbridge.models import load_chat_model
+from mcpbridge.scoping import RegisteredServers, Scoped, ToolFilter, UserContext, UserServers
+from mcpbridge.testing import load_chat_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HTTP_URL_ENV = "MCPBRIDGE_DEMO_HTTP_URL"

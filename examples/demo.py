@@ -38,16 +38,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
-from mcpbridge import (
-    DEFAULT_META_PREFIX,
-    PROGRESS_EVENT,
-    Bridge,
-    HttpServer,
-    MCPBridgeError,
-    MCPTool,
-    StdioServer,
-)
-from mcpbridge.models import MODEL_ENV, OfflineChatModel, load_chat_model
+from mcpbridge import Bridge, HttpServer, MCPBridgeError, MCPTool, StdioServer
+from mcpbridge.events import PROGRESS_EVENT
+from mcpbridge.server import DEFAULT_META_PREFIX
+from mcpbridge.testing import MODEL_ENV, OfflineChatModel, load_chat_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_MODULE = "examples.servers.echo"

@@ -1,15 +1,15 @@
-"""mcpbridge: MCP servers as run-scoped LangGraph tools, and LangGraph agents as MCP servers."""
+"""mcpbridge: MCP servers as run-scoped LangGraph tools, and LangGraph agents as MCP servers.
 
+This module holds what an agent author types. Other readers have their own modules:
+`mcpbridge.scoping` (user-scoped servers), `mcpbridge.server` (for MCP server authors),
+`mcpbridge.events` (stream event names), `mcpbridge.topology`, `mcpbridge.identity`,
+`mcpbridge.testing` (test doubles) and `mcpbridge.serving` (agents as MCP servers).
+"""
+
+from mcpbridge._deprecation import moved
+from mcpbridge._mcpjson import load_servers, parse_servers
 from mcpbridge.bridge import Bridge
-from mcpbridge.config import (
-    HttpServer,
-    MemoryServer,
-    ServerConfig,
-    SseServer,
-    StdioServer,
-    load_servers,
-    parse_servers,
-)
+from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer
 from mcpbridge.credentials import CredentialProvider, Credentials, EnvCredentials, StoreCredentials
 from mcpbridge.errors import (
     ConfigError,
@@ -25,36 +25,14 @@ from mcpbridge.errors import (
     TopologyMismatchError,
     UsageError,
 )
-from mcpbridge.factory import SKIPPED_EVENT, BridgeMiddleware, GraphFactory, agent_factory, graph_factory
-from mcpbridge.identity import (
-    DEFAULT_META_PREFIX,
-    TOKEN_FIELD,
-    IdentityMeta,
-    RunIdentity,
-    identity_from_runtime,
-)
-from mcpbridge.models import MODEL_ENV, OfflineChatModel, load_chat_model
+from mcpbridge.factory import BridgeMiddleware, GraphFactory, agent_factory, graph_factory
+from mcpbridge.identity import IdentityMeta, RunIdentity
 from mcpbridge.pool import SessionPool
-from mcpbridge.scoping import RegisteredServers, Scoped, Selection, UserServers
-from mcpbridge.signing import (
-    IDENTITY_HEADER,
-    IdentitySigner,
-    IdentityVerifier,
-    VerifiedIdentity,
-    verified_identity,
-)
-from mcpbridge.tools import PROGRESS_EVENT, MCPTool
-from mcpbridge.topology import Topology, check_topology, topology
+from mcpbridge.signing import IdentitySigner
+from mcpbridge.tools import MCPTool
 from mcpbridge.urlpolicy import UrlPolicy
-from mcpbridge.users import Rule, ToolFilter, UserContext, has_any_permission, has_permission, user_in
 
 __all__ = [
-    "DEFAULT_META_PREFIX",
-    "IDENTITY_HEADER",
-    "MODEL_ENV",
-    "PROGRESS_EVENT",
-    "SKIPPED_EVENT",
-    "TOKEN_FIELD",
     "Bridge",
     "BridgeMiddleware",
     "ConfigError",
@@ -67,16 +45,10 @@ __all__ = [
     "IdentityError",
     "IdentityMeta",
     "IdentitySigner",
-    "IdentityVerifier",
     "MCPBridgeError",
     "MCPTool",
     "MemoryServer",
-    "OfflineChatModel",
-    "RegisteredServers",
-    "Rule",
     "RunIdentity",
-    "Scoped",
-    "Selection",
     "ServerConfig",
     "ServerError",
     "ServerFailure",
@@ -86,26 +58,51 @@ __all__ = [
     "StdioServer",
     "StoreCredentials",
     "ToolCallError",
-    "ToolFilter",
     "ToolNameConflictError",
     "ToolTimeoutError",
-    "Topology",
     "TopologyMismatchError",
     "UrlPolicy",
     "UsageError",
-    "UserContext",
-    "UserServers",
-    "VerifiedIdentity",
     "agent_factory",
-    "check_topology",
     "graph_factory",
-    "has_any_permission",
-    "has_permission",
-    "identity_from_runtime",
-    "load_chat_model",
     "load_servers",
     "parse_servers",
-    "topology",
-    "user_in",
-    "verified_identity",
 ]
+
+# Names that moved to their topic module; they keep working, with a warning, for one release.
+# (`mcpbridge.topology` is the module now; calling it still calls `mcpbridge.topology.topology`.)
+__getattr__ = moved(
+    "mcpbridge",
+    {
+        **dict.fromkeys(("PROGRESS_EVENT", "SKIPPED_EVENT"), "mcpbridge.events"),
+        **dict.fromkeys(("Topology", "check_topology"), "mcpbridge.topology"),
+        "identity_from_runtime": "mcpbridge.identity",
+        **dict.fromkeys(("MODEL_ENV", "OfflineChatModel", "load_chat_model"), "mcpbridge.testing"),
+        **dict.fromkeys(
+            (
+                "DEFAULT_META_PREFIX",
+                "IDENTITY_HEADER",
+                "TOKEN_FIELD",
+                "IdentityVerifier",
+                "VerifiedIdentity",
+                "verified_identity",
+            ),
+            "mcpbridge.server",
+        ),
+        **dict.fromkeys(
+            (
+                "RegisteredServers",
+                "Rule",
+                "Scoped",
+                "Selection",
+                "ToolFilter",
+                "UserContext",
+                "UserServers",
+                "has_any_permission",
+                "has_permission",
+                "user_in",
+            ),
+            "mcpbridge.scoping",
+        ),
+    },
+)

@@ -7,9 +7,12 @@ is called. A server offering more than ``max_tools`` tools is not connected: lis
 stops at the page that passes the cap. Preparing yields to the event loop every few
 dozen tools, so a big catalogue never stalls other runs.
 
-Failures before readiness propagate to the starter; failures after it are
-recorded, never raised into the owner's task group. Calls translate every
-transport and protocol failure into `ToolCallError` within ``call_timeout``.
+Where a connection is, is one `State` (see `mcpbridge._lifecycle`): a session that
+breaks after readiness is reconnected at the next call (up to ``config.reconnect``
+times), and the calls that come meanwhile wait for that one reconnect. Failures
+before readiness propagate to the starter; failures after it are recorded, never
+raised into the owner's task group. Calls translate every transport and protocol
+failure into `ToolCallError` within ``call_timeout`` (the messages: `mcpbridge._failures`).
 
 The server's log notifications go to the ``mcpbridge.server.<name>`` logger with
 control characters escaped (a server cannot forge log lines), their text cut to
@@ -21,13 +24,10 @@ were dropped.
 from __future__ import annotations
 
 import fnmatch
-import functools
-import io
 import json
 import logging
 import math
 import re
-import tempfile
 import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -35,37 +35,34 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio
-import httpx2
+import anyio.abc
 import mcp_types as types
-from mcp import Client, MCPError, StdioServerParameters
-from mcp.client.sse import sse_client
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
+from mcp import Client
 from mcp.shared.dispatcher import ProgressFnT
-from pydantic import ValidationError
 
-from mcpbridge._content import describe_invalid_result
-from mcpbridge._network import CALL_HEADERS, call_record, end_call_record, http_client
+from mcpbridge._failures import (
+    ConnectFailed,
+    call_failure,
+    call_timeout,
+    connect_timeout,
+    describe_failure,
+    ends_session,
+    not_connected,
+    too_many_tools,
+)
+from mcpbridge._lifecycle import Lifecycle, State
+from mcpbridge._network import CALL_HEADERS, call_record, end_call_record
 from mcpbridge._redact import install_url_redaction, redact_urls
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
-from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer, safe_url
-from mcpbridge.errors import MCPBridgeError, ToolCallError, ToolTimeoutError
+from mcpbridge._transport import StderrLog, open_client
+from mcpbridge.config import ServerConfig
 
-__all__ = ["ListedTool", "ServerConnection", "describe_failure", "shown_failure"]
+__all__ = ["ListedTool", "ServerConnection", "State"]
 
 logger = logging.getLogger("mcpbridge")
 install_url_redaction()  # every process that connects to an MCP server logs URLs redacted
 
 _MAX_TOOL_PAGES: Final = 1000
-_STDERR_TAIL_CHARS: Final = 2000
-_SSE_EVENT_TOO_LARGE: Final = re.compile(r"Server-sent event exceeded the \d+ byte limit")
-"""How the SDK reports an event past ``max_sse_event_size`` (it resolves the request with this text)."""
-_UNREACHABLE: Final = (
-    "the server could not be connected, or did not answer as an MCP server; check its URL and that "
-    "it serves MCP over HTTP (the deployment's log has the details)"
-)
-"""What users see of every connection failure of a server with a URL policy (a user-registered one):
-whether a port is closed, silent or serving something else would make the bridge a port scanner."""
 
 _PREPARE_BATCH: Final = 32
 """Tools prepared between two yields to the event loop (~0.1 ms each when their schema is new)."""
@@ -109,7 +106,7 @@ class ListedTool:
 
 
 class ServerConnection:
-    """A connected MCP server: its session, its tools, and its failure if it has one."""
+    """A connected MCP server: its session, its tools, its `state`, and its failure if it has one."""
 
     def __init__(
         self,
@@ -126,12 +123,10 @@ class ServerConnection:
         self._client_info = client_info
         self._log_level: types.LoggingLevel | None = log_level
         self._client: Client | None = None
-        self._closing = anyio.Event()
-        self._wake = anyio.Event()
-        self._attempt_done = anyio.Event()
+        self._lifecycle = Lifecycle(config.name)
+        self._attempt: anyio.CancelScope | None = None  # the connect in flight: `close` cancels it
         self._reconnects_left = config.reconnect
-        self._reconnect_wanted = False
-        self._stderr: io.TextIOBase | None = None
+        self._stderr = StderrLog()
         self._server_logger = logging.getLogger(f"mcpbridge.server.{config.name}")
         self._log_cap = _LOG_LEVELS[config.max_log_level]
         self._log_floor = _LOG_LEVELS[log_level] if log_level is not None else logging.CRITICAL + 1
@@ -139,113 +134,138 @@ class ServerConnection:
         self._log_refilled = time.monotonic()
         self._log_dropped = 0
 
+    @property
+    def state(self) -> State:
+        """Where the connection is (see `State`)."""
+        return self._lifecycle.state
+
+    @property
+    def alive(self) -> bool:
+        """Whether the session is open and has not failed."""
+        return self._lifecycle.state is State.READY
+
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, list tools, report readiness, and hold the session until `close`.
 
         When the session breaks after readiness, wait: a call may ask for a reconnect
         (up to ``config.reconnect`` times), else `close` ends the task.
-        """
-        started = False
-        while True:
-            try:
-                await self._session(started, task_status)
-            except _ConnectFailed as exc:
-                if not started:
-                    raise
-                self.failure = str(exc)
-                logger.warning("MCP server %r could not reconnect: %s", self.name, self.failure)
-                self._attempt_done.set()  # wakes the calls waiting for this reconnect
-            started = True
-            if not self._reconnect_wanted and not self._closing.is_set():
-                if self._reconnects_left <= 0:
-                    await self._closing.wait()
-                    return
-                self._wake = anyio.Event()
-                await self._wake.wait()  # a call asks for a reconnect, or the owner closes
-            if self._closing.is_set():
-                return
-            self._reconnect_wanted = False
-            self._reconnects_left -= 1
 
-    async def _session(self, started: bool, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """One session, from connect to its end (closed or broken)."""
+        Raises:
+            ConnectFailed: The first connect failed, or the connection was closed before it was ready.
+        """
+        lifecycle = self._lifecycle
+        try:
+            if lifecycle.state is State.CLOSED:
+                raise ConnectFailed("the connection was closed before it connected")
+            lifecycle.move(State.CONNECTING)
+            await self._session(task_status)
+            while await self._reconnect_asked():
+                try:
+                    await self._session(None)
+                except ConnectFailed as exc:
+                    logger.warning("MCP server %r could not reconnect: %s", self.name, exc)
+                    self.failure = str(exc)
+                    if lifecycle.state is State.RECONNECTING:
+                        lifecycle.move(self._broken_state())
+        finally:
+            if lifecycle.state is not State.CLOSED:
+                lifecycle.move(State.CLOSED)
+
+    async def _reconnect_asked(self) -> bool:
+        """After a session ended: wait until a call asks for a reconnect (True) or the owner closes."""
+        if self._lifecycle.state is State.READY:  # the session ended by itself; its failure is recorded
+            self._break(self.failure or "the session ended")
+        await self._lifecycle.wait_while(State.BROKEN, State.FAILED)
+        if self._lifecycle.state is not State.RECONNECTING:
+            return False
+        self._reconnects_left -= 1
+        return True
+
+    async def _session(self, task_status: anyio.abc.TaskStatus[None] | None) -> None:
+        """One session, from connect to its end (closed or broken); ``task_status`` on the first one."""
+        first = task_status is not None
         scope = anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout)
+        self._attempt = scope
         ready = False
         try:
             with scope:
                 async with AsyncExitStack() as stack:
-                    client = await self._open(stack)
+                    client = await open_client(
+                        self.config,
+                        stack,
+                        stderr=self._stderr,
+                        client_info=self._client_info,
+                        logging_callback=self._on_log,
+                        log_level=self._log_level,
+                    )
                     listed = await self._list_tools(client)
-                    if not started:  # a run's tools stay those it started with
+                    if first:  # a run's tools stay those it started with
                         self.tools = await self._prepare(listed)
                     self.protocol_version = client.protocol_version
                     scope.deadline = math.inf
+                    self._attempt = None
+                    if self._lifecycle.state is State.CLOSED:
+                        if first:
+                            raise ConnectFailed("the connection was closed while it connected")
+                        return
                     self._client = client
                     self.failure = None
                     ready = True
-                    if not started:
+                    self._lifecycle.move(State.READY)
+                    if task_status is not None:
                         task_status.started()
                     else:
                         logger.info("MCP server %r reconnected", self.name)
-                    self._attempt_done.set()
-                    self._wake = anyio.Event()
-                    if not self._closing.is_set():
-                        await self._wake.wait()  # closed, or broken by a call
+                    await self._lifecycle.wait_while(State.READY)  # closed, or broken by a call
+        except ConnectFailed:
+            raise
         except Exception as exc:
-            tail = await self._read_stderr_tail()
+            tail = await self._stderr.tail()
             if not ready:
-                raise _ConnectFailed(describe_failure(self.config, exc, tail)) from exc
+                raise ConnectFailed(describe_failure(self.config, exc, tail)) from exc
             # The session broke after it was ready: record it; calls report it to the model.
             self.failure = describe_failure(self.config, exc, tail)
             logger.warning("MCP server %r failed: %s", self.name, self.failure)
         finally:
+            self._attempt = None
             self._client = None
             self._report_dropped_logs()
-            if self._stderr is not None:
-                await self._read_stderr_tail()  # keep the tail for messages after the file is gone
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._stderr.close)
-                self._stderr = None
+            await self._stderr.aclose()
         if not ready and scope.cancelled_caught:
-            raise _ConnectFailed(
-                shown_failure(
-                    self.config,
-                    f"did not finish connecting within connect_timeout={self.config.connect_timeout:g}s; "
-                    "check that the server is up and answers MCP, or raise `connect_timeout`"
-                    + _tail_note(self._stderr_tail_cached),
-                )
-            )
+            if self._lifecycle.state is State.CLOSED:  # `close` cancelled the attempt
+                if first:
+                    raise ConnectFailed("the connection was closed while it connected")
+                return
+            raise connect_timeout(self.config, await self._stderr.tail())
 
     def close(self) -> None:
-        """Ask `run` to tear the session down."""
-        self._closing.set()
-        self._wake.set()
+        """End the connection: `run` tears the session down (a connect in flight is cancelled)."""
+        if self._lifecycle.state is State.CLOSED:
+            return
+        self._lifecycle.move(State.CLOSED)
+        if self._attempt is not None:
+            self._attempt.cancel()
 
-    def _broken(self, reason: str) -> None:
-        """The session died during a call: end it, so the next call may reconnect."""
+    def _break(self, reason: str) -> None:
+        """The session died (a call saw it, or it ended by itself): the next call may reconnect."""
         self.failure = reason  # the session is gone: no pool may lend it again
-        self._wake.set()
+        if self._lifecycle.state is State.READY:
+            self._lifecycle.move(self._broken_state())
+
+    def _broken_state(self) -> State:
+        return State.BROKEN if self._reconnects_left > 0 else State.FAILED
 
     def renew(self) -> None:
         """Give back the reconnect budget (a pooled session starting a new run)."""
         self._reconnects_left = self.config.reconnect
 
     async def _reconnected(self) -> None:
-        """Ask `run` to reconnect a broken session, and wait (up to ``connect_timeout``) for it."""
-        if self._closing.is_set() or self._reconnects_left <= 0:
-            return
-        if not self._reconnect_wanted:  # no attempt in flight: ask for one
-            self._reconnect_wanted = True
-            self._attempt_done = anyio.Event()
-            self._wake.set()
-        done = self._attempt_done
+        """Ask `run` to reconnect a broken session (once for all callers), and wait for the outcome."""
+        lifecycle = self._lifecycle
+        if lifecycle.state is State.BROKEN:  # no attempt in flight: ask for one
+            lifecycle.move(State.RECONNECTING)
         with anyio.move_on_after(self.config.connect_timeout + 5):  # + the broken session's teardown
-            await done.wait()
-
-    @property
-    def alive(self) -> bool:
-        """Whether the session is open and has not failed."""
-        return self._client is not None and self.failure is None and not self._closing.is_set()
+            await lifecycle.wait_while(State.RECONNECTING)
 
     async def probe(self) -> bool:
         """Whether the server still answers (a ``tools/list``: ``ping`` is gone from the 2026 protocol).
@@ -278,14 +298,11 @@ class ServerConnection:
             ToolTimeoutError: No answer within ``call_timeout``; the request was cancelled.
             ToolCallError: The server is gone or answered with a protocol error.
         """
-        if self.failure is not None:  # the session broke (it may still be tearing down)
+        if self._lifecycle.state in (State.BROKEN, State.RECONNECTING):
             await self._reconnected()
-        client = self._client if self.failure is None else None
+        client = self._client if self._lifecycle.state is State.READY else None
         if client is None:
-            reason = f": {self.failure}" if self.failure else ""
-            raise ToolCallError(
-                f"MCP server {self.name!r} is not connected{reason}", server=self.name, tool=name
-            )
+            raise not_connected(self.config, name, self.failure)
         timeout = self.config.call_timeout
         reset = CALL_HEADERS.set(headers) if headers else None
         record, recording = call_record()
@@ -299,112 +316,17 @@ class ServerConnection:
                     progress_callback=progress_callback,
                     meta=types.RequestParamsMeta(**meta) if meta else None,
                 )
-        except TimeoutError:  # a bounded write inside the SDK's transport
-            raise self._timeout(name) from None
-        except MCPError as exc:
-            if exc.code == types.REQUEST_TIMEOUT:
-                raise self._timeout(name) from exc
-            limit = record.oversized
-            if limit is None and _SSE_EVENT_TOO_LARGE.search(exc.message):
-                limit = getattr(self.config, "max_response_bytes", None)
-            if limit is not None:
-                # Only this answer was dropped: the session goes on serving the next calls.
-                raise ToolCallError(
-                    f"MCP server {self.name!r} answered tool {name!r} with more than "
-                    f"max_response_bytes={limit:,} bytes; the answer was dropped unread. Ask for less at a "
-                    "time (a narrower query, a page), or ask the deployment to raise `max_response_bytes`",
-                    server=self.name,
-                    tool=name,
-                    code=exc.code,
-                ) from exc
-            if exc.code == types.CONNECTION_CLOSED:
-                message = f"MCP server {self.name!r} closed the connection during tool {name!r}"
-                self._broken(message)
-            else:
-                message = (
-                    f"MCP server {self.name!r} answered tool {name!r} with error {exc.code}: {exc.message}"
-                )
-            raise ToolCallError(message, server=self.name, tool=name, code=exc.code, data=exc.data) from exc
-        except (ValidationError, RuntimeError) as exc:
-            # The server answered, with a result the SDK refuses; the session itself is fine.
-            raise ToolCallError(
-                f"MCP server {self.name!r} answered tool {name!r} with an invalid result: "
-                f"{describe_invalid_result(exc)}",
-                server=self.name,
-                tool=name,
-            ) from exc
-        except Exception as exc:  # boundary: any transport failure becomes a readable tool error
-            detail = describe_failure(self.config, exc, await self._read_stderr_tail())
-            self._broken(detail)
-            raise ToolCallError(
-                f"MCP server {self.name!r} failed during tool {name!r}: {detail}", server=self.name, tool=name
-            ) from exc
+        except Exception as exc:  # boundary: every failure becomes a readable tool error
+            tail = await self._stderr.tail() if ends_session(exc) else ""
+            failure = call_failure(self.config, name, exc, oversized=record.oversized, stderr_tail=tail)
+            if failure.broken is not None and self._client in (client, None):  # not a newer session
+                self._break(failure.broken)
+            raise failure.error from (None if isinstance(exc, TimeoutError) else exc)
         finally:
             end_call_record(recording)
             if reset is not None:
                 CALL_HEADERS.reset(reset)
-        raise self._timeout(name)  # only the deadline ends the scope without an answer
-
-    def _timeout(self, tool: str) -> ToolTimeoutError:
-        return ToolTimeoutError(
-            f"MCP server {self.name!r} did not answer tool {tool!r} within "
-            f"call_timeout={self.config.call_timeout:g}s; the call was cancelled",
-            server=self.name,
-            tool=tool,
-        )
-
-    async def _open(self, stack: AsyncExitStack) -> Client:
-        config = self.config
-        mode = config.protocol
-        transport: Any
-        match config:
-            case StdioServer():
-                # File work off the event loop: the Agent Server refuses blocking calls on it.
-                self._stderr = await anyio.to_thread.run_sync(
-                    functools.partial(tempfile.TemporaryFile, "w+", encoding="utf-8", errors="replace")
-                )
-                params = StdioServerParameters(
-                    command=config.command,
-                    args=list(config.args),
-                    env=dict(config.env) if config.env else None,
-                    cwd=config.cwd,
-                )
-                transport = stdio_client(params, errlog=self._stderr)  # pyright: ignore[reportArgumentType]
-            case HttpServer():
-                client = await stack.enter_async_context(http_client(config))
-                transport = streamable_http_client(
-                    config.url, http_client=client, max_sse_event_size=config.max_response_bytes
-                )
-            case SseServer():
-                cfg = config
-
-                def factory(
-                    headers: dict[str, str] | None = None,
-                    timeout: httpx2.Timeout | None = None,
-                    auth: httpx2.Auth | None = None,
-                ) -> httpx2.AsyncClient:
-                    # The SDK caps no event of the legacy stream: the client counts them.
-                    return http_client(cfg, events_counted=True, timeout=timeout, auth=auth)
-
-                transport = sse_client(
-                    config.url,
-                    timeout=config.http_timeout,
-                    sse_read_timeout=config.sse_read_timeout,
-                    httpx_client_factory=factory,
-                    auth=config.auth,
-                )
-                mode = "legacy"
-            case MemoryServer():
-                transport = config.server
-        client = Client(
-            transport,
-            mode=mode,
-            client_info=self._client_info,
-            logging_callback=self._on_log,
-            log_level=self._log_level,
-            read_timeout_seconds=config.connect_timeout,
-        )
-        return await stack.enter_async_context(client)
+        raise call_timeout(self.config, name)  # only the deadline ends the scope without an answer
 
     async def _list_tools(self, client: Client) -> list[types.Tool]:
         tools: list[types.Tool] = []
@@ -416,10 +338,7 @@ class ServerConnection:
             tools.extend(page.tools)
             # Counted before filtering: listing and holding the tools is what costs the process.
             if len(tools) > limit:
-                raise _ConnectFailed(
-                    f"offers more than max_tools={limit} tools; ask its operator to offer fewer, "
-                    "or raise `max_tools` (and narrow the tools with `include_tools`)"
-                )
+                raise too_many_tools(limit)
             cursor = page.next_cursor
             if cursor is None:
                 break
@@ -505,34 +424,6 @@ class ServerConnection:
                 LOG_PER_SECOND,
             )
 
-    _stderr_tail_cached: str = ""
-
-    async def _read_stderr_tail(self) -> str:
-        if self._stderr is None:
-            return self._stderr_tail_cached
-        tail = self._stderr_tail_cached
-        with anyio.CancelScope(shield=True):
-            tail = await anyio.to_thread.run_sync(self._stderr_tail)
-        return tail
-
-    def _stderr_tail(self) -> str:
-        stderr = self._stderr
-        if stderr is None or stderr.closed:
-            return self._stderr_tail_cached
-        try:
-            stderr.flush()
-            size = stderr.seek(0, io.SEEK_END)
-            stderr.seek(max(0, size - _STDERR_TAIL_CHARS * 4))
-            text = stderr.read()[-_STDERR_TAIL_CHARS:]
-        except (OSError, ValueError):
-            return self._stderr_tail_cached
-        self._stderr_tail_cached = text.strip()
-        return self._stderr_tail_cached
-
-
-class _ConnectFailed(MCPBridgeError):
-    """A server could not be connected; the message is the readable reason."""
-
 
 def _log_text(data: Any, limit: int = LOG_TEXT_CHARS) -> str:
     """A server's log data as one line: cut to ``limit`` characters, URLs redacted, controls escaped."""
@@ -553,90 +444,3 @@ def _log_text(data: Any, limit: int = LOG_TEXT_CHARS) -> str:
 
 def _escape(match: re.Match[str]) -> str:
     return match.group().encode("unicode_escape").decode("ascii")
-
-
-def _tail_note(tail: str) -> str:
-    return f"; its stderr ends with:\n{tail}" if tail else ""
-
-
-def shown_failure(config: ServerConfig, detail: str) -> str:
-    """What a run shows of a failure: ``detail``, or for a server with a URL policy one fixed text.
-
-    A user-registered server's failures differ by what the address is (a closed port, a silent
-    one, another service): users get `_UNREACHABLE`, the deployment's log gets ``detail``.
-    """
-    if getattr(config, "url_policy", None) is None:
-        return detail
-    logger.warning("MCP server %r (user-registered) failed: %s", config.name, detail)
-    return _UNREACHABLE
-
-
-def describe_failure(config: ServerConfig, exc: BaseException, stderr_tail: str = "") -> str:
-    """A readable reason for a connection or transport failure, with what to do about it.
-
-    For a server with a URL policy, the fixed text of `shown_failure` (the reason is logged).
-    A group of several errors is described as several: each one's reason, numbered.
-    """
-    exc = _leaf(exc)
-    if isinstance(exc, _ConnectFailed):
-        return str(exc)
-    return shown_failure(config, _detail(config, exc, stderr_tail))
-
-
-def _detail(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str:
-    exc = _leaf(exc)
-    if isinstance(exc, _ConnectFailed):
-        return str(exc)
-    if isinstance(exc, BaseExceptionGroup):
-        group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
-        reasons = [_detail(config, member, "") for member in group.exceptions]
-        listed = "; ".join(f"({n}) {reason}" for n, reason in enumerate(reasons, 1))
-        return f"{len(reasons)} failures: {listed}{_tail_note(stderr_tail)}"
-    return _describe(config, exc, stderr_tail)
-
-
-def _describe(config: ServerConfig, exc: BaseException, stderr_tail: str) -> str:
-    match config:
-        case StdioServer():
-            where = config.command
-        case MemoryServer():
-            where = "in-process server"
-        case _:
-            where = safe_url(config.url)
-    tail = _tail_note(stderr_tail)
-    match exc:
-        case FileNotFoundError() if isinstance(config, StdioServer):
-            return f"command {config.command!r} was not found; install it or give its full path in `command`"
-        case PermissionError() if isinstance(config, StdioServer):
-            return f"command {config.command!r} is not executable; check its permissions"
-        case httpx2.ConnectError() | httpx2.ConnectTimeout():
-            return (
-                f"cannot reach {where} ({exc or type(exc).__name__}); check that the server runs and the URL"
-            )
-        case httpx2.HTTPStatusError():
-            status = exc.response.status_code
-            hint = {
-                401: "check the credentials (`bearer_token`, `headers` or `auth`)",
-                403: "the credentials are not allowed to use this server",
-                404: "check the URL path (streamable HTTP servers usually serve /mcp)",
-            }.get(status, "check the server's logs")
-            return f"{where} answered HTTP {status}; {hint}"
-        case MCPError() if exc.code == types.CONNECTION_CLOSED:
-            return f"{where} closed the connection{tail or '; check the server logs'}"
-        case MCPError():
-            return f"{where} answered with MCP error {exc.code}: {exc.message}"
-        case TimeoutError():
-            return f"{where} did not answer in time{tail}"
-        case _:
-            text = str(exc) or type(exc).__name__
-            return f"{where}: {type(exc).__name__}: {text}{tail}"
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The one error inside nested groups of one; a group of several is returned as it is."""
-    while isinstance(exc, BaseExceptionGroup):
-        group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
-        if len(group.exceptions) != 1:
-            return group
-        exc = group.exceptions[0]
-    return exc

@@ -11,6 +11,7 @@ error or cancellation alike.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -19,7 +20,9 @@ from typing import Final, Self
 import anyio
 import mcp_types as types
 
-from mcpbridge._connection import ServerConnection, describe_failure
+from mcpbridge._access import ToolFilter
+from mcpbridge._connection import ServerConnection
+from mcpbridge._failures import describe_failure
 from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe_name
 from mcpbridge._version import package_version
 from mcpbridge.config import ServerConfig, check_servers
@@ -27,7 +30,6 @@ from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNa
 from mcpbridge.identity import IdentityMeta
 from mcpbridge.pool import SessionPool
 from mcpbridge.tools import MCPTool
-from mcpbridge.users import ToolFilter
 
 __all__ = ["Bridge"]
 
@@ -53,9 +55,10 @@ class Bridge:
         pool: Borrow sessions from this pool, and give them back on exit, instead of
             opening and closing them.
         user: Whose sessions these are: a pool lends a session only to runs of its user.
-        registered: Servers a user registered (see `RegisteredServers`): their tools never
-            take or change another server's tool name; a clashing one gets its server's
-            name as prefix, or is dropped with a warning when that clashes too.
+        guests: Names of the servers a user registered (see `RegisteredServers`): their
+            tools never take or change another server's tool name; a clashing one gets its
+            server's name as prefix, or is dropped with a warning when that clashes too.
+        registered: Deprecated name of ``guests``.
 
     Raises:
         ConnectError: On entry, when a required server cannot be connected.
@@ -85,15 +88,25 @@ class Bridge:
         tool_filter: ToolFilter | None = None,
         pool: SessionPool | None = None,
         user: str | None = None,
-        registered: Iterable[str] = (),
+        guests: Iterable[str] = (),
+        registered: Iterable[str] | None = None,
     ) -> None:
+        if registered is not None:
+            if guests:
+                raise UsageError("give `guests` only; `registered` is its deprecated name")
+            warnings.warn(
+                "Bridge(registered=...) is deprecated; use Bridge(guests=...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            guests = registered
         self.servers: tuple[ServerConfig, ...] = tuple(servers)
         check_servers(self.servers)
         self.refused: tuple[ServerFailure, ...] = tuple(refused)
         self.tool_filter = tool_filter
         self.pool = pool
         self.user = user
-        self.registered = frozenset(registered)
+        self.guests = frozenset(guests)
         self.identity = identity or IdentityMeta()
         self.on_name_conflict: ConflictPolicy = on_name_conflict
         self.server_log_level: types.LoggingLevel | None = server_log_level
@@ -221,8 +234,8 @@ class Bridge:
         """Name and filter the tools the connections prepared, and wrap them for LangChain."""
         usable = [(c, listed) for c in self._connections.values() for listed in c.tools]
         # The deployment's tools are named first; tools of user-registered servers yield to them.
-        own = [u for u in usable if u[0].name not in self.registered]
-        guests = [u for u in usable if u[0].name in self.registered]
+        own = [u for u in usable if u[0].name not in self.guests]
+        guests = [u for u in usable if u[0].name in self.guests]
         named = assign_names(
             [(c.name, t.tool.name, c.config.prefix) for c, t in own], on_conflict=self.on_name_conflict
         )
@@ -263,7 +276,7 @@ class Bridge:
                     metadata={"mcp_server": connection.name, "mcp_tool": listed.tool.name},
                     caller=connection,
                     identity=self.identity,
-                    registered=connection.name in self.registered,
+                    registered=connection.name in self.guests,
                     validator=listed.validator,
                 )
             )

@@ -1,15 +1,13 @@
 """Server configuration: what to connect to and how.
 
 Pydantic models validate configuration at the edge, so a bad entry fails at load
-time with an error that names the server, the field and the fix. The `mcpServers`
-JSON that Claude Desktop, Cursor and VS Code keep loads as is.
+time with an error that names the server, the field and the fix. The ``mcpServers``
+JSON dialect of Claude Desktop, Cursor and VS Code is read by `mcpbridge._mcpjson`.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from mcpbridge._deprecation import moved
 from mcpbridge._uservalues import refused_env, refused_header
 from mcpbridge.errors import ConfigError
 from mcpbridge.urlpolicy import UrlPolicy
@@ -39,8 +38,6 @@ __all__ = [
     "ServerConfig",
     "SseServer",
     "StdioServer",
-    "load_servers",
-    "parse_servers",
 ]
 
 LogLevel: TypeAlias = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
@@ -58,8 +55,16 @@ def safe_url(url: str) -> str:
     return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
 
 
-class _ServerBase(BaseModel):
-    """Options every server shares."""
+class ServerConfig(BaseModel):
+    """An MCP server configuration: the options every kind shares.
+
+    The kinds are `StdioServer`, `HttpServer`, `SseServer` and `MemoryServer`.
+
+    Example:
+        ```python
+        assert isinstance(StdioServer(name="files", command="mcp-files"), ServerConfig)
+        ```
+    """
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, arbitrary_types_allowed=True, hide_input_in_errors=True
@@ -112,7 +117,7 @@ class _ServerBase(BaseModel):
         return value
 
 
-class StdioServer(_ServerBase):
+class StdioServer(ServerConfig):
     """An MCP server started as a subprocess and spoken to over its stdin and stdout.
 
     Example:
@@ -147,7 +152,7 @@ class StdioServer(_ServerBase):
         return value
 
 
-class _HttpBase(_ServerBase):
+class _HttpBase(ServerConfig):
     url: str
     headers: Mapping[str, str] = Field(default_factory=dict[str, str], repr=False)
     bearer_token: SecretStr | None = None
@@ -248,7 +253,7 @@ class SseServer(_HttpBase):
     sse_read_timeout: float = Field(default=300.0, gt=0)
 
 
-class MemoryServer(_ServerBase):
+class MemoryServer(ServerConfig):
     """An in-process MCP server (an ``mcp`` ``MCPServer`` or low-level ``Server``), for tests and embedding.
 
     Example:
@@ -262,148 +267,12 @@ class MemoryServer(_ServerBase):
     """The server object; it runs in this process, in the bridge's task group."""
 
 
-ServerConfig: TypeAlias = Annotated[
+AnyServer: TypeAlias = Annotated[
     StdioServer | HttpServer | SseServer | MemoryServer, Field(discriminator="transport")
 ]
-"""Any server configuration."""
+"""Any server configuration, parsed by its ``transport``."""
 
-_ADAPTER: TypeAdapter[StdioServer | HttpServer | SseServer | MemoryServer] = TypeAdapter(ServerConfig)
-
-# Keys other MCP clients write into their entries that mean nothing to a bridge.
-_FOREIGN_KEYS = frozenset(
-    {
-        "autoApprove",
-        "alwaysAllow",
-        "description",
-        "disabledTools",
-        "envFile",
-        "icon",
-        "timeout",
-        "transportType",
-    }
-)
-_TYPE_ALIASES = {
-    "stdio": "stdio",
-    "http": "http",
-    "streamable-http": "http",
-    "streamable_http": "http",
-    "streamableHttp": "http",
-    "sse": "sse",
-}
-_CAMEL = {
-    "connectTimeout": "connect_timeout",
-    "callTimeout": "call_timeout",
-    "maxResultChars": "max_result_chars",
-    "maxDescriptionChars": "max_description_chars",
-    "includeTools": "include_tools",
-    "excludeTools": "exclude_tools",
-    "bearerToken": "bearer_token",
-    "httpTimeout": "http_timeout",
-    "sseReadTimeout": "sse_read_timeout",
-    "maxTools": "max_tools",
-    "maxProgressPerSecond": "max_progress_per_second",
-    "maxLogLevel": "max_log_level",
-    "maxResponseBytes": "max_response_bytes",
-    "userHeaders": "user_headers",
-    "userEnv": "user_env",
-}
-_ENV_RE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def load_servers(
-    source: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
-) -> list[ServerConfig]:
-    """Load servers from an ``mcpServers`` JSON file (Claude Desktop, Cursor, VS Code format).
-
-    Args:
-        source: Path to the JSON file.
-        environ: Variables for ``${VAR}`` expansion; defaults to ``os.environ``.
-
-    Returns:
-        The validated server configurations, in file order.
-
-    Raises:
-        ConfigError: The file is missing, not JSON, or an entry is invalid.
-    """
-    path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read MCP server config {str(path)!r}: {exc.strerror}; check the path"
-        ) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{str(path)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "fix the syntax"
-        ) from None
-    return parse_servers(data, environ=environ)
-
-
-def parse_servers(data: Any, *, environ: Mapping[str, str] | None = None) -> list[ServerConfig]:
-    """Validate servers given as ``mcpServers`` JSON data.
-
-    Accepts ``{"mcpServers": {...}}`` (Claude Desktop, Cursor), ``{"servers": {...}}`` (VS Code),
-    or the bare ``{name: entry}`` mapping. Each entry is ``command``/``args``/``env``/``cwd`` for
-    stdio, or ``url``/``headers`` with an optional ``type`` (``http``, ``streamable-http``, ``sse``),
-    plus any option of `StdioServer` / `HttpServer` (snake or camel case). ``${VAR}``,
-    ``${env:VAR}`` and ``${VAR:-default}`` are expanded in every string. Entries with
-    ``"disabled": true`` are skipped.
-
-    Args:
-        data: The decoded JSON.
-        environ: Variables for ``${VAR}`` expansion; defaults to ``os.environ``.
-
-    Returns:
-        The validated server configurations, in order.
-
-    Raises:
-        ConfigError: An entry is invalid; the message names the server, the field and the fix.
-    """
-    env = os.environ if environ is None else environ
-    if not isinstance(data, Mapping):
-        raise ConfigError('MCP server config must be a JSON object such as {"mcpServers": {"name": {...}}}')
-    document: Mapping[str, Any] = data  # pyright: ignore[reportUnknownVariableType]
-    mapping: Any = next((document[k] for k in ("mcpServers", "servers") if k in document), document)
-    if not isinstance(mapping, Mapping):
-        raise ConfigError(
-            '"mcpServers" must map server names to entries, such as {"files": {"command": "..."}}'
-        )
-    servers: list[ServerConfig] = []
-    for name, entry in mapping.items():  # pyright: ignore[reportUnknownVariableType]
-        name = str(name)  # pyright: ignore[reportUnknownArgumentType]
-        if not isinstance(entry, Mapping):
-            raise ConfigError(
-                f"MCP server {name!r}: entry must be an object with `command` or `url`", server=name
-            )
-        fields: dict[str, Any] = {str(k): v for k, v in entry.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-        if fields.pop("disabled", False) is True:
-            continue
-        fields = {_CAMEL.get(k, k): _expand(v, env, server=name, field=k) for k, v in fields.items()}
-        for key in _FOREIGN_KEYS & fields.keys():
-            del fields[key]
-        kind = fields.pop("type", None)
-        if kind is None:
-            transport = "stdio" if "command" in fields else "http" if "url" in fields else None
-            if transport is None:
-                raise ConfigError(
-                    f"MCP server {name!r}: no `command` (stdio) or `url` (HTTP); add one of them",
-                    server=name,
-                )
-        elif kind in _TYPE_ALIASES:
-            transport = _TYPE_ALIASES[kind]
-        else:
-            raise ConfigError(
-                f"MCP server {name!r}, field 'type': unknown transport {kind!r}; "
-                "use 'stdio', 'http' (streamable HTTP) or 'sse'",
-                server=name,
-                field="type",
-            )
-        servers.append(validate_server({**fields, "name": name, "transport": transport}))
-    _check_unique(servers)
-    return servers
+_ADAPTER: TypeAdapter[StdioServer | HttpServer | SseServer | MemoryServer] = TypeAdapter(AnyServer)
 
 
 def validate_server(fields: Mapping[str, Any]) -> ServerConfig:
@@ -432,36 +301,19 @@ def _check_unique(servers: Sequence[ServerConfig]) -> None:
 
 
 def check_servers(servers: Sequence[ServerConfig]) -> None:
-    """Check a list of servers for duplicate names.
+    """Check a list of servers: each of a known kind, no two of one name.
 
     Raises:
-        ConfigError: Two servers share a name.
+        ConfigError: A server is of no known kind, or two servers share a name.
     """
-    _check_unique(servers)
-
-
-def _expand(value: Any, env: Mapping[str, str], *, server: str, field: str) -> Any:
-    if isinstance(value, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            var, default = match.group(1), match.group(2)
-            if var in env:
-                return env[var]
-            if default is not None:
-                return default
+    for server in servers:
+        if not isinstance(server, StdioServer | HttpServer | SseServer | MemoryServer):
             raise ConfigError(
-                f"MCP server {server!r}, field {field!r}: environment variable {var} is not set; "
-                f"set it, or write ${{{var}:-default}} to give a default",
-                server=server,
-                field=field,
+                f"MCP server {server.name!r} is a {type(server).__name__}; give a StdioServer, "
+                "HttpServer, SseServer or MemoryServer",
+                server=server.name,
             )
-
-        return _ENV_RE.sub(substitute, value)
-    if isinstance(value, Mapping):
-        return {str(k): _expand(v, env, server=server, field=field) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-    if isinstance(value, list):
-        return [_expand(v, env, server=server, field=field) for v in value]  # pyright: ignore[reportUnknownVariableType]
-    return value
+    _check_unique(servers)
 
 
 _FIXES = {
@@ -510,3 +362,7 @@ def _describe(error: ErrorDetails, location: str, model: type[BaseModel]) -> str
         return "unknown transport; use 'stdio', 'http' or 'sse'"
     fix = _FIXES.get(kind)
     return f"{message}; {fix}" if fix else message
+
+
+# Names that moved; they keep working, with a warning, for one release.
+__getattr__ = moved("mcpbridge.config", dict.fromkeys(("load_servers", "parse_servers"), "mcpbridge"))

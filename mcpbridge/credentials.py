@@ -23,10 +23,11 @@ from typing import Any, Literal, TypeAlias
 
 import httpx2
 
+from mcpbridge._access import UserContext
+from mcpbridge._templating import TEMPLATE
 from mcpbridge._uservalues import bad_value, refused_env, refused_header
 from mcpbridge.config import HttpServer, ServerConfig, SseServer, StdioServer
 from mcpbridge.errors import ServerRefusedError
-from mcpbridge.users import TEMPLATE, UserContext
 
 __all__ = [
     "CredentialProvider",

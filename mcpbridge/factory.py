@@ -31,13 +31,13 @@ from mcpbridge._names import ConflictPolicy
 from mcpbridge.bridge import Bridge
 from mcpbridge.config import ServerConfig
 from mcpbridge.errors import ServerFailure
+from mcpbridge.events import SKIPPED_EVENT
 from mcpbridge.identity import IdentityMeta
 from mcpbridge.pool import SessionPool
 from mcpbridge.scoping import Selection
 from mcpbridge.topology import Topology, check_topology, topology
 
 __all__ = [
-    "SKIPPED_EVENT",
     "BridgeMiddleware",
     "GraphFactory",
     "ServersSource",
@@ -46,9 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mcpbridge")
-
-SKIPPED_EVENT = "mcp_servers_skipped"
-"""The ``type`` of the ``custom`` stream event that lists optional servers a run goes without."""
 
 AnyGraph: TypeAlias = Pregel[Any, Any, Any, Any]
 GraphFactory: TypeAlias = Callable[[ServerRuntime[Any]], AbstractAsyncContextManager[AnyGraph]]
@@ -296,7 +293,7 @@ class _Factory:
                 refused=selection.refused,
                 tool_filter=selection.tool_filter,
                 pool=self._pool,
-                registered=selection.registered,
+                guests=selection.registered,
                 user=runtime.user.identity if runtime.user is not None else None,
             )
             async with bridge:

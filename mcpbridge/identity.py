@@ -11,9 +11,9 @@ under namespaced keys, by default::
     dev.mcpbridge/graph_id       the graph
 
 Model-supplied arguments never reach ``_meta``: identity comes from the runtime only.
-With a `mcpbridge.signing.IdentitySigner`, each call also carries a signed token
-(``dev.mcpbridge/identity_token``, and the ``Mcpbridge-Identity`` header over HTTP)
-that the server can verify.
+With a `Signer` (such as `mcpbridge.IdentitySigner`), each call also carries a signed
+token (``dev.mcpbridge/identity_token``, and the ``Mcpbridge-Identity`` header over HTTP)
+that the server can verify (`mcpbridge.server.IdentityVerifier`).
 """
 
 from __future__ import annotations
@@ -21,16 +21,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
 
 from mcpbridge.errors import ConfigError
 
-if TYPE_CHECKING:
-    from mcpbridge.signing import IdentitySigner
-
-__all__ = ["DEFAULT_META_PREFIX", "TOKEN_FIELD", "IdentityMeta", "RunIdentity", "identity_from_runtime"]
+__all__ = ["IdentityMeta", "RunIdentity", "Signer", "identity_from_runtime"]
 
 DEFAULT_META_PREFIX = "dev.mcpbridge/"
 TOKEN_FIELD = "identity_token"
@@ -64,6 +61,25 @@ class RunIdentity:
 _FIELDS = tuple(f.name for f in fields(RunIdentity))
 
 
+class Signer(Protocol):
+    """Signs a call's identity for the server it goes to (`mcpbridge.IdentitySigner` is one).
+
+    Example:
+        ```python
+        IdentityMeta(signer=IdentitySigner(os.environ["MCP_IDENTITY_SECRET"]))
+        ```
+    """
+
+    @property
+    def header(self) -> str | None:
+        """The HTTP header that also carries the token on HTTP transports; ``None``: ``_meta`` only."""
+        ...
+
+    def sign(self, identity: RunIdentity, *, server: str, registered: bool = False) -> str:
+        """A token asserting ``identity`` to ``server`` (``registered``: a server a user registered)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class IdentityMeta:
     """How the run's identity is written into ``_meta``.
@@ -84,7 +100,7 @@ class IdentityMeta:
     prefix: str = DEFAULT_META_PREFIX
     include: tuple[str, ...] = _FIELDS
     enabled: bool = True
-    signer: IdentitySigner | None = None
+    signer: Signer | None = None
 
     def __post_init__(self) -> None:
         if not _PREFIX.match(self.prefix):

@@ -6,10 +6,22 @@ same user on the same server. A session is lent to one run at a time and never
 to another user's run; a session idle past ``idle_timeout``, broken, or beyond
 ``max_size`` is closed with its server process.
 
-The pool's sessions live in one task the pool owns. Enter the pool
-(``async with pool``) to tie that task to your own scope; a pool used without
-being entered (the usual case in ``langgraph.json`` factories) starts it on the
-running asyncio loop at first use, and ``aclose()`` stops it.
+Sessions belong to an event loop, so a pool keeps one task group per event loop
+it is used on, and every session of that loop lives in it:
+
+- Entered (``async with pool``), the task group is the ``async with`` block's:
+  leaving the block closes every session. A pool is entered at most once, before
+  its first use on that loop; entering it again (or concurrently) raises `UsageError`.
+- Not entered (the usual case in ``langgraph.json`` factories, asyncio only), the
+  pool starts its task group at first use on a loop, in a task of that loop that
+  the pool owns. ``await pool.aclose()`` closes it; so does the loop's shutdown
+  (``asyncio.run`` and the Agent Server cancel the tasks left when they stop, and
+  the pool's task closes its sessions as it ends). A loop closed without its tasks
+  being cancelled would leave the task pending: call ``aclose()`` before.
+
+Sessions are never shared between loops: a pool used on two loops keeps two sets.
+``aclose()`` closes the sessions of its own loop before it returns, and asks the
+other loops to close theirs.
 """
 
 from __future__ import annotations
@@ -26,9 +38,10 @@ from typing import Any, Self
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import mcp_types as types
 import sniffio
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from mcpbridge._connection import ServerConnection
 from mcpbridge.config import ServerConfig
@@ -68,8 +81,98 @@ class _Open:
     reply: MemoryObjectSendStream[ServerConnection | BaseException]
 
 
+class _Sessions:
+    """A pool's sessions on one event loop, and the task group they live in (`run`)."""
+
+    def __init__(self, loop: object, asyncio_loop: Any) -> None:
+        self.loop = loop
+        self.asyncio_loop = asyncio_loop  # to ask for `stop` from another thread (asyncio only)
+        self.idle: dict[Hashable, list[_Pooled]] = {}
+        self.lent: dict[ServerConnection, Hashable] = {}
+        self.stopping = False
+        self.started = anyio.Event()
+        self.stopped = anyio.Event()
+        self.task: Any = None  # the loop's task that owns the task group, when the pool is not entered
+        self.requests, self._receive = anyio.create_memory_object_stream[_Open](math.inf)
+
+    @property
+    def size(self) -> int:
+        return sum(len(v) for v in self.idle.values()) + len(self.lent)
+
+    async def run(
+        self, pool: SessionPool, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Open the sessions asked for, until `stop`; then close them all and wait for their ends."""
+        try:
+            async with anyio.create_task_group() as sessions:
+                reaper = anyio.CancelScope()
+                sessions.start_soon(pool.reap, self, reaper)
+                self.started.set()
+                task_status.started()
+                receive: MemoryObjectReceiveStream[_Open] = self._receive
+                async with receive:
+                    async for request in receive:
+                        sessions.start_soon(self._open, request, sessions)
+                # Stopped: close every session gracefully (their tasks end), stop the reaper.
+                self.close_all()
+                reaper.cancel()
+        finally:
+            self.stopping = True
+            self.close_all()  # cancelled (the loop shuts down): every connection ends closed
+            self.requests.close()
+            self._receive.close()
+            pool.forget(self)
+            if self.task is None:  # else `_own` sets it once its task group has ended too
+                self.stopped.set()
+
+    def stop(self) -> None:
+        """Close every session and take no more requests (on this loop's thread)."""
+        self.stopping = True
+        self.close_all()
+        self.requests.close()
+
+    def stop_from_elsewhere(self) -> None:
+        """Ask this loop to `stop`, from another thread; a loop already closed has nothing left."""
+        if self.asyncio_loop is None:
+            return  # a pool entered outside asyncio is closed when its ``async with`` block ends
+        try:
+            self.asyncio_loop.call_soon_threadsafe(self.stop)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def close_all(self) -> None:
+        for items in self.idle.values():
+            for pooled in items:
+                pooled.connection.close()
+        self.idle.clear()
+        for connection in list(self.lent):
+            connection.close()
+
+    async def _open(self, request: _Open, sessions: anyio.abc.TaskGroup) -> None:
+        async with request.reply:
+            if self.stopping:
+                await request.reply.send(UsageError("the SessionPool is closed"))
+                return
+            connection = ServerConnection(
+                request.config, client_info=request.client_info, log_level=request.log_level
+            )
+            try:
+                await sessions.start(connection.run)
+            except Exception as exc:
+                await request.reply.send(exc)
+                return
+            try:
+                await request.reply.send(connection)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                connection.close()  # the run gave up waiting
+
+
 class SessionPool:
     """Keeps MCP sessions open between runs, keyed by server and user.
+
+    Enter it (``async with``) to tie its sessions to a block, or use it without
+    entering it on asyncio: it then owns one task per event loop, closed by
+    ``aclose()`` or when the loop shuts down (see the module's docstring).
 
     Args:
         idle_timeout: Seconds a session may wait unused before it is closed.
@@ -78,10 +181,13 @@ class SessionPool:
         ping_after: Check an idle session with a ping before lending it when it has been
             idle this many seconds.
 
+    Raises:
+        UsageError: On entering twice, or after its first use on the loop; on use once closed.
+
     Example:
         ```python
-        pool = SessionPool(idle_timeout=300)
-        make_graph = agent_factory(servers, model, pool=pool)
+        async with SessionPool(idle_timeout=300) as pool:
+            make_graph = agent_factory(servers, model, pool=pool)
         ```
     """
 
@@ -93,13 +199,9 @@ class SessionPool:
         self.idle_timeout = idle_timeout
         self.max_size = max_size
         self.ping_after = ping_after
-        self._idle: dict[Hashable, list[_Pooled]] = {}
-        self._lent: dict[ServerConnection, Hashable] = {}
-        self._requests: MemoryObjectSendStream[_Open] | None = None
-        self._started: anyio.Event | None = None
-        self._stopped = anyio.Event()
-        self._stack = AsyncExitStack()
-        self._task: Any = None
+        self._loops: dict[object, _Sessions] = {}
+        self._entered = False
+        self._stack: AsyncExitStack | None = None
         self._closed = False
 
     @property
@@ -109,26 +211,43 @@ class SessionPool:
 
     @property
     def size(self) -> int:
-        """Sessions open in the pool, idle or lent."""
-        return sum(len(v) for v in self._idle.values()) + len(self._lent)
+        """Sessions open in the pool, idle or lent (on every event loop)."""
+        return sum(s.size for s in list(self._loops.values()))
 
     @property
     def idle(self) -> int:
         """Sessions waiting for a run."""
-        return sum(len(v) for v in self._idle.values())
+        return sum(len(v) for s in list(self._loops.values()) for v in s.idle.values())
 
     async def __aenter__(self) -> Self:
         self._check_open()
-        self._stack = AsyncExitStack()
-        group = await self._stack.enter_async_context(anyio.create_task_group())
-        await group.start(self._run)
+        if self._entered:
+            raise UsageError(
+                "the SessionPool is entered already; a pool has one owner: enter it once, "
+                "and share the entered pool between runs"
+            )
+        self._entered = True
+        loop = _current_loop()
+        if loop in self._loops:
+            self._entered = False
+            raise UsageError(
+                "the SessionPool already runs on this event loop, started by a use before `async with`; "
+                "enter the pool before its first use, or do not enter it (then `aclose()` closes it)"
+            )
+        sessions = self._sessions_of(loop)
+        async with AsyncExitStack() as stack:
+            group = await stack.enter_async_context(anyio.create_task_group())
+            await group.start(sessions.run, self)
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-        await self._stack.aclose()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
 
     async def acquire(
         self,
@@ -138,54 +257,116 @@ class SessionPool:
         client_info: types.Implementation,
         log_level: types.LoggingLevel | None,
     ) -> ServerConnection:
-        """A connected session for ``user`` on ``config``: an idle one, or a new one.
+        """A connected session for ``user`` on ``config``: an idle one of this event loop, or a new one.
 
         Raises:
             UsageError: The pool is closed, or it is used outside asyncio without ``async with``.
             Exception: Whatever connecting raised (as `Bridge` reports it).
         """
         self._check_open()
+        sessions = await self._running()
         key = pool_key(config, user)
-        while self._idle.get(key):
-            pooled = self._idle[key].pop()
+        while sessions.idle.get(key):
+            pooled = sessions.idle[key].pop()
             if await self._healthy(pooled):
-                self._lent[pooled.connection] = key
+                sessions.lent[pooled.connection] = key
                 pooled.connection.renew()
                 return pooled.connection
             pooled.connection.close()
-        requests = await self._ensure_runner()
         reply, answer = anyio.create_memory_object_stream[ServerConnection | BaseException](1)
         async with answer:
-            await requests.send(_Open(config, client_info, log_level, reply))
-            result = await answer.receive()
+            try:
+                await sessions.requests.send(_Open(config, client_info, log_level, reply))
+                result = await answer.receive()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+                raise UsageError("the SessionPool is closed") from None
         if isinstance(result, BaseException):
             raise result
-        self._lent[result] = key
+        sessions.lent[result] = key
         return result
 
     def release(self, connection: ServerConnection, *, reuse: bool = True) -> None:
         """Give a session back after its run; broken ones (or ``reuse=False``) are closed."""
-        key = self._lent.pop(connection, None)
-        if key is None:
+        for sessions in list(self._loops.values()):
+            key = sessions.lent.pop(connection, None)
+            if key is not None:
+                break
+        else:
             return
         if not reuse or self._closed or not connection.alive or self.size >= self.max_size:
             connection.close()
             return
-        self._idle.setdefault(key, []).append(_Pooled(connection, key))
+        sessions.idle.setdefault(key, []).append(_Pooled(connection, key))
 
     async def aclose(self) -> None:
-        """Close every session and stop their server processes."""
+        """Close every session and stop their server processes.
+
+        The sessions of the calling event loop are closed when it returns; those of
+        other loops are closed on their loops, soon after.
+        """
         self._closed = True
-        self._close_all()
-        if self._requests is not None:
-            await self._requests.aclose()
-        if self._started is not None:
-            with anyio.CancelScope(shield=True):
-                await self._stopped.wait()
+        loop = _current_loop()
+        waited: list[_Sessions] = []
+        for sessions in list(self._loops.values()):
+            if sessions.loop is loop:
+                sessions.stop()
+                waited.append(sessions)
+            else:
+                sessions.stop_from_elsewhere()
+        with anyio.CancelScope(shield=True):
+            for sessions in waited:
+                await sessions.stopped.wait()
+
+    def forget(self, sessions: _Sessions) -> None:
+        """Drop the sessions of a loop whose task group has ended."""
+        if self._loops.get(sessions.loop) is sessions:
+            del self._loops[sessions.loop]
+
+    async def reap(self, sessions: _Sessions, scope: anyio.CancelScope) -> None:
+        """Close the idle sessions of one loop past ``idle_timeout``, or no longer alive, until cancelled."""
+        period = min(self.idle_timeout / 4, 5.0)
+        with scope:
+            while True:
+                await anyio.sleep(period)
+                now = anyio.current_time()
+                for key, items in list(sessions.idle.items()):
+                    keep = [p for p in items if now - p.idle_since < self.idle_timeout and p.connection.alive]
+                    for pooled in items:
+                        if pooled not in keep:
+                            pooled.connection.close()
+                    if keep:
+                        sessions.idle[key] = keep
+                    else:
+                        del sessions.idle[key]
 
     def _check_open(self) -> None:
         if self._closed:
-            raise UsageError("the SessionPool is closed")
+            raise UsageError("the SessionPool is closed; make a new one")
+
+    def _sessions_of(self, loop: object) -> _Sessions:
+        asyncio_loop: Any = loop if sniffio.current_async_library() == "asyncio" else None
+        sessions = _Sessions(loop, asyncio_loop)
+        self._loops[loop] = sessions
+        return sessions
+
+    async def _running(self) -> _Sessions:
+        """This event loop's sessions, started in a task of the loop at first use when not entered."""
+        loop = _current_loop()
+        sessions = self._loops.get(loop)
+        if sessions is None:
+            if sniffio.current_async_library() != "asyncio":
+                raise UsageError(
+                    "outside asyncio a SessionPool must be entered: `async with SessionPool() as pool:` "
+                    "around the runs that use it"
+                )
+            sessions = self._sessions_of(loop)
+            import asyncio  # the one task anyio cannot start: one owned by the loop itself
+
+            sessions.task = asyncio.get_running_loop().create_task(
+                _own(sessions, self), name="mcpbridge SessionPool"
+            )  # kept: the loop holds tasks weakly
+        await sessions.started.wait()
+        return sessions
 
     async def _healthy(self, pooled: _Pooled) -> bool:
         connection = pooled.connection
@@ -197,80 +378,19 @@ class SessionPool:
             return await connection.probe()
         return False
 
-    async def _ensure_runner(self) -> MemoryObjectSendStream[_Open]:
-        if self._requests is not None:
-            return self._requests
-        if self._started is None:
-            if sniffio.current_async_library() != "asyncio":
-                raise UsageError("enter the SessionPool with `async with` outside asyncio")
-            self._started = anyio.Event()  # set only when a runner will start: `aclose` waits for it
-            import asyncio  # the pool's own task, on the loop that uses it
 
-            task = asyncio.get_running_loop().create_task(self._run_detached())
-            self._task = task  # keep a reference: the loop holds tasks weakly
-        await self._started.wait()
-        assert self._requests is not None
-        return self._requests
-
-    async def _run_detached(self) -> None:
+async def _own(sessions: _Sessions, pool: SessionPool) -> None:
+    """The task a loop runs for a pool that is not entered: it owns the loop's task group."""
+    try:
         async with anyio.create_task_group() as group:
-            await group.start(self._run)
+            await group.start(sessions.run, pool)
+    finally:
+        sessions.stopped.set()
 
-    async def _run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        send, receive = anyio.create_memory_object_stream[_Open](math.inf)
-        self._requests = send
-        if self._started is None:
-            self._started = anyio.Event()
-        try:
-            async with anyio.create_task_group() as sessions:
-                reaper = anyio.CancelScope()
-                sessions.start_soon(self._reap, reaper)
-                self._started.set()
-                task_status.started()
-                async with receive:
-                    async for request in receive:
-                        sessions.start_soon(self._open, request, sessions)
-                # Closed: close every session gracefully (their tasks end), stop the reaper.
-                self._close_all()
-                reaper.cancel()
-        finally:
-            self._stopped.set()
 
-    async def _open(self, request: _Open, sessions: anyio.abc.TaskGroup) -> None:
-        connection = ServerConnection(
-            request.config, client_info=request.client_info, log_level=request.log_level
-        )
-        async with request.reply:
-            try:
-                await sessions.start(connection.run)
-            except Exception as exc:
-                await request.reply.send(exc)
-                return
-            try:
-                await request.reply.send(connection)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                connection.close()  # the run gave up waiting
-
-    async def _reap(self, scope: anyio.CancelScope) -> None:
-        period = min(self.idle_timeout / 4, 5.0)
-        with scope:
-            while True:
-                await anyio.sleep(period)
-                now = anyio.current_time()
-                for key, items in list(self._idle.items()):
-                    keep = [p for p in items if now - p.idle_since < self.idle_timeout and p.connection.alive]
-                    for pooled in items:
-                        if pooled not in keep:
-                            pooled.connection.close()
-                    if keep:
-                        self._idle[key] = keep
-                    else:
-                        del self._idle[key]
-
-    def _close_all(self) -> None:
-        for items in self._idle.values():
-            for pooled in items:
-                pooled.connection.close()
-        self._idle.clear()
-        for connection in list(self._lent):
-            connection.close()
+def _current_loop() -> object:
+    """The running event loop (its native object: the asyncio loop, the trio token)."""
+    try:
+        return anyio.lowlevel.current_token().native_token
+    except anyio.NoEventLoopError as exc:
+        raise UsageError("a SessionPool is used from async code, in a running event loop") from exc

@@ -31,14 +31,26 @@ import anyio
 from langgraph.store.base import BaseStore, Item
 from langgraph_sdk.runtime import ServerRuntime
 
+from mcpbridge._access import Rule, ToolFilter, UserContext, has_any_permission, has_permission, user_in
+from mcpbridge._templating import render_server
 from mcpbridge._uservalues import bad_value, refused_header
 from mcpbridge.config import LogLevel, ServerConfig, validate_server
 from mcpbridge.credentials import CredentialProvider, apply_credentials
 from mcpbridge.errors import ConfigError, ServerFailure, ServerRefusedError
 from mcpbridge.urlpolicy import UrlPolicy
-from mcpbridge.users import Rule, ToolFilter, UserContext, has_permission, render_server
 
-__all__ = ["RegisteredServers", "Scoped", "Selection", "ToolsSource", "UserServers"]
+__all__ = [
+    "RegisteredServers",
+    "Rule",
+    "Scoped",
+    "Selection",
+    "ToolFilter",
+    "UserContext",
+    "UserServers",
+    "has_any_permission",
+    "has_permission",
+    "user_in",
+]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -133,8 +145,7 @@ class RegisteredServers:
             user's server can never raise the deployment's warnings or alerts).
         max_response_bytes: The most bytes of one of its HTTP responses (8 MiB, against 64 MiB
             for the deployment's own servers); a larger answer fails its call.
-
-        These bounds are the deployment's: a user's entry cannot set them.
+            These bounds are the deployment's: a user's entry cannot set them.
 
     Example:
         ```python

@@ -37,14 +37,12 @@ from mcpbridge._compat import resolve_arun_hints, set_injected_args_keys
 from mcpbridge._content import limit_result, to_content_blocks
 from mcpbridge._schema import ArgumentsValidator
 from mcpbridge.errors import MCPBridgeError, UsageError
+from mcpbridge.events import PROGRESS_EVENT
 from mcpbridge.identity import IdentityMeta, identity_from_runtime
 
-__all__ = ["MCPTool", "PROGRESS_EVENT"]
+__all__ = ["MCPTool"]
 
 logger = logging.getLogger("mcpbridge")
-
-PROGRESS_EVENT = "mcp_progress"
-"""The ``type`` of the progress events written to the ``custom`` stream."""
 
 
 class ToolCaller(Protocol):

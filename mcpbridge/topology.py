@@ -18,9 +18,10 @@ from typing import Any, Literal, cast, get_type_hints
 from langgraph.graph.state import StateGraph
 from langgraph.pregel import Pregel
 
+from mcpbridge._deprecation import callable_module
 from mcpbridge.errors import TopologyMismatchError
 
-__all__ = ["Topology", "TopologyMismatchError", "check_topology", "topology"]
+__all__ = ["Topology", "check_topology", "topology"]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -192,3 +193,7 @@ def check_topology(
             raise TopologyMismatchError(differences)
         logger.warning("graph topology differs between access contexts: %s", "; ".join(differences))
     return differences
+
+
+# `from mcpbridge import topology` named the function before this module was public.
+callable_module(__name__, topology)

@@ -13,7 +13,7 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 
-from mcpbridge.signing import IDENTITY_HEADER, IdentityVerifier, VerifiedIdentity, verified_identity
+from mcpbridge.server import IDENTITY_HEADER, IdentityVerifier, VerifiedIdentity, verified_identity
 
 RECORD_ENV = "MCPBRIDGE_RECORD"
 """Path of a JSON-lines file where example servers append one record per tool call."""

@@ -14,9 +14,8 @@ from typing import Any, Protocol, cast
 
 from langchain_core.messages import AIMessage, ToolMessage
 
-from mcpbridge.factory import SKIPPED_EVENT
+from mcpbridge.events import PROGRESS_EVENT, SKIPPED_EVENT
 from mcpbridge.serving.interface import summarize
-from mcpbridge.tools import PROGRESS_EVENT
 
 __all__ = ["ProgressReporter", "ProgressSink", "describe_custom", "describe_update"]
 

@@ -29,7 +29,7 @@ from langgraph_sdk.runtime import ServerRuntime
 from examples.agent import REPO_ROOT
 from examples.servers._common import EVENTS_ENV, RECORD_ENV
 from mcpbridge import HttpServer, ServerConfig, StdioServer, agent_factory
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 
 HTTP_URL_ENV = "FAULTS_HTTP_URL"
 SPAWNS_ENV = "FAULTS_SPAWNS"

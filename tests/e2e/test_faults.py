@@ -38,7 +38,7 @@ from examples.serve_demo import (
     wait_until,
 )
 from examples.servers._common import EVENTS_ENV, RECORD_ENV
-from mcpbridge.factory import SKIPPED_EVENT
+from mcpbridge.events import SKIPPED_EVENT
 from tests.e2e import fault_graphs
 from tests.e2e.agent_server import CONFIG, GRAPH_ID, TOKENS, Records, alive, descendants, message_text
 

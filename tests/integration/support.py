@@ -23,7 +23,8 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from mcpbridge import DEFAULT_META_PREFIX, HttpServer, ServerConfig, StdioServer
+from mcpbridge import HttpServer, ServerConfig, StdioServer
+from mcpbridge.server import DEFAULT_META_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository root: the example servers run as ``python -m examples.servers.<name>`` from here."""

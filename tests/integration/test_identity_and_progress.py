@@ -9,7 +9,8 @@ import anyio
 import pytest
 from langgraph.prebuilt import ToolRuntime
 
-from mcpbridge import PROGRESS_EVENT, Bridge
+from mcpbridge import Bridge
+from mcpbridge.events import PROGRESS_EVENT
 
 from .graphs import call, run_config, run_tool_calls, text_of, thread_of, tool_calls, tool_graph
 from .support import RUN_KEY, THREAD_KEY, USER_KEY, ChildProcesses, ExampleServer

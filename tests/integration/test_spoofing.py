@@ -9,7 +9,8 @@ import anyio
 import pytest
 from langchain_core.runnables import RunnableConfig
 
-from mcpbridge import DEFAULT_META_PREFIX, Bridge
+from mcpbridge import Bridge
+from mcpbridge.server import DEFAULT_META_PREFIX
 
 from .graphs import call, run_config, run_tool_calls, text_of, thread_of, tool_graph
 from .support import ChildProcesses, ExampleServer

@@ -17,7 +17,7 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 
 from examples.servers._common import fingerprint, record, serve
-from mcpbridge.signing import IDENTITY_HEADER
+from mcpbridge.server import IDENTITY_HEADER
 
 TOKEN_META = "dev.mcpbridge/identity_token"
 

@@ -28,16 +28,8 @@ from langgraph.store.memory import InMemoryStore
 
 from examples.servers._common import EVENTS_ENV
 from examples.servers.hostile import FLOOD_TOOLS_HEADER, FORGED_LOG_LINE
-from mcpbridge import (
-    Bridge,
-    ConnectError,
-    HttpServer,
-    RegisteredServers,
-    ServerFailure,
-    UrlPolicy,
-    UserContext,
-    UserServers,
-)
+from mcpbridge import Bridge, ConnectError, HttpServer, ServerFailure, UrlPolicy
+from mcpbridge.scoping import RegisteredServers, UserContext, UserServers
 from tests.integration.graphs import call, run_config, run_tool_calls, text_of, tool_calls, tool_graph
 from tests.integration.support import HttpServerProcess, RecordFile, start_http_server
 
@@ -158,7 +150,7 @@ async def registered_run(servers: UserServers, user: UserContext) -> Run:
     """Enter and leave one run of ``user``'s registered servers."""
     selection = await servers.select(user)
     bridge = Bridge(
-        selection.servers, registered=selection.registered, refused=selection.refused, user=user.identity
+        selection.servers, guests=selection.registered, refused=selection.refused, user=user.identity
     )
     async with bridge:
         return Run([tool.name for tool in bridge.tools], bridge.failures)

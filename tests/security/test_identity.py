@@ -36,20 +36,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import Context, MCPServer
 
-from mcpbridge import (
-    IDENTITY_HEADER,
-    TOKEN_FIELD,
-    Bridge,
-    HttpServer,
-    IdentityMeta,
-    IdentitySigner,
-    RegisteredServers,
-    RunIdentity,
-    Scoped,
-    UrlPolicy,
-    UserContext,
-    UserServers,
-)
+from mcpbridge import Bridge, HttpServer, IdentityMeta, IdentitySigner, RunIdentity, UrlPolicy
+from mcpbridge.scoping import RegisteredServers, Scoped, UserContext, UserServers
+from mcpbridge.server import IDENTITY_HEADER, TOKEN_FIELD
 from tests.integration.support import ROOT, HttpServerProcess, RecordFile, free_port, start_http_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -129,7 +118,7 @@ async def run_tool(user: UserContext, servers: UserServers, tool_name: str, argu
     }
     async with Bridge(
         selection.servers,
-        registered=selection.registered,
+        guests=selection.registered,
         refused=selection.refused,
         identity=IdentityMeta(signer=signer()),
         user=user.identity,

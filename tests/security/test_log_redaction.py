@@ -20,8 +20,9 @@ import pytest
 from langchain_core.messages import ToolMessage
 from langgraph.store.memory import InMemoryStore
 
-from mcpbridge import Bridge, RegisteredServers, UrlPolicy, UserContext, UserServers
+from mcpbridge import Bridge, UrlPolicy
 from mcpbridge._redact import UrlRedactor, install_url_redaction
+from mcpbridge.scoping import RegisteredServers, UserContext, UserServers
 from tests.integration.support import HttpServerProcess, start_http_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -56,7 +57,7 @@ async def run_with_token(echo: HttpServerProcess, secret: str) -> None:
     selection = await UserServers([], registered=RegisteredServers(policy=policy)).select(user)
     assert not selection.refused, selection.refused
     with anyio.fail_after(CALL_TIMEOUT):
-        async with Bridge(selection.servers, registered=selection.registered, user="alice") as bridge:
+        async with Bridge(selection.servers, guests=selection.registered, user="alice") as bridge:
             [tool] = [t for t in bridge.tools if t.mcp_name == "add"]
             call = {"name": tool.name, "args": {"a": 1, "b": 2}, "id": "call-1", "type": "tool_call"}
             config: dict[str, Any] = {"configurable": {"thread_id": str(uuid.uuid4())}}

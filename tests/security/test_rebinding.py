@@ -27,16 +27,8 @@ import pytest
 from langchain_core.messages import ToolMessage
 from langgraph.store.memory import InMemoryStore
 
-from mcpbridge import (
-    Bridge,
-    HttpServer,
-    RegisteredServers,
-    Selection,
-    ServerFailure,
-    UrlPolicy,
-    UserContext,
-    UserServers,
-)
+from mcpbridge import Bridge, HttpServer, ServerFailure, UrlPolicy
+from mcpbridge.scoping import RegisteredServers, Selection, UserContext, UserServers
 from tests.integration.support import HttpServerProcess, SilentListener, free_port, start_http_server
 from tests.security.dns import SimulatedDns
 from tests.security.network import NotMcp, Tripwire, start_echo_at
@@ -107,7 +99,7 @@ async def run(selection: Selection, user: UserContext, *, calls: int) -> Run:
     """One run as the factory makes it (a Bridge of the selection): ``calls`` calls of ``notes``' ``add``."""
     with anyio.fail_after(RUN_TIMEOUT):
         async with Bridge(
-            selection.servers, registered=selection.registered, refused=selection.refused, user=user.identity
+            selection.servers, guests=selection.registered, refused=selection.refused, user=user.identity
         ) as bridge:
             outcome = Run(bridge.failures)
             tools = {(tool.server, tool.mcp_name): tool for tool in bridge.tools}
@@ -278,7 +270,7 @@ async def test_tool_errors_of_a_registered_server_do_not_tell_how_its_connection
         else:
             selection = Selection(servers=(HttpServer(name="notes", url=echo.url, required=False),))
         with anyio.fail_after(RUN_TIMEOUT):
-            async with Bridge(selection.servers, registered=selection.registered) as bridge:
+            async with Bridge(selection.servers, guests=selection.registered) as bridge:
                 tools = {tool.mcp_name: tool for tool in bridge.tools}
                 config: dict[str, Any] = {"configurable": {"thread_id": str(uuid.uuid4())}}
                 crash = {"name": tools["crash"].name, "args": {}, "id": "call-1", "type": "tool_call"}

@@ -28,7 +28,8 @@ import pytest
 from langchain_core.messages import ToolMessage
 from mcp.server.mcpserver import MCPServer
 
-from mcpbridge import Bridge, Scoped, StdioServer, UserContext, UserServers
+from mcpbridge import Bridge, StdioServer
+from mcpbridge.scoping import Scoped, UserContext, UserServers
 from tests.integration.support import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

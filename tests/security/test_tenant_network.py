@@ -18,7 +18,7 @@ import anyio
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from mcpbridge import SKIPPED_EVENT
+from mcpbridge.events import SKIPPED_EVENT
 from tests.security.conftest import ADMITTED, REFUSED, RUN_TIMEOUT, Tenants, error_message, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]

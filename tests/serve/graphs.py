@@ -28,7 +28,7 @@ from typing_extensions import TypedDict
 
 from mcpbridge import ServerConfig, StdioServer
 from mcpbridge.factory import agent_factory
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository root (this file is also loaded by path, by ``langgraph dev``)."""

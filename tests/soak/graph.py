@@ -36,7 +36,7 @@ from langchain_core.tools import tool
 
 from examples.agent import local_server
 from mcpbridge import HttpServer, IdentityMeta, IdentitySigner, StdioServer, agent_factory
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 
 HTTP_URL_ENV = "MCPBRIDGE_DEMO_HTTP_URL"
 FLAKY_URL_ENV = "MCPBRIDGE_SOAK_FLAKY_URL"

@@ -16,16 +16,13 @@ from mcpbridge import (
     EnvCredentials,
     HttpServer,
     MemoryServer,
-    RegisteredServers,
-    Scoped,
     ServerRefusedError,
     SseServer,
     StdioServer,
     StoreCredentials,
-    UserContext,
-    UserServers,
 )
 from mcpbridge.credentials import apply_credentials, encode_variable_part
+from mcpbridge.scoping import RegisteredServers, Scoped, UserContext, UserServers
 
 pytestmark = pytest.mark.anyio
 

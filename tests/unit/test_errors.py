@@ -31,9 +31,10 @@ from mcpbridge import (
     ToolTimeoutError,
     TopologyMismatchError,
     UsageError,
-    verified_identity,
 )
-from mcpbridge._connection import _leaf, describe_failure  # pyright: ignore[reportPrivateUsage]
+from mcpbridge._failures import describe_failure
+from mcpbridge._failures import leaf as _leaf
+from mcpbridge.server import verified_identity
 
 
 @pytest.mark.parametrize(
@@ -112,6 +113,8 @@ def test_every_exception_class_of_mcpbridge_derives_from_the_base() -> None:
 
 
 def _is_validator(node: ast.AST) -> bool:
+    if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+        return True  # the module attribute protocol: an unknown name raises AttributeError
     return isinstance(node, ast.FunctionDef) and any(
         isinstance(d, ast.Call) and getattr(d.func, "id", "").endswith("_validator")
         for d in node.decorator_list

@@ -20,7 +20,7 @@ from examples.servers import echo
 from mcpbridge import MemoryServer, ServerConfig
 from mcpbridge._compat import RUN_ACCESS, server_runtime
 from mcpbridge.factory import agent_factory, graph_factory
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 from mcpbridge.topology import TopologyMismatchError, topology
 
 pytestmark = pytest.mark.anyio

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import ast
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,7 +11,10 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import ExecutionInfo, ServerInfo
 
-from mcpbridge import DEFAULT_META_PREFIX, ConfigError, IdentityMeta, RunIdentity, identity_from_runtime
+import mcpbridge.identity
+from mcpbridge import ConfigError, IdentityMeta, IdentitySigner, RunIdentity
+from mcpbridge.identity import Signer, identity_from_runtime
+from mcpbridge.server import DEFAULT_META_PREFIX, TOKEN_FIELD
 
 FULL = RunIdentity(thread_id="t", run_id="r", user_id="u", assistant_id="a", graph_id="g")
 
@@ -167,3 +172,35 @@ def test_user_id_from_configurable_and_odd_values() -> None:
 def test_explicit_config_wins_over_runtime_config() -> None:
     rt = runtime(config={"configurable": {"thread_id": "from-runtime"}})
     assert identity_from_runtime(rt, {"configurable": {"thread_id": "explicit"}}).thread_id == "explicit"
+
+
+@dataclass(frozen=True)
+class InitialsSigner:
+    """A `Signer` that is not `IdentitySigner`: the protocol is all `IdentityMeta` needs."""
+
+    header: str | None = "X-Initials"
+
+    def sign(self, identity: RunIdentity, *, server: str, registered: bool = False) -> str:
+        return f"{identity.user_id}>{server}{'!' if registered else ''}"
+
+
+def test_identity_meta_signs_with_any_signer() -> None:
+    meta, headers = IdentityMeta(signer=InitialsSigner()).for_call(FULL, server="files", registered=True)
+    assert meta[f"{DEFAULT_META_PREFIX}{TOKEN_FIELD}"] == "u>files!"
+    assert headers == {"X-Initials": "u>files!"}
+    _, no_headers = IdentityMeta(signer=InitialsSigner(header=None)).for_call(FULL, server="files")
+    assert no_headers == {}
+
+
+def test_identity_signer_is_a_signer() -> None:
+    signer: Signer = IdentitySigner("k" * 16 + "0123456789abcdef")
+    assert signer.header == "Mcpbridge-Identity"
+
+
+def test_the_identity_module_does_not_import_signing() -> None:
+    """Signing depends on identity, never the other way: identity owns the `Signer` protocol."""
+    tree = ast.parse(Path(mcpbridge.identity.__file__).read_text(encoding="utf-8"))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    } | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert {"mcpbridge.signing", "mcpbridge.server"}.isdisjoint(imported)

@@ -13,8 +13,8 @@ from langchain_core.runnables import RunnableBinding
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-import mcpbridge.models as models
-from mcpbridge.models import MODEL_ENV, OfflineChatModel, load_chat_model
+import mcpbridge.testing._model as models
+from mcpbridge.testing import MODEL_ENV, OfflineChatModel, load_chat_model
 
 calls: list[tuple[str, dict[str, Any]]] = []
 

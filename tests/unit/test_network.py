@@ -16,8 +16,8 @@ import httpcore2
 import httpx2
 import pytest
 
-from mcpbridge import HttpServer, RegisteredServers, SseServer, UrlPolicy, UserContext
-from mcpbridge._connection import describe_failure
+from mcpbridge import HttpServer, SseServer, UrlPolicy
+from mcpbridge._failures import describe_failure
 from mcpbridge._network import (
     AddressRefused,
     CallRecord,
@@ -31,6 +31,7 @@ from mcpbridge._network import (
 )
 from mcpbridge._redact import URL_LOGGERS, UrlRedactor, install_url_redaction, redact_urls
 from mcpbridge.pool import pool_key
+from mcpbridge.scoping import RegisteredServers, UserContext
 from tests.security.dns import DNS_ENV, SimulatedDns, install_from_env
 
 pytestmark = pytest.mark.anyio

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import anyio
@@ -10,9 +12,10 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
-from mcpbridge import Bridge, ConfigError, HttpServer, MemoryServer, SessionPool, agent_factory
-from mcpbridge.models import OfflineChatModel
+from mcpbridge import Bridge, ConfigError, HttpServer, MemoryServer, SessionPool, UsageError, agent_factory
+from mcpbridge._connection import ServerConnection, State
 from mcpbridge.pool import pool_key
+from mcpbridge.testing import OfflineChatModel
 
 from .test_factory import User, read_runtime, run_runtime
 
@@ -95,3 +98,118 @@ def test_bad_options_are_refused() -> None:
         SessionPool(idle_timeout=0)
     with pytest.raises(ConfigError, match="max_size"):
         SessionPool(max_size=0)
+
+
+# --- one owner: entered once, or one task per event loop ---------------------------------------------
+
+
+def _connection_of(bridge: Bridge) -> ServerConnection:
+    return bridge._connections["counting"]  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_a_pool_is_entered_once() -> None:
+    counting = CountingServer()
+    pool = SessionPool()
+    with anyio.fail_after(10):
+        async with pool:
+            with pytest.raises(UsageError, match="entered already"):
+                async with pool:
+                    pass
+            async with Bridge([counting.config()], pool=pool):  # the first entry still serves
+                pass
+            assert pool.size == 1
+        assert pool.size == 0
+        with pytest.raises(UsageError, match="closed"):
+            async with pool:
+                pass
+
+
+async def test_entering_concurrently_is_refused() -> None:
+    pool = SessionPool()
+    outcomes: list[str] = []
+    done = anyio.Event()
+
+    async def enter() -> None:
+        try:
+            async with pool:
+                outcomes.append("entered")
+                await done.wait()
+        except UsageError as exc:
+            outcomes.append(str(exc))
+            done.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(enter)
+            group.start_soon(enter)
+    assert sorted(outcomes)[0] == "entered"
+    assert sorted(outcomes)[1].startswith("the SessionPool is entered already")
+
+
+async def test_a_pool_used_before_entering_refuses_to_be_entered() -> None:
+    counting = CountingServer()
+    pool = SessionPool()
+    with anyio.fail_after(10):
+        async with Bridge([counting.config()], pool=pool):
+            pass
+        with pytest.raises(UsageError, match="before its first use"):
+            async with pool:
+                pass
+        assert pool.size == 1  # still served by its own task
+        await pool.aclose()
+    assert pool.size == 0
+
+
+async def test_no_task_is_left_after_exit_or_aclose() -> None:
+    counting = CountingServer()
+    before = asyncio.all_tasks()
+    with anyio.fail_after(10):
+        async with SessionPool() as pool:
+            async with Bridge([counting.config()], pool=pool):
+                pass
+            assert asyncio.all_tasks() - before  # the session's task
+        assert asyncio.all_tasks() - before == set()
+
+        detached = SessionPool()
+        async with Bridge([counting.config()], pool=detached):
+            pass
+        assert {t.get_name() for t in asyncio.all_tasks() - before} >= {"mcpbridge SessionPool"}
+        await detached.aclose()
+        assert asyncio.all_tasks() - before == set()
+
+
+def test_a_loops_shutdown_closes_its_sessions_and_loops_never_share_them() -> None:
+    counting = CountingServer()
+    pool = SessionPool()  # not entered, never closed: each loop's shutdown closes its sessions
+    barrier = threading.Barrier(2, timeout=10)
+    seen: list[ServerConnection] = []
+
+    async def run_on_this_loop() -> None:
+        with anyio.fail_after(10):
+            async with Bridge([counting.config()], pool=pool, user="alice") as bridge:
+                mine = _connection_of(bridge)
+                seen.append(mine)
+                await anyio.to_thread.run_sync(barrier.wait)  # both loops hold a session at once
+            async with Bridge([counting.config()], pool=pool, user="alice") as bridge:
+                assert _connection_of(bridge) is mine  # lent again on its own loop only
+
+    threads = [threading.Thread(target=asyncio.run, args=(run_on_this_loop(),)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    first, second = seen
+    assert first is not second and counting.initialized == 2  # one session per loop, the same user
+    assert pool.size == 0 and not pool.closed
+    assert first.state is State.CLOSED and second.state is State.CLOSED
+
+    asyncio.run(run_on_this_loop_alone(pool, counting))  # a later loop gets sessions of its own
+    assert counting.initialized == 3 and pool.size == 0
+
+
+async def run_on_this_loop_alone(pool: SessionPool, counting: CountingServer) -> None:
+    with anyio.fail_after(10):
+        async with Bridge([counting.config()], pool=pool, user="alice"):
+            pass
+        assert pool.size == 1

@@ -16,7 +16,6 @@ from langgraph_sdk.runtime import ServerRuntime
 from mcp.server.mcpserver import MCPServer
 
 from mcpbridge import (
-    SKIPPED_EVENT,
     Bridge,
     ConfigError,
     ConnectError,
@@ -24,24 +23,27 @@ from mcpbridge import (
     EnvCredentials,
     HttpServer,
     MemoryServer,
-    RegisteredServers,
-    Scoped,
-    Selection,
     ServerConfig,
     ServerFailure,
     SseServer,
     StdioServer,
     StoreCredentials,
-    ToolFilter,
     UrlPolicy,
+    agent_factory,
+)
+from mcpbridge._compat import RUN_ACCESS, server_runtime
+from mcpbridge.events import SKIPPED_EVENT
+from mcpbridge.scoping import (
+    RegisteredServers,
+    Scoped,
+    Selection,
+    ToolFilter,
     UserContext,
     UserServers,
-    agent_factory,
     has_permission,
     user_in,
 )
-from mcpbridge._compat import RUN_ACCESS, server_runtime
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.testing import OfflineChatModel
 from mcpbridge.topology import topology
 
 from ._helpers import Protocol, call, entry_error, tools_by_name
@@ -753,7 +755,7 @@ async def test_registered_servers_never_rename_the_deployments_tools() -> None:
 
     deployment = MemoryServer(name="local", server=_named_server("local", "slow", "whoami"), prefix="local")
     guest = MemoryServer(name="mine", server=_named_server("mine", "mine_local_slow", "local_slow", "other"))
-    async with Bridge([deployment, guest], registered=["mine"]) as bridge:
+    async with Bridge([deployment, guest], guests=["mine"]) as bridge:
         names = {t.name: (t.server, t.mcp_name) for t in bridge.tools}
     # The deployment's names stand (name-based policies such as approvals keep matching).
     assert names["local_slow"] == ("local", "slow")

@@ -20,18 +20,20 @@ from langchain_core.runnables import RunnableConfig
 from mcp.server.mcpserver import Context, MCPServer
 
 from mcpbridge import (
-    IDENTITY_HEADER,
-    TOKEN_FIELD,
     Bridge,
     ConfigError,
     ConnectError,
     IdentityError,
     IdentityMeta,
     IdentitySigner,
-    IdentityVerifier,
     MCPBridgeError,
     MemoryServer,
     RunIdentity,
+)
+from mcpbridge.server import (
+    IDENTITY_HEADER,
+    TOKEN_FIELD,
+    IdentityVerifier,
     VerifiedIdentity,
     verified_identity,
 )

@@ -16,7 +16,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
-from mcpbridge import PROGRESS_EVENT, Bridge, IdentityMeta, MCPTool, MemoryServer, UsageError
+from mcpbridge import Bridge, IdentityMeta, MCPTool, MemoryServer, UsageError
+from mcpbridge.events import PROGRESS_EVENT
 
 from ._helpers import LowLevel, Protocol, ai_calls, call, tool, tool_call, tool_graph, tools_by_name
 

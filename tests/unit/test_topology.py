@@ -22,8 +22,9 @@ from langgraph.func import entrypoint
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from mcpbridge.models import OfflineChatModel
-from mcpbridge.topology import Topology, TopologyMismatchError, check_topology, topology
+from mcpbridge.errors import TopologyMismatchError
+from mcpbridge.testing import OfflineChatModel
+from mcpbridge.topology import Topology, check_topology, topology
 
 
 class State(TypedDict):

@@ -19,13 +19,9 @@ from mcpbridge import (
     ServerRefusedError,
     SseServer,
     StdioServer,
-    ToolFilter,
-    UserContext,
-    has_any_permission,
-    has_permission,
-    user_in,
 )
-from mcpbridge.users import render_server
+from mcpbridge._templating import render_server
+from mcpbridge.scoping import ToolFilter, UserContext, has_any_permission, has_permission, user_in
 
 ANONYMOUS = UserContext()
 

@@ -34,17 +34,14 @@ from mcpbridge import (
     HttpServer,
     IdentityMeta,
     IdentitySigner,
-    RegisteredServers,
-    Scoped,
     ServerConfig,
     StdioServer,
     StoreCredentials,
     UrlPolicy,
-    UserContext,
-    UserServers,
     agent_factory,
 )
-from mcpbridge.models import OfflineChatModel
+from mcpbridge.scoping import RegisteredServers, Scoped, UserContext, UserServers
+from mcpbridge.testing import OfflineChatModel
 from tests.security.dns import install_from_env
 
 install_from_env()

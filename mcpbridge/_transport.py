@@ -1,0 +1,152 @@
+"""Building one server's MCP client: its transport (stdio, streamable HTTP, SSE, in memory).
+
+`open_client` enters the transport and the SDK `Client` into the caller's exit
+stack, so the caller owns them: leaving the stack closes the session and stops
+the server process. HTTP clients come from `mcpbridge._network.http_client`
+(the shared TLS context, the byte cap, the per-call headers, the URL policy).
+A stdio server's stderr goes to a `StderrLog`, whose end failure messages quote.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import tempfile
+from contextlib import AsyncExitStack
+from typing import Any, Final
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp import Client, StdioServerParameters
+from mcp.client.session import LoggingFnT
+from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from mcpbridge._network import http_client
+from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer
+from mcpbridge.errors import UsageError
+
+__all__ = ["StderrLog", "open_client"]
+
+_STDERR_TAIL_CHARS: Final = 2000
+
+
+class StderrLog:
+    """A stdio server's stderr, written to a temporary file so that failure messages can quote its end.
+
+    The file is opened per session (`open`) and closed when the session ends
+    (`aclose`); the last tail read stays available after it is closed. File work
+    runs off the event loop: the Agent Server refuses blocking calls on it.
+    """
+
+    def __init__(self) -> None:
+        self._file: io.TextIOBase | None = None
+        self._tail = ""
+
+    async def open(self) -> io.TextIOBase:
+        """A new file for the next session's stderr."""
+        self._file = await anyio.to_thread.run_sync(
+            functools.partial(tempfile.TemporaryFile, "w+", encoding="utf-8", errors="replace")
+        )
+        return self._file
+
+    async def tail(self) -> str:
+        """The last characters the server wrote (the last ones read, once the file is closed)."""
+        if self._file is None:
+            return self._tail
+        tail = self._tail
+        with anyio.CancelScope(shield=True):
+            tail = await anyio.to_thread.run_sync(self._read_tail)
+        return tail
+
+    async def aclose(self) -> None:
+        """Keep the tail, and close the file."""
+        file = self._file
+        if file is None:
+            return
+        await self.tail()  # keep the tail for messages after the file is gone
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(file.close)
+        self._file = None
+
+    def _read_tail(self) -> str:
+        file = self._file
+        if file is None or file.closed:
+            return self._tail
+        try:
+            file.flush()
+            size = file.seek(0, io.SEEK_END)
+            file.seek(max(0, size - _STDERR_TAIL_CHARS * 4))
+            text = file.read()[-_STDERR_TAIL_CHARS:]
+        except (OSError, ValueError):
+            return self._tail
+        self._tail = text.strip()
+        return self._tail
+
+
+async def open_client(
+    config: ServerConfig,
+    stack: AsyncExitStack,
+    *,
+    stderr: StderrLog,
+    client_info: types.Implementation,
+    logging_callback: LoggingFnT,
+    log_level: types.LoggingLevel | None,
+) -> Client:
+    """Connect an SDK `Client` to ``config``'s server; ``stack`` owns the transport and the session.
+
+    The handshake is bounded by ``connect_timeout`` (the SDK's read timeout); the
+    caller bounds the whole connect.
+    """
+    mode = config.protocol
+    transport: Any
+    match config:
+        case StdioServer():
+            params = StdioServerParameters(
+                command=config.command,
+                args=list(config.args),
+                env=dict(config.env) if config.env else None,
+                cwd=config.cwd,
+            )
+            transport = stdio_client(params, errlog=await stderr.open())  # pyright: ignore[reportArgumentType]
+        case HttpServer():
+            client = await stack.enter_async_context(http_client(config))
+            transport = streamable_http_client(
+                config.url, http_client=client, max_sse_event_size=config.max_response_bytes
+            )
+        case SseServer():
+            transport = sse_client(
+                config.url,
+                timeout=config.http_timeout,
+                sse_read_timeout=config.sse_read_timeout,
+                httpx_client_factory=_sse_client_factory(config),
+                auth=config.auth,
+            )
+            mode = "legacy"
+        case MemoryServer():
+            transport = config.server
+        case _:  # check_servers admits only the kinds above
+            raise UsageError(f"MCP server {config.name!r}: unknown kind {type(config).__name__}")
+    client = Client(
+        transport,
+        mode=mode,
+        client_info=client_info,
+        logging_callback=logging_callback,
+        log_level=log_level,
+        read_timeout_seconds=config.connect_timeout,
+    )
+    return await stack.enter_async_context(client)
+
+
+def _sse_client_factory(config: SseServer) -> Any:
+    def factory(
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> httpx2.AsyncClient:
+        # The SDK caps no event of the legacy stream: the client counts them.
+        return http_client(config, events_counted=True, timeout=timeout, auth=auth)
+
+    return factory
