@@ -188,7 +188,7 @@ def _verifier(spec: str) -> UserVerifier:
             f"--auth {spec!r} is a {type(verifier).__name__}; name an async function token -> user or None",
             field="auth",
         )
-    return cast(UserVerifier, verifier)
+    return cast("UserVerifier", verifier)
 
 
 if __name__ == "__main__":
