@@ -17,13 +17,14 @@ from typing import Any
 from langchain.agents import create_agent  # pyright: ignore[reportUnknownVariableType]
 from langgraph.pregel import Pregel
 from langgraph.store.memory import InMemoryStore
-from langgraph_sdk.runtime import ServerRuntime, _ReadRuntime  # pyright: ignore[reportPrivateUsage]
+from langgraph_sdk.runtime import ServerRuntime
 
 from bench._env import Env, http_server, stdio_server
 from bench._processes import count_events, offsets
 from bench._stats import Block, Summary, interleave
 from bench.results import Check, Metric, ratio_of
 from mcpbridge import Bridge, ServerConfig, agent_factory
+from mcpbridge._compat import server_runtime
 from mcpbridge.factory import GraphFactory
 from mcpbridge.testing import OfflineChatModel
 
@@ -51,7 +52,7 @@ async def factory_reads(env: Env) -> list[Metric]:
         http_server(env.http, "remote"),
     ]
     watched = [stdio_events, env.http.events]
-    runtime: _ReadRuntime[Any] = _ReadRuntime(access_context=ACCESS_CONTEXT, user=None, store=InMemoryStore())
+    runtime: ServerRuntime[Any] = server_runtime(ACCESS_CONTEXT, user=None, store=InMemoryStore())
     counted: dict[str, dict[str, int]] = {
         "bridge": {"start": 0, "handshake": 0},
         "naive": {"start": 0, "handshake": 0},

@@ -20,13 +20,14 @@ from typing import Any
 import anyio
 from langchain_core.messages import ToolMessage
 from langgraph.store.memory import InMemoryStore
-from langgraph_sdk.runtime import _ExecutionRuntime  # pyright: ignore[reportPrivateUsage]
+from langgraph_sdk.runtime import ServerRuntime
 
 from bench._env import Env
 from bench._processes import ROOT
 from bench._stats import Summary
 from bench.results import Metric
 from mcpbridge import HttpServer, agent_factory
+from mcpbridge._compat import RUN_ACCESS, server_runtime
 from mcpbridge.testing import OfflineChatModel
 
 MESSAGE = 'call one_echo {"text": "hi"} and two_echo {"text": "hi"}'
@@ -51,9 +52,7 @@ async def measure(urls: list[str], runs: int) -> dict[str, Any]:
 
     async def run(i: int, *, hold: bool) -> None:
         nonlocal ready
-        runtime: _ExecutionRuntime[Any] = _ExecutionRuntime(
-            access_context="threads.create_run", user=None, store=store
-        )
+        runtime: ServerRuntime[Any] = server_runtime(RUN_ACCESS, user=None, store=store)
         async with factory(runtime) as graph:
             state: dict[str, Any] = await graph.ainvoke(  # pyright: ignore[reportUnknownMemberType]
                 {"messages": [("user", MESSAGE)]}, {"configurable": {"thread_id": f"t{i}"}}

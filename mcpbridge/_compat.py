@@ -18,16 +18,15 @@ The fast tool-call path
 without LangChain's callback machinery when `mcpbridge._callbacks.no_listeners` finds
 that no handler listens; that check reads `configure_hooks` below. It is kept only as
 long as the benchmark shows that it pays against the thinnest MCP tool through
-``ToolNode`` (the raw client's call, itself answered without callbacks). The last run
-(``bench/results/latest.json``, 2026-11-21, langchain-core 1.7.2, langgraph 1.2.22,
-mcp 2.3.0) measured, through ``ToolNode``, medians of 1.34 ms for mcpbridge against
-1.26 ms for the thinnest tool over stdio (1.06x, 0.075 ms more), and 1.98 ms against
-2.06 ms over HTTP (0.97x); sixteen concurrent stdio calls reached 0.92x the thinnest
-tool's throughput. That run did not measure mcpbridge with the fast path off; the path
-skips ``AsyncCallbackManager.configure`` and the callback events, estimated (not by that
-run) at 0.1-0.3 ms a call, more than the whole 0.075 ms margin above. Decision: the path
-is kept, and is to be re-measured (mcpbridge with and without it, against the thinnest
-tool) on the next benchmark run or upstream upgrade; it goes when it no longer pays.
+``ToolNode`` (the raw client's call, itself answered without callbacks).
+``python -m bench.fastpath --calls 300 --repeats 5`` measures the three interleaved over
+stdio, mcpbridge with the path and with it switched off. On 2026-12-03 (langchain-core
+1.8.3, langgraph 1.2.24, mcp 2.3.0, a shared 2-core machine), as median (range) of the
+five repetitions' medians: with the path mcpbridge took 1.14x (1.02-1.17x) the thinnest
+tool's time, without it 1.27x (1.12-1.33x); the path saved 0.23 ms (0.18-0.24 ms) a
+call, 1.12x (1.10-1.14x): about half of what mcpbridge adds over the thinnest tool without it.
+Decision: the path is kept; rerun that command on an upstream upgrade, and drop the
+path when it no longer pays.
 """
 
 from __future__ import annotations

@@ -16,17 +16,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
 from mcpbridge.errors import ConfigError, MCPBridgeError
-from mcpbridge.serving.checkpointers import parse_checkpointer, require_checkpointer
-from mcpbridge.serving.interface import describe_error
-from mcpbridge.serving.loading import ServedGraph, load_config_graphs, load_object, parse_graph_arg
-from mcpbridge.serving.remote import RemoteTokenCheck
-from mcpbridge.serving.server import AgentMCPServer
-from mcpbridge.serving.users import UserVerifier
+
+if TYPE_CHECKING:
+    from mcpbridge.serving.loading import ServedGraph
+    from mcpbridge.serving.server import AgentMCPServer
+    from mcpbridge.serving.users import UserVerifier
 
 __all__ = ["build_parser", "main"]
 
@@ -89,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    try:  # imported here, so that without the serve extra the command says what to install
+        from mcpbridge.serving.interface import describe_error
+    except ImportError as exc:
+        print(f"mcpbridge serve: error: {exc}", file=sys.stderr)
+        return 2
     try:
         server, what = _server(args)
     except ConfigError as exc:
@@ -127,6 +131,11 @@ def _only_errors(group: BaseExceptionGroup[Any]) -> bool:
 
 
 def _server(args: argparse.Namespace) -> tuple[AgentMCPServer, str]:
+    from mcpbridge.serving.checkpointers import parse_checkpointer, require_checkpointer
+    from mcpbridge.serving.loading import load_config_graphs, parse_graph_arg
+    from mcpbridge.serving.remote import RemoteTokenCheck
+    from mcpbridge.serving.server import AgentMCPServer
+
     if args.transport == "stdio" and args.auth:
         raise ConfigError(
             "--auth is for --transport http; over stdio the caller is the local user", field="auth"
@@ -171,13 +180,15 @@ def _server(args: argparse.Namespace) -> tuple[AgentMCPServer, str]:
 
 
 def _verifier(spec: str) -> UserVerifier:
+    from mcpbridge.serving.loading import load_object
+
     verifier: Any = load_object(spec, what="auth")
     if not callable(verifier):
         raise ConfigError(
             f"--auth {spec!r} is a {type(verifier).__name__}; name an async function token -> user or None",
             field="auth",
         )
-    return cast(UserVerifier, verifier)
+    return cast("UserVerifier", verifier)
 
 
 if __name__ == "__main__":

@@ -141,6 +141,7 @@ def _subgraphs(graph: Pregel[Any, Any, Any, Any]) -> tuple[tuple[str, Topology],
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+"""Dropped from reprs: a reducer defined inside a graph builder is a new function on every build."""
 
 
 def _channel_kind(channel: Any) -> str:
@@ -148,7 +149,6 @@ def _channel_kind(channel: Any) -> str:
         value_type = repr(channel.ValueType)
     except Exception:
         value_type = "?"
-    # A reducer defined inside the graph builder is a new function object on every build.
     return f"{type(channel).__name__}[{_ADDRESS.sub('', value_type)}]"
 
 
@@ -163,7 +163,7 @@ def _fields(schema: type[Any] | None) -> str:
         hints = get_type_hints(schema, include_extras=True)
     except Exception:
         hints = dict(getattr(schema, "__annotations__", {}))
-    return json.dumps({name: repr(hint) for name, hint in sorted(hints.items())})
+    return json.dumps({name: _ADDRESS.sub("", repr(hint)) for name, hint in sorted(hints.items())})
 
 
 def check_topology(

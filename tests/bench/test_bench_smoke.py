@@ -140,3 +140,20 @@ def test_tables_render(results: dict[str, Any]) -> None:
     rows = [line for line in table.markdown(results).splitlines() if line.startswith("| ")]
     assert len(rows) == 2 + len(results["metrics"])  # header, rule, one per metric
     assert "skipped by --quick" in table.plain(results)
+
+
+def test_the_fast_path_comparison_runs() -> None:
+    """``python -m bench.fastpath``: mcpbridge with and without its fast path, against the floor."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.fastpath", "--calls", "4", "--repeats", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    *runs, summary = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(runs) == 2
+    assert all(set(run["median_ms"]) == {"thin", "fast", "slow"} for run in runs)
+    assert set(summary) == {"over", "fast/thin", "slow/thin", "slow/fast", "slow-fast_ms"}

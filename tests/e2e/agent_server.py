@@ -56,6 +56,9 @@ META = "dev.mcpbridge/"
 CONNECT_METHODS = frozenset({"initialize", "server/discover"})
 """The first request of every MCP connection (2025-11-25 handshake, 2026-07-28 discovery)."""
 SETTLE_TIMEOUT = 20.0
+CLIENT_TIMEOUT = (10.0, 90.0, 10.0, 10.0)
+"""(connect, read, write, pool) of a user's client: every request is bounded, a read by 90 s,
+longer than any run's own bound."""
 
 PROBE = textwrap.dedent(
     """
@@ -218,7 +221,7 @@ class AgentServer:
     def client(self, user: str | None = "alice", **headers: str) -> LangGraphClient:
         if user is not None:
             headers["Authorization"] = f"Bearer {TOKENS[user]}"
-        return get_client(url=self.url, api_key=None, headers=headers)
+        return get_client(url=self.url, api_key=None, headers=headers, timeout=CLIENT_TIMEOUT)
 
     def children(self) -> set[int]:
         return descendants(self.pid)

@@ -21,6 +21,10 @@ from tests.e2e.agent_server import GRAPH_ID, AgentServer, alive, identity, messa
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(300)]
 
 NODES = {"__start__", "model", "tools", "HumanInTheLoopMiddleware.after_model", "__end__"}
+RUN_TIMEOUT = 60.0
+"""Seconds one run may take: a hung run fails its test, saying so."""
+REQUEST_TIMEOUT = 20.0
+"""Seconds a request that runs nothing may take."""
 
 
 async def run_wait(
@@ -30,7 +34,8 @@ async def run_wait(
     created: list[Any] = []
     if content:
         kwargs["input"] = {"messages": [{"role": "user", "content": content}]}
-    state = await client.runs.wait(thread_id, GRAPH_ID, on_run_created=created.append, **kwargs)
+    with anyio.fail_after(RUN_TIMEOUT, reason=f"the run ({content!r}) did not finish in {RUN_TIMEOUT:g} s"):
+        state = await client.runs.wait(thread_id, GRAPH_ID, on_run_created=created.append, **kwargs)
     assert len(created) == 1
     return created[0]["run_id"], state
 
@@ -149,13 +154,14 @@ async def test_run_stream_reports_progress(agent_server: AgentServer, alice: Any
     thread_id = (await alice.threads.create())["thread_id"]
     mark = await agent_server.settle()
     parts: list[tuple[str, Any]] = []
-    async for part in alice.runs.stream(
-        thread_id,
-        GRAPH_ID,
-        input={"messages": [{"role": "user", "content": f'call {server}_count {{"to": 3}}'}]},
-        stream_mode=["updates", "custom"],
-    ):
-        parts.append((part.event, part.data))
+    with anyio.fail_after(RUN_TIMEOUT, reason=f"the streamed run did not finish in {RUN_TIMEOUT:g} s"):
+        async for part in alice.runs.stream(
+            thread_id,
+            GRAPH_ID,
+            input={"messages": [{"role": "user", "content": f'call {server}_count {{"to": 3}}'}]},
+            stream_mode=["updates", "custom"],
+        ):
+            parts.append((part.event, part.data))
     await agent_server.settle()
     activity = agent_server.records.since(mark)
 
@@ -220,11 +226,12 @@ async def test_each_user_has_their_identity_permissions_and_threads(
     assert called == ["local_whoami"]
 
     # Threads belong to whoever created them.
-    with pytest.raises(NotFoundError):
-        await bob.threads.get(alice_thread)
-    with pytest.raises(NotFoundError):
-        await alice.threads.get_state(bob_thread)
-    bob_sees = {t["thread_id"] for t in await bob.threads.search(limit=100)}
+    with anyio.fail_after(REQUEST_TIMEOUT, reason="a read of another user's thread did not answer"):
+        with pytest.raises(NotFoundError):
+            await bob.threads.get(alice_thread)
+        with pytest.raises(NotFoundError):
+            await alice.threads.get_state(bob_thread)
+        bob_sees = {t["thread_id"] for t in await bob.threads.search(limit=100)}
     assert bob_thread in bob_sees
     assert alice_thread not in bob_sees
 
@@ -306,7 +313,8 @@ async def test_cancelling_a_run_mid_call_stops_its_server(agent_server: AgentSer
     assert identity(started)["run_id"] == run["run_id"]
     assert alive(started["pid"])
 
-    await alice.runs.cancel(thread_id, run["run_id"], wait=True)
+    with anyio.fail_after(RUN_TIMEOUT, reason="the cancelled run did not stop"):
+        await alice.runs.cancel(thread_id, run["run_id"], wait=True)
     await agent_server.settle()  # the run's stdio server is gone
     assert not alive(started["pid"])
     # The call was cancelled in the server, not left running.

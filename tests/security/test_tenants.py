@@ -38,6 +38,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(300)]
 
 RUN_TIMEOUT = 60.0
 """Seconds one run may take: a hung run fails its test."""
+ATTACK_TIMEOUT = 30.0
+"""Seconds the requests of one attack (none of them runs the agent) may take together."""
 DIRECTIONS = [
     pytest.param("bob", "alice", id="bob-attacks-alice"),
     pytest.param("alice", "bob", id="alice-attacks-bob"),
@@ -91,18 +93,24 @@ async def assert_planted_thread_never_reaches_the_victim(
 ) -> None:
     """The victim neither sees nor runs the thread; then the attacker's own run executes the plant."""
     async with user_client(agent_server, attacker) as mine, user_client(agent_server, victim) as theirs:
-        with pytest.raises(NotFoundError):
-            await theirs.threads.get(thread_id)
-        with pytest.raises(NotFoundError):
-            await theirs.threads.get_state(thread_id)
-        assert await theirs.threads.search(metadata={"tag": tag}) == []
-        assert thread_id not in {t["thread_id"] for t in await theirs.threads.search(limit=1000)}
+        with anyio.fail_after(
+            ATTACK_TIMEOUT, reason=f"{victim}'s reads of {attacker}'s thread did not answer"
+        ):
+            with pytest.raises(NotFoundError):
+                await theirs.threads.get(thread_id)
+            with pytest.raises(NotFoundError):
+                await theirs.threads.get_state(thread_id)
+            assert await theirs.threads.search(metadata={"tag": tag}) == []
+            assert thread_id not in {t["thread_id"] for t in await theirs.threads.search(limit=1000)}
         mark = await agent_server.settle()
         with pytest.raises(httpx.HTTPStatusError) as caught:
             await continue_run(theirs, thread_id)
         assert caught.value.response.status_code == 404
         with pytest.raises(httpx.HTTPStatusError) as caught:
-            await theirs.runs.create(thread_id, GRAPH_ID, input=None)
+            with anyio.fail_after(
+                ATTACK_TIMEOUT, reason=f"{victim}'s run on {attacker}'s thread did not answer"
+            ):
+                await theirs.runs.create(thread_id, GRAPH_ID, input=None)
         assert caught.value.response.status_code == 404
         assert planted_calls(agent_server.records.since(mark), number) == []
 
@@ -207,27 +215,32 @@ async def test_a_run_cannot_create_its_thread_for_another_user(
 async def test_another_users_thread_cannot_be_written_by_its_id(
     agent_server: AgentServer, attacker: str, victim: str
 ) -> None:
-    async with user_client(agent_server, attacker) as mine, user_client(agent_server, victim) as theirs:
-        topic = f"victim's {uuid.uuid4().hex}"
-        thread_id = (await theirs.threads.create(metadata={"topic": topic}, graph_id=GRAPH_ID))["thread_id"]
-        with pytest.raises(NotFoundError):
-            await mine.threads.update(thread_id, metadata={"owner": attacker, "topic": "attacker's"})
-        with pytest.raises(ConflictError):  # the copy finds no thread of the caller's to copy
-            await mine.threads.copy(thread_id)
-        with pytest.raises(ConflictError):
-            await mine.threads.create(
-                thread_id=thread_id, metadata={"topic": "attacker's"}, if_exists="do_nothing"
-            )
-        with pytest.raises(NotFoundError):
-            await mine.threads.update_state(thread_id, {"messages": [{"role": "user", "content": "planted"}]})
-        thread = await theirs.threads.get(thread_id)
-        assert thread["metadata"]["owner"] == victim
-        assert thread["metadata"]["topic"] == topic
-        assert (await theirs.threads.get_state(thread_id))["values"] in ({}, None, [])
-        assert await mine.threads.search(metadata={"topic": topic}) == []  # no copy was made
-        # Control: the owner's own update of the same thread goes through.
-        updated = await theirs.threads.update(thread_id, metadata={"topic": "changed"})
-        assert (updated["metadata"]["topic"], updated["metadata"]["owner"]) == ("changed", victim)
+    reason = f"{attacker}'s writes to {victim}'s thread did not answer"
+    with anyio.fail_after(ATTACK_TIMEOUT, reason=reason):
+        async with user_client(agent_server, attacker) as mine, user_client(agent_server, victim) as theirs:
+            topic = f"victim's {uuid.uuid4().hex}"
+            thread = await theirs.threads.create(metadata={"topic": topic}, graph_id=GRAPH_ID)
+            thread_id = thread["thread_id"]
+            with pytest.raises(NotFoundError):
+                await mine.threads.update(thread_id, metadata={"owner": attacker, "topic": "attacker's"})
+            with pytest.raises(ConflictError):  # the copy finds no thread of the caller's to copy
+                await mine.threads.copy(thread_id)
+            with pytest.raises(ConflictError):
+                await mine.threads.create(
+                    thread_id=thread_id, metadata={"topic": "attacker's"}, if_exists="do_nothing"
+                )
+            with pytest.raises(NotFoundError):
+                await mine.threads.update_state(
+                    thread_id, {"messages": [{"role": "user", "content": "planted"}]}
+                )
+            thread = await theirs.threads.get(thread_id)
+            assert thread["metadata"]["owner"] == victim
+            assert thread["metadata"]["topic"] == topic
+            assert (await theirs.threads.get_state(thread_id))["values"] in ({}, None, [])
+            assert await mine.threads.search(metadata={"topic": topic}) == []  # no copy was made
+            # Control: the owner's own update of the same thread goes through.
+            updated = await theirs.threads.update(thread_id, metadata={"topic": "changed"})
+            assert (updated["metadata"]["topic"], updated["metadata"]["owner"]) == ("changed", victim)
 
 
 # --- assistants ----------------------------------------------------------------------------------

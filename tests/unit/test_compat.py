@@ -314,9 +314,12 @@ def private_upstream_uses(source: str, namespace: Mapping[str, object] | None = 
 
 
 def _modules() -> Iterator[tuple[str, Path]]:
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+    """The modules of mcpbridge and of the benchmarks (but ``bench/__main__.py``, which runs them)."""
+    for directory in (PACKAGE, PACKAGE.parent / "bench"):
+        for path in sorted(directory.rglob("*.py")):
+            parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+            if parts[-1] != "__main__":
+                yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
 
 
 @pytest.mark.parametrize(
@@ -371,7 +374,10 @@ def test_the_private_name_check_sees_every_use_in_compat() -> None:
 
 
 def test_no_module_but_compat_uses_a_private_upstream_name() -> None:
-    """Every private LangChain, LangGraph, mcp or httpx2 name goes through `mcpbridge._compat`."""
+    """Every private LangChain, LangGraph, mcp or httpx2 name goes through `mcpbridge._compat`.
+
+    That holds for the benchmarks too: they build Agent Server runtimes as the library does.
+    """
     uses: dict[str, list[str]] = {}
     for name, path in _modules():
         if name == _compat.__name__:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +113,60 @@ def test_the_check_sees_the_imports_it_must() -> None:
     assert {"httpx2", "mcp_types", "sniffio", "langsmith", "starlette", "uvicorn"} <= names
 
 
+WEB_STACK = ("starlette", "uvicorn")
+"""What serving needs and the rest of mcpbridge does not: the ``serve`` extra."""
+
+
+def test_the_web_stack_is_the_serve_extra_and_serving_alone_imports_it() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    required = {normalized(Requirement(r).name) for r in project["dependencies"]}
+    assert {normalized(Requirement(r).name) for r in extras["serve"]} == set(WEB_STACK)
+    assert not required & set(WEB_STACK)
+    dev = [Requirement(r) for r in extras["dev"]]
+    assert any(r.name == "mcpbridge" and "serve" in r.extras for r in dev)  # the README's commands
+    importers = {
+        module
+        for module, path in MODULES.items()
+        for name in imported(module, path, eager_only=False)
+        if name.split(".")[0] in WEB_STACK
+    }
+    assert importers and all(module.startswith("mcpbridge.serving") for module in importers), importers
+
+
+WITHOUT = """\
+import sys
+
+import mcpbridge  # the client side needs no web stack (the mcp SDK itself imports starlette)
+
+sys.modules[{missing!r}] = None  # as if not installed
+try:
+    import mcpbridge.serving
+except ImportError as error:
+    print("import:", error)
+from mcpbridge.cli import main
+
+print("exit:", main(["serve", "examples.agent:make_graph"]))
+"""
+
+
+@pytest.mark.parametrize("missing", WEB_STACK)
+def test_serving_without_the_serve_extra_says_what_to_install(missing: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT.format(missing=missing)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    install = "which the serve extra installs: pip install 'mcpbridge[serve]'"
+    assert done.stdout.splitlines() == [f"import: mcpbridge.serving needs {missing}, {install}", "exit: 2"], (
+        done.stdout + done.stderr
+    )
+    assert done.stderr.strip() == f"mcpbridge serve: error: mcpbridge.serving needs {missing}, {install}"
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan)."""
     index: dict[str, int] = {}
@@ -143,23 +199,74 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the mcpbridge modules it imports at module level (when it is imported)."""
+def loop(graph: dict[str, set[str]], component: list[str]) -> str:
+    """One cycle through ``component``, as ``a -> b -> a``, for the failure message."""
+    members = set(component)
+    path = [component[0]]
+    seen = {component[0]}
+    while True:
+        step = sorted(graph[path[-1]] & members)
+        back = [target for target in step if target in seen]
+        if back:
+            return " -> ".join([*path[path.index(back[0]) :], back[0]])
+        path.append(step[0])
+        seen.add(step[0])
+
+
+def import_graph(*, eager_only: bool) -> dict[str, set[str]]:
+    """Module -> the mcpbridge modules it imports.
+
+    With ``eager_only``: the imports run when the module is imported (at module level, outside
+    ``if TYPE_CHECKING:``). Without: every import statement in it, in functions and under
+    ``TYPE_CHECKING`` too, which is what a reader (and a type checker) sees the module depend on.
+    """
     return {
-        module: {name for name in imported(module, path, eager_only=True) if name in MODULES} - {module}
+        module: {name for name in imported(module, path, eager_only=eager_only) if name in MODULES} - {module}
         for module, path in MODULES.items()
     }
 
 
+def assert_no_cycle(graph: dict[str, set[str]]) -> None:
+    found = cycles(graph)
+    assert found == [], "import cycles in mcpbridge: " + "; ".join(loop(graph, c) for c in found)
+
+
 def test_mcpbridge_has_no_import_cycle() -> None:
-    graph = import_graph()
+    """No cycle among the imports that run: importing any module first works."""
+    graph = import_graph(eager_only=True)
     assert len(graph) == len(MODULES) > 20
     assert "mcpbridge.errors" in graph["mcpbridge.topology"]  # the walk sees edges
-    assert cycles(graph) == []
+    assert_no_cycle(graph)
+
+
+def test_mcpbridge_has_no_import_cycle_counting_every_import() -> None:
+    """No cycle even counting imports in functions and under ``TYPE_CHECKING``: one-way layers."""
+    graph = import_graph(eager_only=False)
+    assert "mcpbridge.identity" in graph["mcpbridge.bridge"]
+    assert_no_cycle(graph)
 
 
 def test_the_cycle_check_finds_a_cycle() -> None:
-    graph = import_graph()
+    graph = import_graph(eager_only=True)
     graph["mcpbridge.errors"] = graph["mcpbridge.errors"] | {"mcpbridge.topology"}
     assert ["mcpbridge.errors", "mcpbridge.topology"] in cycles(graph)
+    assert loop(graph, ["mcpbridge.errors", "mcpbridge.topology"]) == (
+        "mcpbridge.errors -> mcpbridge.topology -> mcpbridge.errors"
+    )
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert loop({"a": {"b"}, "b": {"c"}, "c": {"a", "b"}}, ["a", "b", "c"]) == "a -> b -> c -> a"
+    with pytest.raises(AssertionError, match="a -> b -> a"):
+        assert_no_cycle({"a": {"b"}, "b": {"a"}})
+
+
+def test_the_walk_sees_type_checking_and_lazy_imports(tmp_path: Path) -> None:
+    path = tmp_path / "probe.py"
+    path.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import a\n"
+        "def f():\n    import b\n"
+        "try:\n    import c\nexcept ImportError:\n    c = None\n",
+        encoding="utf-8",
+    )
+    assert set(imported("probe", path, eager_only=True)) == {"typing", "c"}
+    assert set(imported("probe", path, eager_only=False)) == {"typing", "a", "b", "c"}

@@ -336,3 +336,14 @@ def test_bad_command_lines_exit_2_with_the_reason(
     monkeypatch.chdir(ROOT)
     assert main(argv) == 2
     assert expected in capsys.readouterr().err
+
+
+async def verify_nobody(token: str) -> None:
+    """A bearer-token verifier that knows no token."""
+    return None
+
+
+def test_an_auth_verifier_named_on_the_command_line_is_loaded() -> None:
+    from mcpbridge.cli import _verifier  # pyright: ignore[reportPrivateUsage]
+
+    assert _verifier(f"{__name__}:verify_nobody") is verify_nobody

@@ -2,7 +2,9 @@
 
 Each mutation below changes one thing between the graph built for reads and the graph built for
 runs; the check must refuse it and say what differs. A fingerprint that ignored nodes, edges,
-channels, a schema or a subgraph would let that case through.
+channels, a schema or a subgraph would let that case through. What is not topology must pass:
+the same graph built twice (a reducer defined in the builder included), other node
+implementations, other tools for the agent.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from langchain.agents import create_agent
 from langchain_core.tools import tool
+from langgraph.channels import EphemeralValue
+from langgraph.func import entrypoint
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from mcpbridge.errors import TopologyMismatchError
 from mcpbridge.testing import OfflineChatModel
-from mcpbridge.topology import Topology, TopologyMismatchError, check_topology, topology
+from mcpbridge.topology import Topology, check_topology, topology
 
 
 class State(TypedDict):
@@ -59,6 +64,16 @@ class StateWithAccumulatedScratch(TypedDict):
     messages: Annotated[list[str], operator.add]
     count: int
     scratch: Annotated[str, operator.add]
+
+
+class StateWithEphemeralScratch(TypedDict):
+    messages: Annotated[list[str], operator.add]
+    count: int
+    scratch: Annotated[str, EphemeralValue(str)]  # same value type, another channel class
+
+
+class InputWithoutReducer(TypedDict):
+    messages: list[str]
 
 
 class InputWithCount(TypedDict):
@@ -213,8 +228,20 @@ MUTATIONS = [
         lambda: build(state=StateWithAccumulatedScratch),
         ["channel 'scratch' differs"],
     ),
+    Mutation(
+        "private channel made ephemeral",
+        lambda: build(state=StateWithEphemeralScratch),
+        ["channel 'scratch' differs: LastValue[<class 'str'>] became EphemeralValue[<class 'str'>]"],
+    ),
     # --- schemas ---
-    Mutation("input schema changed", lambda: build(input_schema=InputWithCount), ["input schema differs"]),
+    Mutation(
+        "input schema field added", lambda: build(input_schema=InputWithCount), ["input schema differs"]
+    ),
+    Mutation(
+        "input schema field's reducer dropped",
+        lambda: build(input_schema=InputWithoutReducer),
+        ["input schema differs"],
+    ),
     Mutation(
         "output schema field's type changed",
         lambda: build(output_schema=OutputWithStrCount),
@@ -246,6 +273,59 @@ def test_identical_graphs_pass() -> None:
     assert check_topology(build(context_schema=Context), build(context_schema=Context)) == []
 
 
+def _other_node(state: Any) -> dict[str, Any]:
+    return {"count": 1}
+
+
+def test_node_implementations_are_not_topology() -> None:
+    """Nodes are compared by name: what a node runs (its tools, its model) may differ per run."""
+    builder = StateGraph(State, input_schema=Input, output_schema=Output)
+    builder.add_node("plan", _other_node)
+    builder.add_node("act", lambda state: {})
+    builder.add_node("research", research())
+    builder.add_edge(START, "plan")
+    builder.add_edge("act", "research")
+    builder.add_edge("research", END)
+    builder.add_conditional_edges("plan", lambda state: "act", {"act": "act", "done": END})
+    assert check_topology(build(), builder.compile()) == []
+
+
+def test_agents_with_other_tools_have_one_topology() -> None:
+    """What a run's tools are (their names, arguments, number) is not topology; having some is."""
+
+    @tool
+    def search(query: str, limit: int) -> str:
+        """Search."""
+        return query
+
+    model = OfflineChatModel()
+    read = topology(create_agent(model, tools=[local_note]))
+    assert check_topology(read, create_agent(model, tools=[search])) == []
+    assert check_topology(read, create_agent(model, tools=[search, local_note])) == []
+
+
+def with_local_reducer() -> CompiledStateGraph[Any, Any, Any, Any]:
+    """A graph whose state's reducer is a new function on every build."""
+
+    def merge(left: list[str], right: list[str]) -> list[str]:
+        return left + right
+
+    # The functional form: under ``from __future__ import annotations`` a class's ``merge`` would
+    # be a string naming a local, which StateGraph cannot resolve.
+    local = TypedDict("local", {"messages": Annotated[list[str], merge]})  # noqa: UP013
+    builder = StateGraph(local)
+    builder.add_node("act", _node)
+    builder.add_edge(START, "act")
+    builder.add_edge("act", END)
+    return builder.compile()
+
+
+def test_a_reducer_defined_in_the_builder_is_the_same_on_every_build() -> None:
+    first, second = topology(with_local_reducer()), topology(with_local_reducer())
+    assert "merge" in first.input_schema and "merge" in dict(first.channel_types)["messages"]
+    assert check_topology(first, second) == []
+
+
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.id for m in MUTATIONS])
 def test_a_mutation_of_the_run_graph_is_caught_and_named(mutation: Mutation) -> None:
     with pytest.raises(TopologyMismatchError) as caught:
@@ -261,6 +341,59 @@ def test_the_mutation_is_caught_the_other_way_round(mutation: Mutation) -> None:
     """The read graph may be the one with more: swapping the sides turns "extra" into "missing"."""
     with pytest.raises(TopologyMismatchError):
         check_topology(mutation.build(), build())
+
+
+def functional(kind: str) -> Any:
+    """A graph of the functional API, which has no `StateGraph` builder: its JSON schemas are compared."""
+    if kind == "int -> str":
+
+        @entrypoint()
+        def work(value: int) -> str:
+            return str(value)
+
+        return work
+    if kind == "str -> str":
+
+        @entrypoint()
+        def work(value: str) -> str:
+            return value
+
+        return work
+    if kind == "int -> int":
+
+        @entrypoint()
+        def work(value: int) -> int:
+            return value
+
+        return work
+
+    @entrypoint(context_schema=Context)
+    def work(value: int) -> str:
+        return str(value)
+
+    return work
+
+
+def test_functional_graphs_built_twice_pass() -> None:
+    assert check_topology(functional("int -> str"), functional("int -> str")) == []
+    assert check_topology(functional("with context"), functional("with context")) == []
+
+
+@pytest.mark.parametrize(
+    ("run", "differences"),
+    [
+        ("str -> str", ["input schema differs", "channel '__start__' differs"]),
+        (
+            "int -> int",
+            ["output schema differs", "channel '__end__' differs", "channel '__previous__' differs"],
+        ),
+        ("with context", ["context schema differs"]),
+    ],
+)
+def test_a_functional_graph_schema_change_is_caught(run: str, differences: list[str]) -> None:
+    with pytest.raises(TopologyMismatchError) as caught:
+        check_topology(functional("int -> str"), functional(run))
+    assert [line.split(":")[0] for line in caught.value.differences] == differences
 
 
 def test_a_context_schema_field_type_change_is_caught() -> None:
