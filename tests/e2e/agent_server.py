@@ -40,6 +40,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from tests.e2e.isolation import EchoServer, own_echo_server, reset_store
 from tests.support.processes import (
+    ECHO_MODULE,
     HOST,
     DemoServers,
     demo_servers,
@@ -69,7 +70,7 @@ PROBE = textwrap.dedent(
     async def main():
         blockbuster = _enable_blockbuster()  # what `langgraph dev` applies to every run
         try:
-            server = StdioServer(name="local", command=sys.executable, args=["-m", ECHO_MODULE])
+            server = StdioServer(name="local", command=sys.executable, args=["-m", "{ECHO_MODULE}"])
             async with Bridge([server]) as bridge:
                 add = next(t for t in bridge.tools if t.name == "add")
                 assert await add.ainvoke({"a": 1, "b": 2})
@@ -78,7 +79,7 @@ PROBE = textwrap.dedent(
 
     asyncio.run(main())
     """
-)
+).replace("{ECHO_MODULE}", ECHO_MODULE)
 """Connect to and call a stdio server under the Agent Server's blocking-call detector, in a fresh process."""
 
 
