@@ -22,18 +22,11 @@ except ImportError as error:
         name=error.name,
     ) from None
 
+from mcpbridge._deprecation import moved
 from mcpbridge.serving.backend import Backend, Caller, OpenBackend
-from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer, parse_checkpointer
-from mcpbridge.serving.interface import OUTPUT_SCHEMA, ToolInterface, interface_for
-from mcpbridge.serving.loading import (
-    ServedGraph,
-    load_config_graphs,
-    load_graph,
-    load_object,
-    parse_graph_arg,
-)
+from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
+from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
-from mcpbridge.serving.progress import ProgressReporter
 from mcpbridge.serving.remote import RemoteAssistants, RemoteTokenCheck
 from mcpbridge.serving.server import AgentMCPServer
 from mcpbridge.serving.users import ServedUser, UserVerifier
@@ -41,25 +34,31 @@ from mcpbridge.serving.users import ServedUser, UserVerifier
 del starlette, uvicorn  # checked above, not part of this module
 
 __all__ = [
-    "OUTPUT_SCHEMA",
     "AgentMCPServer",
     "Backend",
     "Caller",
     "CheckpointerSpec",
     "LocalGraphs",
     "OpenBackend",
-    "ProgressReporter",
     "RemoteAssistants",
     "RemoteTokenCheck",
     "ServedGraph",
     "ServedUser",
-    "ToolInterface",
     "UserVerifier",
-    "interface_for",
-    "load_config_graphs",
-    "load_graph",
-    "load_object",
     "open_checkpointer",
-    "parse_checkpointer",
-    "parse_graph_arg",
 ]
+
+# The command line's loaders and the tool interface's parts live in their modules; the old
+# names keep working, with a warning, for one release.
+__getattr__ = moved(
+    "mcpbridge.serving",
+    {
+        **dict.fromkeys(
+            ("load_config_graphs", "load_graph", "load_object", "parse_graph_arg"),
+            "mcpbridge.serving.loading",
+        ),
+        "parse_checkpointer": "mcpbridge.serving.checkpointers",
+        **dict.fromkeys(("OUTPUT_SCHEMA", "ToolInterface", "interface_for"), "mcpbridge.serving.interface"),
+        "ProgressReporter": "mcpbridge.serving.progress",
+    },
+)

@@ -93,22 +93,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "Caller",
         "CheckpointerSpec",
         "LocalGraphs",
-        "OUTPUT_SCHEMA",
         "OpenBackend",
-        "ProgressReporter",
         "RemoteAssistants",
         "RemoteTokenCheck",
         "ServedGraph",
         "ServedUser",
-        "ToolInterface",
         "UserVerifier",
-        "interface_for",
-        "load_config_graphs",
-        "load_graph",
-        "load_object",
         "open_checkpointer",
-        "parse_checkpointer",
-        "parse_graph_arg",
     ],
 }
 
@@ -161,6 +152,17 @@ MOVED: dict[str, dict[str, str]] = {
         "TOKEN_FIELD": "mcpbridge.server",
     },
     "mcpbridge.config": {"load_servers": "mcpbridge", "parse_servers": "mcpbridge"},
+    "mcpbridge.serving": {
+        "load_config_graphs": "mcpbridge.serving.loading",
+        "load_graph": "mcpbridge.serving.loading",
+        "load_object": "mcpbridge.serving.loading",
+        "parse_graph_arg": "mcpbridge.serving.loading",
+        "parse_checkpointer": "mcpbridge.serving.checkpointers",
+        "OUTPUT_SCHEMA": "mcpbridge.serving.interface",
+        "ToolInterface": "mcpbridge.serving.interface",
+        "interface_for": "mcpbridge.serving.interface",
+        "ProgressReporter": "mcpbridge.serving.progress",
+    },
 }
 
 

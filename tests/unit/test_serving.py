@@ -22,21 +22,11 @@ from pydantic import BaseModel
 from mcpbridge import ConfigError
 from mcpbridge._compat import SERVER_RUNTIME_CLASSES
 from mcpbridge.cli import main
-from mcpbridge.serving import (
-    AgentMCPServer,
-    Caller,
-    LocalGraphs,
-    ProgressReporter,
-    ServedGraph,
-    ServedUser,
-    interface_for,
-    load_config_graphs,
-    load_graph,
-    open_checkpointer,
-    parse_checkpointer,
-    parse_graph_arg,
-)
-from mcpbridge.serving.checkpointers import require_checkpointer
+from mcpbridge.serving import AgentMCPServer, Caller, LocalGraphs, ServedGraph, ServedUser, open_checkpointer
+from mcpbridge.serving.checkpointers import parse_checkpointer, require_checkpointer
+from mcpbridge.serving.interface import interface_for
+from mcpbridge.serving.loading import load_config_graphs, load_graph, parse_graph_arg
+from mcpbridge.serving.progress import ProgressReporter
 from mcpbridge.serving.users import VerifierAdapter, as_user, user_of_scope
 
 pytestmark = pytest.mark.anyio
