@@ -125,3 +125,9 @@ def test_secrets_not_in_validation_errors_of_direct_construction() -> None:
 def test_url_credentials_not_in_repr() -> None:
     server = HttpServer(name="h", url="https://user:s3cr3t-url@h.example/mcp?token=s3cr3t-url")
     assert_no_secret(repr(server))
+
+
+def test_stdio_args_take_a_list_or_a_tuple_and_keep_a_tuple() -> None:
+    listed = StdioServer(name="s", command="python", args=["-m", "x"])
+    assert listed.args == ("-m", "x") and isinstance(listed.args, tuple)
+    assert listed == StdioServer(name="s", command="python", args=("-m", "x"))

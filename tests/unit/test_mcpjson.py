@@ -193,6 +193,7 @@ def test_bad_url(url: str) -> None:
         ({"command": "x", "call_timeout": -1}, "call_timeout", "give a positive number"),
         ({"command": "x", "required": "maybe"}, "required", "give true or false"),
         ({"command": "x", "args": "--flag"}, "args", "give a list"),
+        ({"command": "x", "args": 5}, "args", "give a list"),
         ({"command": "x", "env": {"K": 5}}, "env.K", "give a string"),
         ({"command": ""}, "command", "at least 1 character"),
         ({"command": "x", "prefix": "has space"}, "prefix", "letters, digits"),
