@@ -1,8 +1,8 @@
 """The results as a table: ``python -m bench.table [results.json] [--readme]``.
 
 Without ``--readme`` it prints the table of a results file (default:
-``bench/results/latest.json``); with it, the README's ``## Performance`` section
-(the command, date, machine, and the table as Markdown).
+``bench/results/latest.json``); with it, the ``## The last run`` section of
+``docs/performance.md`` (the command, date, machine, and the table as Markdown).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def machine_summary(data: Mapping[str, Any]) -> str:
 
 
 def readme_section(data: Mapping[str, Any]) -> str:
-    """The README's ``## Performance`` section."""
+    """The ``## The last run`` section of ``docs/performance.md``."""
     p = data["packages"]
     versions = ", ".join(
         f"{name} {p[name]}" for name in ("mcp", "langgraph", "langchain-core") if p.get(name)
@@ -132,7 +132,7 @@ def readme_section(data: Mapping[str, Any]) -> str:
         f"Last run: {data['started'][:10]}, `{data['command']}`, {machine_summary(data)}; "
         f"{versions}" + (f"; {peer}" if peer else "") + "."
     )
-    return "\n\n".join(["## Performance", _wrap(about), _wrap(last), markdown(data)])
+    return "\n\n".join(["## The last run", _wrap(about), _wrap(last), markdown(data)])
 
 
 def _wrap(text: str) -> str:
@@ -145,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("path", nargs="?", type=Path, default=LATEST)
-    parser.add_argument("--readme", action="store_true", help="print the README's Performance section")
+    parser.add_argument(
+        "--readme", action="store_true", help="print the 'The last run' section of docs/performance.md"
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     data: dict[str, Any] = json.loads(args.path.read_text(encoding="utf-8"))

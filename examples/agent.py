@@ -65,7 +65,7 @@ def local_server() -> StdioServer:
     return StdioServer(
         name="local",
         command=sys.executable,
-        args=("-m", os.environ.get(SERVER_ENV, "mcpbridge.testing.echo")),
+        args=["-m", os.environ.get(SERVER_ENV, "mcpbridge.testing.echo")],
         cwd=REPO_ROOT,
         env=env,
         prefix="local",

@@ -27,7 +27,7 @@ QUESTIONS = ('call whoami {} then add {"a": 2, "b": 40}', 'call count {"to": 3}'
 
 async def main() -> None:
     """Ask the agent to call the tools, printing what the run streams."""
-    echo = StdioServer(name="echo", command=sys.executable, args=("-m", "mcpbridge.testing.echo"))
+    echo = StdioServer(name="echo", command=sys.executable, args=["-m", "mcpbridge.testing.echo"])
     async with Bridge([echo]) as bridge:
         agent: CompiledStateGraph[Any, Any, Any, Any] = create_agent(load_chat_model(), tools=bridge.tools)
         for question in QUESTIONS:

@@ -202,7 +202,7 @@ async def main() -> None:
     async with http_echo_server() as url:
         print(f"Started the echo server over streamable HTTP at {url}")
         servers = [
-            StdioServer(name="local", command=sys.executable, args=("-m", SERVER_MODULE), cwd=REPO_ROOT),
+            StdioServer(name="local", command=sys.executable, args=["-m", SERVER_MODULE], cwd=REPO_ROOT),
             HttpServer(name="remote", url=url),
         ]
         async with Bridge(servers) as bridge:

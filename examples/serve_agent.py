@@ -23,7 +23,7 @@ from mcpbridge import StdioServer, agent_factory
 from mcpbridge.serving import AgentMCPServer
 from mcpbridge.testing import load_chat_model
 
-echo = StdioServer(name="echo", command=sys.executable, args=("-m", "mcpbridge.testing.echo"), prefix="echo")
+echo = StdioServer(name="echo", command=sys.executable, args=["-m", "mcpbridge.testing.echo"], prefix="echo")
 
 make_graph = agent_factory([echo], load_chat_model())
 """The served agent: a factory, so each run connects to ``echo`` and closes it at the end."""

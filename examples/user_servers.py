@@ -23,7 +23,7 @@ from mcpbridge import EnvCredentials, HttpServer, StdioServer, agent_factory
 from mcpbridge.scoping import Scoped, ToolFilter, UserContext, UserServers, has_permission
 from mcpbridge.testing import load_chat_model
 
-echo = StdioServer(name="echo", command=sys.executable, args=("-m", "mcpbridge.testing.echo"), prefix="echo")
+echo = StdioServer(name="echo", command=sys.executable, args=["-m", "mcpbridge.testing.echo"], prefix="echo")
 remote = HttpServer(
     name="remote", url=os.environ.get("ECHO_URL", "http://127.0.0.1:8765/mcp"), prefix="remote"
 )

@@ -48,7 +48,7 @@ async def main() -> None:
     server = StdioServer(
         name="reports",  # the audience of its tokens
         command=sys.executable,
-        args=(__file__, "--serve"),
+        args=[__file__, "--serve"],
         env={SECRET_ENV: secret},
     )
     config: RunnableConfig = {"configurable": {"thread_id": "thread-1", "langgraph_auth_user_id": "alice"}}

@@ -128,12 +128,18 @@ class StdioServer(ServerConfig):
 
     transport: Literal["stdio"] = "stdio"
     command: str = Field(min_length=1)
-    args: tuple[str, ...] = ()
+    args: Sequence[str] = ()
+    """The command's arguments, a list or a tuple (kept as a tuple)."""
     env: Mapping[str, str] | None = Field(default=None, repr=False)
     """Extra environment variables, merged over a minimal safe environment."""
     cwd: Path | None = None
     user_env: tuple[str, ...] = ()
     """Environment variable names a user's own credentials may set (none by default)."""
+
+    @field_validator("args")
+    @classmethod
+    def _args_as_tuple(cls, value: Sequence[str]) -> tuple[str, ...]:
+        return tuple(value)
 
     @field_validator("user_env")
     @classmethod
@@ -360,6 +366,8 @@ def _describe(error: ErrorDetails, location: str, model: type[BaseModel]) -> str
         return f"unknown field; {hint}"
     if kind == "union_tag_invalid":
         return "unknown transport; use 'stdio', 'http' or 'sse'"
+    if kind in ("sequence_str", "is_instance_of") and "Sequence" in message:  # `args`, a Sequence[str]
+        return "Input should be a valid list; give a list"
     fix = _FIXES.get(kind)
     return f"{message}; {fix}" if fix else message
 

@@ -135,7 +135,7 @@ def test_validation_catches_a_broken_document(results: dict[str, Any]) -> None:
 @pytest.mark.timeout(420)
 def test_tables_render(results: dict[str, Any]) -> None:
     section = table.readme_section(results)
-    assert section.startswith("## Performance\n")
+    assert section.startswith("## The last run\n")
     assert "python -m bench --quick" in section
     rows = [line for line in table.markdown(results).splitlines() if line.startswith("| ")]
     assert len(rows) == 2 + len(results["metrics"])  # header, rule, one per metric

@@ -18,9 +18,10 @@ from mcp.server.mcpserver import MCPServer
 import examples.agent
 from mcpbridge import MemoryServer, ServerConfig
 from mcpbridge._compat import RUN_ACCESS, server_runtime
+from mcpbridge.errors import TopologyMismatchError
 from mcpbridge.factory import agent_factory, graph_factory
 from mcpbridge.testing import OfflineChatModel, echo
-from mcpbridge.topology import TopologyMismatchError, topology
+from mcpbridge.topology import topology
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,4 @@
-"""The network side of HTTP servers: the checking backend, the response cap, URL redaction, simulated DNS.
+"""The network side of HTTP servers: the checking backend, the response cap, simulated DNS.
 
 Connections here go to listeners of this process on 127.0.0.1 only; names are
 answered by a simulated resolver (`tests.security.dns`).
@@ -29,7 +29,6 @@ from mcpbridge._network import (
     http_client,
     policy_transport,
 )
-from mcpbridge._redact import URL_LOGGERS, UrlRedactor, install_url_redaction, redact_urls
 from mcpbridge.pool import pool_key
 from mcpbridge.scoping import RegisteredServers, UserContext
 from tests.security.dns import DNS_ENV, SimulatedDns, install_from_env
@@ -275,38 +274,6 @@ def test_failures_of_servers_with_a_policy_are_one_text_and_logged(
     assert any("10.0.0.5" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     deployment = HttpServer(name="notes", url="http://10.0.0.5:22/mcp")
     assert describe_failure(deployment, exc) != shown  # the deployment's own servers keep the detail
-
-
-# --- URL redaction in logs -----------------------------------------------------------------------
-
-
-def test_urls_lose_userinfo_query_and_fragment() -> None:
-    text = 'HTTP Request: POST https://u:pw@mcp.example.com/mcp?token=s3cret#frag "HTTP/1.1 200 OK"'
-    assert redact_urls(text) == 'HTTP Request: POST https://mcp.example.com/mcp "HTTP/1.1 200 OK"'
-    assert redact_urls("see http://127.0.0.1:8000/mcp, then") == "see http://127.0.0.1:8000/mcp, then"
-    assert redact_urls("no url") == "no url"
-
-
-def test_the_filter_is_installed_once_on_every_url_logger(caplog: pytest.LogCaptureFixture) -> None:
-    install_url_redaction()
-    install_url_redaction()
-    for name in URL_LOGGERS:
-        assert sum(isinstance(f, UrlRedactor) for f in logging.getLogger(name).filters) == 1, name
-    caplog.set_level(logging.DEBUG)
-    logging.getLogger("httpx2").info(
-        "HTTP Request: %s %s", "POST", httpx2.URL("https://h.test/p?token=s3cret")
-    )
-    logging.getLogger("mcp.client.streamable_http").debug("Connecting to https://h.test/mcp?key=s3cret")
-    try:
-        raise RuntimeError("Client error '404 Not Found' for url 'https://h.test/mcp?token=s3cret'")
-    except RuntimeError:
-        logging.getLogger("mcp.client.streamable_http").exception("Error in post_writer")
-    messages = [r.getMessage() for r in caplog.records]
-    assert "HTTP Request: POST https://h.test/p" in messages
-    assert "for url 'https://h.test/mcp'" in caplog.text  # the exception's text, redacted
-    assert "s3cret" not in caplog.text
-    assert "Connecting to https://h.test/mcp" in messages
-    assert not any("s3cret" in m for m in messages)
 
 
 # --- simulated DNS -------------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""The agent MCP server: exposure warnings and in-memory clients (``mcpbridge.serving.server``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mcp_types as types
+import pytest
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from mcp import Client
+
+from mcpbridge.serving import AgentMCPServer
+
+pytestmark = pytest.mark.anyio
+
+
+def echo_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
+    def answer(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"{len(state['messages'])} messages")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "answer")
+    builder.add_edge("answer", END)
+    return builder.compile()
+
+
+def text(result: types.CallToolResult) -> str:
+    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [("0.0.0.0", True), ("10.1.2.3", True), ("example.com", True), ("::", True)]
+    + [("127.0.0.1", False), ("127.0.0.2", False), ("::1", False), ("[::1]", False), ("localhost", False)],
+)
+def test_serving_without_auth_beyond_loopback_warns(
+    host: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mcpbridge.serving.server import _warn_when_exposed
+
+    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
+        _warn_when_exposed(host, authenticated=False)
+        _warn_when_exposed(host, authenticated=True)
+    assert [r.getMessage() for r in caplog.records if "without auth" in r.getMessage()] == (
+        [caplog.records[0].getMessage()] if warned else []
+    )
+
+
+async def test_an_in_memory_client_sees_tools_and_results() -> None:
+    server = AgentMCPServer.from_graphs({"echo": echo_graph()})
+    async with Client(server.lowlevel) as client:
+        [tool] = (await client.list_tools()).tools
+        result = await client.call_tool("echo", {"message": "hello"})
+    assert tool.name == "echo" and tool.input_schema["required"] == ["message"]
+    assert text(result) == "1 messages"
+    assert (result.structured_content or {})["status"] == "success"
