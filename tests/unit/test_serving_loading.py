@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.graph.state import CompiledStateGraph
+from langgraph.graph import StateGraph
 
 from mcpbridge import ConfigError
 from mcpbridge.serving import LocalGraphs, ServedGraph
 from mcpbridge.serving.loading import load_config_graphs, load_graph, parse_graph_arg
 
+from ._serving import echo_graph
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def echo_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
-    def answer(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [AIMessage(content=f"{len(state['messages'])} messages")]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("answer", answer)
-    builder.add_edge(START, "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
 
 
 def test_graphs_load_by_module_and_by_file() -> None:

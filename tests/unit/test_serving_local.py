@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import mcp_types as types
 import pytest
 from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -18,22 +17,9 @@ from mcpbridge._compat import SERVER_RUNTIME_CLASSES
 from mcpbridge.serving import Caller, LocalGraphs, ServedGraph, ServedUser
 from mcpbridge.serving.progress import ProgressReporter
 
+from ._serving import echo_graph, text
+
 pytestmark = pytest.mark.anyio
-
-
-def echo_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
-    def answer(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [AIMessage(content=f"{len(state['messages'])} messages")]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("answer", answer)
-    builder.add_edge(START, "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
-
-
-def text(result: types.CallToolResult) -> str:
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
 async def test_factories_are_called_as_the_agent_server_calls_them() -> None:

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import mcp_types as types
 import pytest
-from langchain_core.messages import AIMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.graph.state import CompiledStateGraph
 from mcp import Client
 
 from mcpbridge.serving import AgentMCPServer
 
+from ._serving import echo_graph, text
+
 pytestmark = pytest.mark.anyio
-
-
-def echo_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
-    def answer(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [AIMessage(content=f"{len(state['messages'])} messages")]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("answer", answer)
-    builder.add_edge(START, "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
-
-
-def text(result: types.CallToolResult) -> str:
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,28 @@
+"""A graph and a result reader shared by the serving tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+
+def echo_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
+    """A graph that answers with how many messages its state holds."""
+
+    def answer(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"{len(state['messages'])} messages")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "answer")
+    builder.add_edge("answer", END)
+    return builder.compile()
+
+
+def text(result: types.CallToolResult) -> str:
+    """The text blocks of a tool result, joined."""
+    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
