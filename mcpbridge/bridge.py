@@ -46,7 +46,9 @@ class Bridge:
         servers: The servers to connect to.
         identity: How the run's identity is written into each call's ``_meta``.
         on_name_conflict: ``"prefix"`` gives tools that share a name their server's
-            name as prefix; ``"error"`` raises `ToolNameConflictError` instead.
+            name as prefix; ``"error"`` raises `ToolNameConflictError` instead. Names never
+            depend on which servers connected: among several servers, an optional server's
+            tools always carry its prefix (its ``prefix``, else its name) and yield to the others.
         server_log_level: The least severe server log message to receive (they go to
             the ``mcpbridge.server.<name>`` logger); ``None`` asks for none.
         refused: Servers refused before connecting (see `UserServers`); they are
@@ -56,8 +58,9 @@ class Bridge:
             opening and closing them.
         user: Whose sessions these are: a pool lends a session only to runs of its user.
         guests: Names of the servers a user registered (see `RegisteredServers`): their
-            tools never take or change another server's tool name; a clashing one gets its
-            server's name as prefix, or is dropped with a warning when that clashes too.
+            tools never take or change another server's tool name; among several servers they
+            carry their server's prefix (a taken name gets the server's name once more), or are
+            dropped with a warning when that clashes too.
         registered: Deprecated name of ``guests``.
 
     Raises:
