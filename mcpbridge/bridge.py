@@ -58,9 +58,9 @@ class Bridge:
             opening and closing them.
         user: Whose sessions these are: a pool lends a session only to runs of its user.
         guests: Names of the servers a user registered (see `RegisteredServers`): their
-            tools never take or change another server's tool name; among several servers they
-            carry their server's prefix (a taken name gets the server's name once more), or are
-            dropped with a warning when that clashes too.
+            tools never take or change another server's tool name; a clashing one gets its
+            server's name as prefix, or is dropped with a warning when that clashes too. Among
+            several guests, an optional guest's tools always carry its prefix.
         registered: Deprecated name of ``guests``.
 
     Raises:
@@ -230,9 +230,14 @@ class Bridge:
         return start
 
     def _prefix(self, connection: ServerConnection) -> str | None:
-        """The prefix of a server's tools: its own, or, for an optional server among several, its name."""
+        """The prefix of a server's tools: its own, or, for an optional server among several, its name.
+
+        The deployment's servers and the guests are counted apart: guests yield to the deployment's names.
+        """
         config = connection.config
-        if config.prefix is None and not config.required and len(self.servers) > 1:
+        guest = config.name in self.guests
+        peers = sum((s.name in self.guests) == guest for s in self.servers)  # the guests, or the others
+        if config.prefix is None and not config.required and peers > 1:
             return safe_name(config.name)
         return config.prefix
 

@@ -256,16 +256,25 @@ async def test_an_optional_servers_tools_yield_to_the_required_ones(caplog: pyte
 
 
 @pytest.mark.anyio
-async def test_guests_take_their_prefix_and_yield_whatever_connects() -> None:
+async def test_guests_yield_and_are_named_among_themselves_whatever_connects() -> None:
     for up in (True, False):
-        deployment = MemoryServer(name="local", server=server_with("dup", "mine_x"))
-        guest = maybe_down("mine", "dup", "x", up=True)
-        names = await names_when([deployment, maybe_down("opt", "dup", up=up), guest], guests=["mine"])
+        deployment = MemoryServer(name="local", server=server_with("dup", "x"))
+        # One guest keeps its names, but those the deployment's servers hold.
+        alone = [deployment, maybe_down("opt", "dup", up=up), maybe_down("mine", "dup", "y", up=True)]
+        names = await names_when(alone, guests=["mine"])
         assert names["dup"] == ("local", "dup")
-        assert names["mine_x"] == ("local", "mine_x")
         assert names["mine_dup"] == ("mine", "dup")
-        assert names["mine_mine_x"] == ("mine", "x")
+        assert names["y"] == ("mine", "y")
         assert ("opt_dup" in names) is up
+        # Several guests carry their prefixes, whether the other guest is up or not.
+        several = [deployment, maybe_down("mine", "dup", "y", up=True), maybe_down("theirs", "y", up=up)]
+        names = await names_when(several, guests=["mine", "theirs"])
+        assert names["dup"] == ("local", "dup")
+        assert names["x"] == ("local", "x")
+        assert names["mine_dup"] == ("mine", "dup")
+        assert names["mine_y"] == ("mine", "y")
+        assert ("theirs_y" in names) is up
+        assert len(names) == (5 if up else 4)
 
 
 @pytest.mark.anyio
