@@ -21,7 +21,7 @@ import anyio
 import mcp_types as types
 
 from mcpbridge._access import ToolFilter
-from mcpbridge._connection import ServerConnection
+from mcpbridge._connection import ListedTool, ServerConnection
 from mcpbridge._failures import describe_failure
 from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe_name
 from mcpbridge._version import package_version
@@ -46,7 +46,9 @@ class Bridge:
         servers: The servers to connect to.
         identity: How the run's identity is written into each call's ``_meta``.
         on_name_conflict: ``"prefix"`` gives tools that share a name their server's
-            name as prefix; ``"error"`` raises `ToolNameConflictError` instead.
+            name as prefix; ``"error"`` raises `ToolNameConflictError` instead. Names never
+            depend on which servers connected: among several servers, an optional server's
+            tools always carry its prefix (its ``prefix``, else its name) and yield to the others.
         server_log_level: The least severe server log message to receive (they go to
             the ``mcpbridge.server.<name>`` logger); ``None`` asks for none.
         refused: Servers refused before connecting (see `UserServers`); they are
@@ -57,7 +59,8 @@ class Bridge:
         user: Whose sessions these are: a pool lends a session only to runs of its user.
         guests: Names of the servers a user registered (see `RegisteredServers`): their
             tools never take or change another server's tool name; a clashing one gets its
-            server's name as prefix, or is dropped with a warning when that clashes too.
+            server's name as prefix, or is dropped with a warning when that clashes too. Among
+            several guests, an optional guest's tools always carry its prefix.
         registered: Deprecated name of ``guests``.
 
     Raises:
@@ -226,6 +229,18 @@ class Bridge:
 
         return start
 
+    def _prefix(self, connection: ServerConnection) -> str | None:
+        """The prefix of a server's tools: its own, or, for an optional server among several, its name.
+
+        The deployment's servers and the guests are counted apart: guests yield to the deployment's names.
+        """
+        config = connection.config
+        guest = config.name in self.guests
+        peers = sum((s.name in self.guests) == guest for s in self.servers)  # the guests, or the others
+        if config.prefix is None and not config.required and peers > 1:
+            return safe_name(config.name)
+        return config.prefix
+
     def _require_open(self) -> None:
         if self._stack is None:
             raise UsageError("the Bridge is not open; use its tools inside `async with Bridge(...)`")
@@ -233,31 +248,40 @@ class Bridge:
     async def _make_tools(self) -> list[MCPTool]:
         """Name and filter the tools the connections prepared, and wrap them for LangChain."""
         usable = [(c, listed) for c in self._connections.values() for listed in c.tools]
-        # The deployment's tools are named first; tools of user-registered servers yield to them.
-        own = [u for u in usable if u[0].name not in self.guests]
+        # Names follow from the configuration and the selection, never from which servers connected:
+        # the deployment's required servers (all connected once the Bridge is open) are named together;
+        # with several servers selected, an optional server's tools carry its prefix, and they and the
+        # tools of user-registered servers yield to the names already given.
+        fixed = [u for u in usable if u[0].name not in self.guests and u[0].config.required]
+        optional = [u for u in usable if u[0].name not in self.guests and not u[0].config.required]
         guests = [u for u in usable if u[0].name in self.guests]
         named = assign_names(
-            [(c.name, t.tool.name, c.config.prefix) for c, t in own], on_conflict=self.on_name_conflict
+            [(c.name, t.tool.name, self._prefix(c)) for c, t in fixed], on_conflict=self.on_name_conflict
         )
         taken = {n.name for n in named}
-        kept = list(own)
-        for entry, naming in zip(
-            guests, assign_names([(c.name, t.tool.name, c.config.prefix) for c, t in guests]), strict=True
-        ):
-            name = naming.name
-            if name in taken:
-                name = join(safe_name(naming.server), name)
-            if name in taken:
-                logger.warning(
-                    "dropping tool %r of registered MCP server %r: its name %r belongs to another tool",
-                    naming.mcp_name,
-                    naming.server,
-                    name,
-                )
-                continue
-            taken.add(name)
-            kept.append(entry)
-            named.append(NamedTool(server=naming.server, mcp_name=naming.mcp_name, name=name))
+        kept = list(fixed)
+        yielding: tuple[tuple[list[tuple[ServerConnection, ListedTool]], ConflictPolicy], ...] = (
+            (optional, self.on_name_conflict),
+            (guests, "prefix"),
+        )
+        for group, policy in yielding:
+            candidates = [(c.name, t.tool.name, self._prefix(c)) for c, t in group]
+            for entry, naming in zip(group, assign_names(candidates, on_conflict=policy), strict=True):
+                name = naming.name
+                if name in taken:
+                    name = join(safe_name(naming.server), name)
+                if name in taken:
+                    logger.warning(
+                        "dropping tool %r of %s MCP server %r: its name %r belongs to another tool",
+                        naming.mcp_name,
+                        "registered" if group is guests else "optional",
+                        naming.server,
+                        name,
+                    )
+                    continue
+                taken.add(name)
+                kept.append(entry)
+                named.append(NamedTool(server=naming.server, mcp_name=naming.mcp_name, name=name))
         tools: list[MCPTool] = []
         for index, ((connection, listed), naming) in enumerate(zip(kept, named, strict=True)):
             if index % _BUILD_BATCH == _BUILD_BATCH - 1:

@@ -204,6 +204,79 @@ async def test_name_conflict_policy_prefix() -> None:
         ]
 
 
+async def names_when(servers: list[MemoryServer], **options: Any) -> dict[str, tuple[str, str]]:
+    async with Bridge(servers, **options) as bridge:
+        return {t.name: (t.server, t.mcp_name) for t in bridge.tools}
+
+
+def maybe_down(name: str, *tools: str, up: bool, **options: Any) -> MemoryServer:
+    lifespan = None if up else exploding("down")
+    return MemoryServer(name=name, server=server_with(*tools, lifespan=lifespan), required=False, **options)
+
+
+@pytest.mark.anyio
+async def test_names_do_not_depend_on_which_optional_servers_connect() -> None:
+    for up in (True, False):
+        fa = MemoryServer(name="fa", server=server_with("dup", "a"))
+        names = await names_when([fa, maybe_down("fb", "dup", "b", up=up)])
+        assert names["dup"] == ("fa", "dup")
+        assert names["a"] == ("fa", "a")
+        if up:
+            assert names["fb_dup"] == ("fb", "dup")
+            assert names["fb_b"] == ("fb", "b")
+        assert len(names) == (4 if up else 2)
+
+
+@pytest.mark.anyio
+async def test_two_optional_servers_keep_their_prefixes_when_one_is_down() -> None:
+    for fa_up, fb_up in ((True, True), (True, False), (False, True)):
+        names = await names_when([maybe_down("fa", "dup", up=fa_up), maybe_down("fb", "dup", up=fb_up)])
+        expected = {"fa_dup": ("fa", "dup")} if fa_up else {}
+        expected |= {"fb_dup": ("fb", "dup")} if fb_up else {}
+        assert names == expected
+
+
+@pytest.mark.anyio
+async def test_an_optional_server_alone_or_with_its_own_prefix_keeps_its_names() -> None:
+    assert await names_when([maybe_down("fa", "dup", up=True)]) == {"dup": ("fa", "dup")}
+    fa = MemoryServer(name="fa", server=server_with("dup"))
+    names = await names_when([fa, maybe_down("fb", "dup", up=True, prefix="tix")])
+    assert names == {"dup": ("fa", "dup"), "tix_dup": ("fb", "dup")}
+
+
+@pytest.mark.anyio
+async def test_an_optional_servers_tools_yield_to_the_required_ones(caplog: pytest.LogCaptureFixture) -> None:
+    # A required server's 'fb_dup' keeps its name whether fb is up or not; fb's 'dup' is renamed once more.
+    for up in (True, False):
+        fa = MemoryServer(name="fa", server=server_with("fb_dup", "fb_fb_dup"))
+        with caplog.at_level(logging.WARNING, logger="mcpbridge"):
+            names = await names_when([fa, maybe_down("fb", "dup", up=up)], on_name_conflict="error")
+        assert names == {"fb_dup": ("fa", "fb_dup"), "fb_fb_dup": ("fa", "fb_fb_dup")}
+    assert "dropping tool 'dup' of optional MCP server 'fb'" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_guests_yield_and_are_named_among_themselves_whatever_connects() -> None:
+    for up in (True, False):
+        deployment = MemoryServer(name="local", server=server_with("dup", "x"))
+        # One guest keeps its names, but those the deployment's servers hold.
+        alone = [deployment, maybe_down("opt", "dup", up=up), maybe_down("mine", "dup", "y", up=True)]
+        names = await names_when(alone, guests=["mine"])
+        assert names["dup"] == ("local", "dup")
+        assert names["mine_dup"] == ("mine", "dup")
+        assert names["y"] == ("mine", "y")
+        assert ("opt_dup" in names) is up
+        # Several guests carry their prefixes, whether the other guest is up or not.
+        several = [deployment, maybe_down("mine", "dup", "y", up=True), maybe_down("theirs", "y", up=up)]
+        names = await names_when(several, guests=["mine", "theirs"])
+        assert names["dup"] == ("local", "dup")
+        assert names["x"] == ("local", "x")
+        assert names["mine_dup"] == ("mine", "dup")
+        assert names["mine_y"] == ("mine", "y")
+        assert ("theirs_y" in names) is up
+        assert len(names) == (5 if up else 4)
+
+
 @pytest.mark.anyio
 async def test_invalid_schema_tool_is_skipped_while_others_load(
     caplog: pytest.LogCaptureFixture, protocol: Protocol
