@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeAlias, cast
 from langchain.agents import create_agent  # pyright: ignore[reportUnknownVariableType]
 from langchain.agents.middleware import AgentMiddleware
 from langchain.agents.middleware.types import ModelRequest, ModelResponse, ToolCallRequest
+from langchain.chat_models import init_chat_model
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -33,7 +34,7 @@ from langgraph_sdk.runtime import ServerRuntime
 from mcpbridge._names import ConflictPolicy
 from mcpbridge.bridge import Bridge
 from mcpbridge.config import ServerConfig
-from mcpbridge.errors import ServerFailure, UsageError
+from mcpbridge.errors import ConfigError, ServerFailure, UsageError
 from mcpbridge.events import SKIPPED_EVENT
 from mcpbridge.identity import IdentityMeta
 from mcpbridge.pool import SessionPool
@@ -137,7 +138,8 @@ def agent_factory(
     Args:
         servers: The MCP servers, or a function of the `ServerRuntime` returning them.
         model: A chat model, or a ``provider:model`` string for ``init_chat_model``, resolved
-            for runs only: reads, updates and schemas need neither the provider's package nor its key.
+            for each run only (reads, updates and schemas need neither the provider's package
+            nor its key); a run whose string cannot be resolved raises `ConfigError`.
         tools: Tools of your own, offered beside the MCP tools.
         system_prompt: The agent's system prompt.
         middleware: Agent middleware, as for ``create_agent``.
@@ -171,7 +173,7 @@ def agent_factory(
         )
 
     def build(mcp_tools: list[BaseTool], failures: Mapping[str, ServerFailure]) -> AnyGraph:
-        return agent(model, mcp_tools, failures)
+        return agent(_resolve(model) if isinstance(model, str) else model, mcp_tools, failures)
 
     def build_read() -> AnyGraph:
         # create_agent's graph does not depend on the model: a read needs no provider package
@@ -226,6 +228,15 @@ class BridgeMiddleware(AgentMiddleware[Any, Any]):
     ) -> ToolMessage | Command[Any]:
         """Pass tool calls through unchanged."""
         return await handler(request)
+
+
+def _resolve(spec: str) -> BaseChatModel:
+    """The chat model a ``provider:model`` string names, for a run."""
+    try:
+        return init_chat_model(spec)
+    except (ImportError, ValueError) as exc:  # the Agent Server shows a ValueError's message only
+        msg = f"cannot resolve the model {spec!r}: {exc}"
+        raise ConfigError(msg, field="model") from exc
 
 
 class _RunOnlyModel(BaseChatModel):

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import langchain.agents.factory
 import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import HumanInTheLoopMiddleware
@@ -19,9 +18,10 @@ from langgraph_sdk.runtime import ServerRuntime
 from mcp.server.mcpserver import MCPServer
 
 import examples.agent
+import mcpbridge.factory
 from mcpbridge import MemoryServer, ServerConfig
 from mcpbridge._compat import RUN_ACCESS, server_runtime
-from mcpbridge.errors import TopologyMismatchError, UsageError
+from mcpbridge.errors import ConfigError, TopologyMismatchError, UsageError
 from mcpbridge.factory import agent_factory, graph_factory
 from mcpbridge.testing import OfflineChatModel, echo
 from mcpbridge.topology import topology
@@ -138,7 +138,7 @@ async def test_reads_never_resolve_a_model_string(
         resolved.append(model)
         return OfflineChatModel() if installed[0] else real_init_chat_model(model, **kwargs)
 
-    monkeypatch.setattr(langchain.agents.factory, "init_chat_model", init_chat_model)
+    monkeypatch.setattr(mcpbridge.factory, "init_chat_model", init_chat_model)
     factory = agent_factory([MemoryServer(name="tiny", server=tiny_server())], spec, tools=[local_note])
     reads: list[Any] = []
     for context in READ_CONTEXTS:
@@ -150,9 +150,11 @@ async def test_reads_never_resolve_a_model_string(
     with anyio.fail_after(5), pytest.raises(UsageError, match="resolved for runs only"):
         await reads[0].ainvoke({"messages": [("user", "hi")]})  # a read graph is never run
 
-    with pytest.raises(error, match=message):  # a run still fails, naming what is missing
+    with pytest.raises(ConfigError, match=message) as caught:  # a run fails, naming what is missing
         async with factory(run_runtime()):
             pytest.fail("a run resolved a model whose provider package is missing")
+    assert isinstance(caught.value.__cause__, error)
+    assert caught.value.field == "model"
     assert resolved == [spec]
 
     installed[0] = True  # the provider's package, once installed, serves runs of the same topology
