@@ -4,7 +4,7 @@ The Agent Server calls a factory named in ``langgraph.json`` for runs
 (``threads.create_run``) and for state reads, state updates and schema requests.
 A factory made here connects to MCP servers only for runs, always tears the
 connections down, and serves every other context a cached graph of the same
-topology without touching any server.
+topology without touching any server, or resolving a ``provider:model`` string.
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from typing import Any, Literal, TypeAlias, cast
 from langchain.agents import create_agent  # pyright: ignore[reportUnknownVariableType]
 from langchain.agents.middleware import AgentMiddleware
 from langchain.agents.middleware.types import ModelRequest, ModelResponse, ToolCallRequest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import ToolMessage
+from langchain.chat_models import init_chat_model
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatResult
+from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
 from langgraph.graph.state import StateGraph
@@ -30,7 +34,7 @@ from langgraph_sdk.runtime import ServerRuntime
 from mcpbridge._names import ConflictPolicy
 from mcpbridge.bridge import Bridge
 from mcpbridge.config import ServerConfig
-from mcpbridge.errors import ServerFailure
+from mcpbridge.errors import ConfigError, ServerFailure, UsageError
 from mcpbridge.events import SKIPPED_EVENT
 from mcpbridge.identity import IdentityMeta
 from mcpbridge.pool import SessionPool
@@ -133,7 +137,9 @@ def agent_factory(
 
     Args:
         servers: The MCP servers, or a function of the `ServerRuntime` returning them.
-        model: A chat model, or a ``provider:model`` string for ``init_chat_model``.
+        model: A chat model, or a ``provider:model`` string for ``init_chat_model``, resolved
+            for each run only (reads, updates and schemas need neither the provider's package
+            nor its key); a run whose string cannot be resolved raises `ConfigError`.
         tools: Tools of your own, offered beside the MCP tools.
         system_prompt: The agent's system prompt.
         middleware: Agent middleware, as for ``create_agent``.
@@ -153,7 +159,9 @@ def agent_factory(
     """
     own_tools = list(tools)
 
-    def build(mcp_tools: list[BaseTool], failures: Mapping[str, ServerFailure]) -> AnyGraph:
+    def agent(
+        model: str | BaseChatModel, mcp_tools: list[BaseTool], failures: Mapping[str, ServerFailure]
+    ) -> AnyGraph:
         return create_agent(
             model,
             tools=[*own_tools, *mcp_tools],
@@ -164,9 +172,17 @@ def agent_factory(
             name=name,
         )
 
+    def build(mcp_tools: list[BaseTool], failures: Mapping[str, ServerFailure]) -> AnyGraph:
+        return agent(_resolve(model) if isinstance(model, str) else model, mcp_tools, failures)
+
+    def build_read() -> AnyGraph:
+        # create_agent's graph does not depend on the model: a read needs no provider package
+        return agent(_RunOnlyModel(spec=model) if isinstance(model, str) else model, [], {})
+
     return _Factory(
         servers,
         build,
+        build_read=build_read,
         identity=identity,
         on_name_conflict=on_name_conflict,
         on_mismatch=on_mismatch,
@@ -214,6 +230,48 @@ class BridgeMiddleware(AgentMiddleware[Any, Any]):
         return await handler(request)
 
 
+def _resolve(spec: str) -> BaseChatModel:
+    """The chat model a ``provider:model`` string names, for a run."""
+    try:
+        return init_chat_model(spec)
+    except (ImportError, ValueError) as exc:  # the Agent Server shows a ValueError's message only
+        msg = f"cannot resolve the model {spec!r}: {exc}"
+        raise ConfigError(msg, field="model") from exc
+
+
+class _RunOnlyModel(BaseChatModel):
+    """Stands in for a ``provider:model`` string in the graph served outside runs, which never calls it."""
+
+    spec: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "mcpbridge-run-only"
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Accept the tools ``create_agent`` binds; the model is never called."""
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        msg = (
+            f"the model {self.spec!r} is resolved for runs only; "
+            "this graph serves state reads, updates and schema requests"
+        )
+        raise UsageError(msg)
+
+
 def _write_skipped(failures: Mapping[str, ServerFailure]) -> None:
     try:
         writer = get_stream_writer()
@@ -245,6 +303,7 @@ class _Factory:
         servers: ServersSource,
         build: Callable[[list[BaseTool], Mapping[str, ServerFailure]], AnyGraph],
         *,
+        build_read: Callable[[], AnyGraph] | None = None,
         identity: IdentityMeta | None,
         on_name_conflict: ConflictPolicy,
         on_mismatch: Literal["error", "warn"],
@@ -253,6 +312,7 @@ class _Factory:
         self._servers = servers
         self._pool = pool
         self._build = build
+        self._build_read = build_read or (lambda: build([], {}))
         self._identity = identity or IdentityMeta()
         self._on_name_conflict: ConflictPolicy = on_name_conflict
         self._on_mismatch: Literal["error", "warn"] = on_mismatch
@@ -262,7 +322,7 @@ class _Factory:
     def read_graph(self) -> AnyGraph:
         """The tool-less graph for reads, updates and schemas, built once."""
         if self._read_graph is None:
-            self._read_graph = self._build([], {})
+            self._read_graph = self._build_read()
         return self._read_graph
 
     def read_topology(self) -> Topology:

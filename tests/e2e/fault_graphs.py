@@ -11,6 +11,8 @@ Named in the ``langgraph.json`` that ``tests/e2e/test_faults.py`` writes:
 - ``optional_down``: the same servers, optional.
 - ``faulty``: the example echo server over stdio (tools ``echo_*``); its ``tools`` node
   raises `NodeFault` after ``echo_count`` returns, and ``echo_crash`` waits for approval.
+- ``no_provider``: the example agent's topology with no MCP server and the model
+  ``MISSING_PROVIDER_MODEL``, whose provider package is not installed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ MISSING_COMMAND = "/nonexistent/mcpbridge-missing-server"
 FAULT_TOOL = "echo_count"
 """The tool after which the ``faulty`` graph's ``tools`` node raises."""
 FAULT_MESSAGE = f"the tools node failed on purpose after {FAULT_TOOL} returned"
+MISSING_PROVIDER_MODEL = "anthropic:claude-x"
+"""A model string whose provider package (``langchain-anthropic``) the test environment lacks."""
 
 _EXIT_AT_ONCE = (
     "import os, sys\n"
@@ -117,3 +121,4 @@ optional_down = agent_factory(optional_down_servers, OfflineChatModel(), middlew
 faulty = agent_factory(
     [echo_server()], OfflineChatModel(), middleware=[FailAfterTool(FAULT_TOOL), _approval()]
 )
+no_provider = agent_factory([], MISSING_PROVIDER_MODEL, middleware=[_approval()])

@@ -44,7 +44,7 @@ from tests.support.servers.common import EVENTS_ENV, RECORD_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-FAULT_GRAPHS = ("down", "optional_down", "faulty")
+FAULT_GRAPHS = ("down", "optional_down", "faulty", "no_provider")
 DOWN_SERVERS = ("tickets", "files", "notes")
 RUN_TIMEOUT = 60.0
 SETTLE_TIMEOUT = 20.0
@@ -418,3 +418,28 @@ async def test_a_resumed_run_whose_server_crashes_finishes_with_an_error_message
     assert "echo" in message_text([tool_message])
     assert message_text(final["messages"]).startswith("echo_crash failed: ")
     assert (await alice.threads.get_state(thread_id))["next"] == []
+
+
+# --- a model whose provider package is missing ---------------------------------------------------
+
+
+async def test_reads_need_no_provider_package_and_a_run_names_it(
+    fault_server: FaultServer, alice: Any
+) -> None:
+    with anyio.fail_after(RUN_TIMEOUT):
+        [assistant] = await alice.assistants.search(graph_id="no_provider")
+        [reference] = await alice.assistants.search(graph_id=GRAPH_ID)
+        for xray in (False, True):
+            graph = await alice.assistants.get_graph(assistant["assistant_id"], xray=xray)
+            assert graph == await alice.assistants.get_graph(reference["assistant_id"], xray=xray)
+        schemas = await alice.assistants.get_schemas(assistant["assistant_id"])
+        reference_schemas = await alice.assistants.get_schemas(reference["assistant_id"])
+        thread_id = (await alice.threads.create(graph_id="no_provider"))["thread_id"]
+        assert (await alice.threads.get_state(thread_id))["values"] == {}
+    for key in ("input_schema", "output_schema", "state_schema"):
+        assert _untitled(schemas[key]) == _untitled(reference_schemas[key]), key
+
+    _, parts = await _stream(alice, thread_id, "no_provider", input=_ask("hello"))
+    [(event, error)] = parts
+    assert (event, error["error"]) == ("error", "ConfigError"), fault_server.failure_context()
+    assert "langchain-anthropic" in error["message"]

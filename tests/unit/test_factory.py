@@ -7,18 +7,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langchain.chat_models import init_chat_model as real_init_chat_model
 from langchain_core.tools import BaseTool, tool
 from langgraph.store.memory import InMemoryStore
 from langgraph_sdk.runtime import ServerRuntime
 from mcp.server.mcpserver import MCPServer
 
 import examples.agent
+import mcpbridge.factory
 from mcpbridge import MemoryServer, ServerConfig
 from mcpbridge._compat import RUN_ACCESS, server_runtime
-from mcpbridge.errors import TopologyMismatchError
+from mcpbridge.errors import ConfigError, TopologyMismatchError, UsageError
 from mcpbridge.factory import agent_factory, graph_factory
 from mcpbridge.testing import OfflineChatModel, echo
 from mcpbridge.topology import topology
@@ -115,6 +118,49 @@ async def test_agent_factory_read_and_run_graphs_match() -> None:
         # The run's graph really has the MCP tool.
         result = await run_graph.ainvoke({"messages": [("user", 'call local_note {"text": "hi"}')]})
         assert result["messages"][-1].text == "local_note returned: hi"
+
+
+# Neither provider package is installed here, as on a deployment whose reads must not need it.
+UNRESOLVABLE_MODELS = [
+    pytest.param("anthropic:claude-x", ImportError, "the langchain-anthropic package", id="anthropic"),
+    pytest.param("nonexistent_provider:some-model", ValueError, "nonexistent_provider", id="unknown"),
+]
+
+
+@pytest.mark.parametrize(("spec", "error", "message"), UNRESOLVABLE_MODELS)
+async def test_reads_never_resolve_a_model_string(
+    monkeypatch: pytest.MonkeyPatch, spec: str, error: type[Exception], message: str
+) -> None:
+    resolved: list[str] = []
+    installed: list[bool] = [False]
+
+    def init_chat_model(model: str, **kwargs: Any) -> Any:
+        resolved.append(model)
+        return OfflineChatModel() if installed[0] else real_init_chat_model(model, **kwargs)
+
+    monkeypatch.setattr(mcpbridge.factory, "init_chat_model", init_chat_model)
+    factory = agent_factory([MemoryServer(name="tiny", server=tiny_server())], spec, tools=[local_note])
+    reads: list[Any] = []
+    for context in READ_CONTEXTS:
+        async with factory(read_runtime(context)) as read:
+            reads.append(read)
+    assert resolved == []  # no read resolves the string
+    expected = topology(reads[0])
+    assert "tools" in expected.nodes
+    with anyio.fail_after(5), pytest.raises(UsageError, match="resolved for runs only"):
+        await reads[0].ainvoke({"messages": [("user", "hi")]})  # a read graph is never run
+
+    with pytest.raises(ConfigError, match=message) as caught:  # a run fails, naming what is missing
+        async with factory(run_runtime()):
+            pytest.fail("a run resolved a model whose provider package is missing")
+    assert isinstance(caught.value.__cause__, error)
+    assert caught.value.field == "model"
+    assert resolved == [spec]
+
+    installed[0] = True  # the provider's package, once installed, serves runs of the same topology
+    async with factory(run_runtime()) as run:
+        assert resolved == [spec, spec]
+        assert topology(run) == expected
 
 
 async def test_a_builder_that_drops_nodes_without_tools_fails_the_run() -> None:
