@@ -15,8 +15,8 @@ unless ``MCPBRIDGE_ALLOWED_HOSTS`` admits a host; ``*_crash`` tools only with ``
 Tools named ``*_slow`` wait for a person's approval. With ``MCPBRIDGE_IDENTITY_SECRET``
 set, every call carries a signed identity.
 
-The model is `load_chat_model`: ``MCPBRIDGE_MODEL=provider:model``, else the offline model,
-which calls the tools a message names (``call local_whoami``, ``remote_count {"to": 3}``).
+The model is ``MCPBRIDGE_MODEL=provider:model`` (resolved for runs only), else the offline
+model, which calls the tools a message names (``call local_whoami``, ``remote_count {"to": 3}``).
 The tests run their recording server in place of the example one (``tests/support``).
 """
 
@@ -38,7 +38,7 @@ from mcpbridge import (
     agent_factory,
 )
 from mcpbridge.scoping import RegisteredServers, Scoped, ToolFilter, UserContext, UserServers
-from mcpbridge.testing import load_chat_model
+from mcpbridge.testing import MODEL_ENV, OfflineChatModel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HTTP_URL_ENV = "MCPBRIDGE_DEMO_HTTP_URL"
@@ -119,7 +119,7 @@ servers = UserServers(
 
 make_graph = agent_factory(
     servers,
-    load_chat_model(),
+    os.environ.get(MODEL_ENV, "").strip() or OfflineChatModel(),
     identity=identity(),
     system_prompt=SYSTEM_PROMPT,
     middleware=[
