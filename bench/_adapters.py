@@ -31,32 +31,42 @@ REQUIREMENTS = VENV / "bench-requirements.txt"
 REQUEST_TIMEOUT = 900.0
 
 
-def requirements() -> list[str]:
-    """The adapters, plus this environment's LangGraph and LangChain Core (the same ``ToolNode``)."""
-    same = [f"{name}=={importlib.metadata.version(name)}" for name in ("langgraph", "langchain-core")]
-    return [*ADAPTERS_PINS, *same]
+SAME = ("langgraph", "langgraph-prebuilt", "langchain-core")
+"""Pinned in every peer venv to this environment's versions: the same ``ToolNode`` around every peer."""
 
 
-def ensure_venv(*, fresh: bool = False, log: IO[str] = sys.stderr) -> Path:
-    """The python of the adapters venv, creating (or re-creating) the venv when needed."""
-    python = VENV / "bin" / "python"
-    wanted = "\n".join(requirements()) + "\n"
-    if not fresh and python.exists() and REQUIREMENTS.exists() and REQUIREMENTS.read_text() == wanted:
+def requirements(pins: tuple[str, ...] = ADAPTERS_PINS) -> list[str]:
+    """A peer's ``pins``, plus this environment's LangGraph and LangChain Core (the same ``ToolNode``)."""
+    return [*pins, *(f"{name}=={importlib.metadata.version(name)}" for name in SAME)]
+
+
+def ensure_venv(
+    *,
+    fresh: bool = False,
+    log: IO[str] = sys.stderr,
+    venv: Path = VENV,
+    pins: tuple[str, ...] = ADAPTERS_PINS,
+) -> Path:
+    """The python of a peer's venv (the adapters' by default), creating (or re-creating) it when needed."""
+    python = venv / "bin" / "python"
+    record = venv / REQUIREMENTS.name
+    wanted = "\n".join(requirements(pins)) + "\n"
+    if not fresh and python.exists() and record.exists() and record.read_text() == wanted:
         return python
-    print(f"bench: building {VENV.relative_to(ROOT)} ({', '.join(requirements())})", file=log, flush=True)
-    shutil.rmtree(VENV, ignore_errors=True)
-    pip_log = ROOT / "bench" / "results" / "adapters-venv.log.tmp"
+    print(f"bench: building {venv.relative_to(ROOT)} ({', '.join(requirements(pins))})", file=log, flush=True)
+    shutil.rmtree(venv, ignore_errors=True)
+    pip_log = ROOT / "bench" / "results" / f"{venv.name}.log.tmp"
     pip_log.parent.mkdir(parents=True, exist_ok=True)
     with pip_log.open("w") as out:
         for command in (
-            [sys.executable, "-m", "venv", str(VENV)],
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *requirements()],
+            [sys.executable, "-m", "venv", str(venv)],
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *requirements(pins)],
         ):
             done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
             if done.returncode != 0:
-                shutil.rmtree(VENV, ignore_errors=True)
+                shutil.rmtree(venv, ignore_errors=True)
                 raise RuntimeError(f"{' '.join(command)} failed:\n{tail(pip_log)}")
-    REQUIREMENTS.write_text(wanted)
+    record.write_text(wanted)
     pip_log.unlink(missing_ok=True)
     return python
 
@@ -72,11 +82,12 @@ def http_connection(url: str) -> dict[str, Any]:
 
 
 class AdaptersDriver:
-    """``bench.adapters_driver`` running in the adapters venv, spoken to in JSON lines."""
+    """A peer's driver (``bench.adapters_driver`` by default) running in its venv, spoken to in JSON lines."""
 
-    def __init__(self, python: Path, log: Path) -> None:
+    def __init__(self, python: Path, log: Path, module: str = "bench.adapters_driver") -> None:
         self.python = python
         self.log = log
+        self.module = module
         self._process: anyio.abc.Process | None = None
         self._stdout: BufferedByteReceiveStream | None = None
         self._log_file: IO[bytes] | None = None
@@ -84,7 +95,7 @@ class AdaptersDriver:
     async def __aenter__(self) -> Self:
         self._log_file = self.log.open("wb")
         self._process = await anyio.open_process(
-            [str(self.python), "-m", "bench.adapters_driver"], cwd=ROOT, stderr=self._log_file
+            [str(self.python), "-m", self.module], cwd=ROOT, stderr=self._log_file
         )
         assert self._process.stdout is not None
         self._stdout = BufferedByteReceiveStream(self._process.stdout)
@@ -123,16 +134,16 @@ class AdaptersDriver:
         """Send one command and return its answer; a failed command raises."""
         process, stdout = self._process, self._stdout
         if process is None or process.stdin is None or stdout is None:
-            raise RuntimeError("the adapters driver is not running")
+            raise RuntimeError(f"{self.module} is not running")
         with anyio.fail_after(REQUEST_TIMEOUT):
             await process.stdin.send((json.dumps(command) + "\n").encode())
             try:
                 line = await stdout.receive_until(b"\n", 1 << 24)
             except (anyio.EndOfStream, anyio.IncompleteRead) as exc:
-                raise RuntimeError(f"the adapters driver exited:\n{tail(self.log)}") from exc
+                raise RuntimeError(f"{self.module} exited:\n{tail(self.log)}") from exc
         answer: dict[str, Any] = json.loads(line)
         if not answer.get("ok"):
-            raise RuntimeError(f"adapters driver: {answer.get('error')}\n{tail(self.log, 1500)}")
+            raise RuntimeError(f"{self.module}: {answer.get('error')}\n{tail(self.log, 1500)}")
         return answer
 
     async def open(self, peer: str, mode: str, connection: dict[str, Any]) -> list[str]:
@@ -157,6 +168,14 @@ class AdaptersDriver:
 
         return block
 
+    def connects_block(self, url: str) -> Block:
+        """Timed connect, list and close of the peer over HTTP to ``url`` (drivers that offer it)."""
+
+        async def block(k: int) -> list[float]:
+            return [float(v) for v in (await self.request({"op": "connects", "url": url, "n": k}))["ms"]]
+
+        return block
+
     async def versions(self) -> dict[str, str]:
-        """Package versions in the adapters venv."""
+        """Package versions in the driver's venv."""
         return dict((await self.request({"op": "versions"}))["versions"])

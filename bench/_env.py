@@ -67,6 +67,9 @@ class Env:
     """Eight servers that answer their handshake 100 ms late."""
     adapters: AdaptersDriver | None
     adapters_skipped: str | None = None
+    langchain_mcp: AdaptersDriver | None = None
+    """``langchain.mcp`` (LangChain's own adapter), driven in its venv."""
+    langchain_mcp_skipped: str | None = None
 
 
 def stdio_server(name: str = "bench", *, events: Path | None = None) -> StdioServer:

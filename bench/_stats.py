@@ -71,3 +71,21 @@ async def interleave(
             k = counts[name] // rounds + (1 if r < counts[name] % rounds else 0)
             samples[name] += await blocks[name](k)
     return samples
+
+
+def per_round(values: Sequence[float], rounds: int) -> list[list[float]]:
+    """``values`` from `interleave` cut back into its rounds (as it splits them, in order)."""
+    rounds = max(1, min(rounds, len(values)))
+    out: list[list[float]] = []
+    start = 0
+    for r in range(rounds):
+        k = len(values) // rounds + (1 if r < len(values) % rounds else 0)
+        out.append(list(values[start : start + k]))
+        start += k
+    return [chunk for chunk in out if chunk]
+
+
+def round_ratios(numerator: Sequence[float], denominator: Sequence[float], rounds: int) -> list[float]:
+    """The ratio of medians in each interleaved round (their spread is the spread of the ratio)."""
+    pairs = zip(per_round(numerator, rounds), per_round(denominator, rounds), strict=False)
+    return [statistics.median(a) / statistics.median(b) for a, b in pairs]

@@ -1,8 +1,9 @@
-"""Tool calls over stdio and streamable HTTP: the raw ``mcp`` client, the bridge, the adapters.
+"""Tool calls over stdio and streamable HTTP: the raw ``mcp`` client, the bridge and two adapters.
 
 Every peer calls ``echo(text="hi")`` on the bench server. The raw floor is
 ``mcp.Client.call_tool`` on one open session; the bridge and the adapters are
-called through the same LangGraph ``ToolNode`` (`bench._toolnode`). Peers run
+called through the same LangGraph ``ToolNode`` (`bench._toolnode`), and so is
+``langchain.mcp`` (LangChain's own adapter, ``MCPAdapter`` kept open). Peers run
 interleaved on the same machine state; stdio peers each start the same server
 command, HTTP peers share one server process.
 """
@@ -24,10 +25,11 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import Field
 
+from bench import _langchain_mcp
 from bench._adapters import http_connection, stdio_connection
 from bench._env import ARGS, Env, http_server, stdio_server
 from bench._processes import ROOT
-from bench._stats import Block, Summary, interleave, timed
+from bench._stats import Block, Summary, interleave, round_ratios, timed
 from bench._toolnode import THREAD_ID, ToolNodeCaller, text_of
 from bench.results import Check, Metric, Ratio, ratio_of, skipped
 from mcpbridge import Bridge, ServerConfig
@@ -37,6 +39,7 @@ CONCURRENCY = 16
 FLOOR = "mcp Client (floor)"
 BRIDGE = "mcpbridge"
 ADAPTERS = "langchain-mcp-adapters"
+LANGCHAIN_MCP = "langchain.mcp"
 
 
 @tool
@@ -185,6 +188,14 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             await driver.open(f"persistent-{t}", "persistent", connection)
             await driver.open(f"default-{t}", "default", connection)
             blocks["adapters_persistent"] = driver.block(f"persistent-{t}")
+        if env.langchain_mcp is not None:
+            lc_connection = (
+                _langchain_mcp.stdio_connection()
+                if t == "stdio"
+                else _langchain_mcp.http_connection(env.http.url)
+            )
+            await env.langchain_mcp.open(f"persistent-{t}", "persistent", lc_connection)
+            blocks["langchain_mcp"] = env.langchain_mcp.block(f"persistent-{t}")
         samples = await interleave(blocks, n=sizes.calls, rounds=sizes.call_rounds, warmup=sizes.warmup)
 
         floor = _metric(f"call.{t}.raw", f"Tool call, {t}", FLOOR, t, samples["raw"])
@@ -272,8 +283,46 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
                 skipped(f"call.{t}.adapters_default", f"Tool call, {t}, default", ADAPTERS, "ms", reason),
             ]
 
+        if env.langchain_mcp is not None:
+            lc = _metric(
+                f"call.{t}.langchain_mcp",
+                f"Tool call, {t}, MCPAdapter kept open",
+                LANGCHAIN_MCP,
+                t,
+                samples["langchain_mcp"],
+            )
+            lc.ratio = ratio_of(bridged, lc)
+            spread = round_ratios(samples["bridge"], samples["langchain_mcp"], sizes.call_rounds)
+            lc.checks += [
+                _ratio_check("bridge / langchain.mcp", lc.ratio, "<=", 0.8),
+                *spread_checks("bridge / langchain.mcp", spread),
+            ]
+            lc.notes = "ToolNode call of langchain.mcp's tools; " + spread_note(spread)
+            metrics.append(lc)
+        else:
+            reason = env.langchain_mcp_skipped or "langchain.mcp peer not run"
+            title = f"Tool call, {t}, MCPAdapter kept open"
+            metrics.append(skipped(f"call.{t}.langchain_mcp", title, LANGCHAIN_MCP, "ms", reason))
+
         metrics += await _concurrent(env, transport, raw, caller)
         return metrics
+
+
+def spread_checks(name: str, ratios: list[float]) -> list[Check]:
+    """Report-only checks: the lowest and highest per-round ratio."""
+    if not ratios:
+        return []
+    return [
+        Check(f"{name}, lowest round", min(ratios), "x"),
+        Check(f"{name}, highest round", max(ratios), "x"),
+    ]
+
+
+def spread_note(ratios: list[float]) -> str:
+    """The spread of a ratio over its interleaved rounds, as text."""
+    if not ratios:
+        return "no rounds"
+    return f"ratio per round {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} interleaved rounds"
 
 
 async def _concurrent(env: Env, transport: Transport, raw: Client, caller: ToolNodeCaller) -> list[Metric]:
@@ -302,6 +351,8 @@ async def _concurrent(env: Env, transport: Transport, raw: Client, caller: ToolN
     }
     if driver is not None:
         blocks["adapters"] = driver.batch_block(f"persistent-{t}", CONCURRENCY)
+    if env.langchain_mcp is not None:
+        blocks["langchain_mcp"] = env.langchain_mcp.batch_block(f"persistent-{t}", CONCURRENCY)
     samples = await interleave(blocks, n=env.sizes.batches, rounds=env.sizes.call_rounds, warmup=3)
     title = f"{CONCURRENCY} concurrent calls on one session, {t}"
     floor = _throughput(f"concurrent.{t}.raw", title, FLOOR, t, samples["raw"])
@@ -332,6 +383,17 @@ async def _concurrent(env: Env, transport: Transport, raw: Client, caller: ToolN
         adapters.ratio = ratio_of(adapters, floor)
         adapters.checks.append(_ratio_check("throughput adapters / raw floor", adapters.ratio))
         metrics.append(adapters)
+    if env.langchain_mcp is not None:
+        lc = _throughput(f"concurrent.{t}.langchain_mcp", title, LANGCHAIN_MCP, t, samples["langchain_mcp"])
+        lc.ratio = ratio_of(bridged, lc)
+        # batch durations: langchain.mcp / bridge per round is throughput bridge / langchain.mcp
+        spread = round_ratios(samples["langchain_mcp"], samples["bridge"], env.sizes.call_rounds)
+        lc.checks += [
+            _ratio_check("throughput bridge / langchain.mcp", lc.ratio),
+            *spread_checks("throughput bridge / langchain.mcp", spread),
+        ]
+        lc.notes += "; " + spread_note(spread)
+        metrics.append(lc)
     return metrics
 
 

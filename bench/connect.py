@@ -1,7 +1,8 @@
-"""Connecting: fan-out to eight slow-handshake HTTP servers, and warm runs from a `SessionPool`.
+"""Connecting: fan-out to slow HTTP servers, warm runs from a `SessionPool`, ``langchain.mcp``.
 
-Only entering the `Bridge` is timed (connect, handshake, tools listed); leaving
-it is not.
+In the fan-out and pool rows only entering the `Bridge` is timed (connect,
+handshake, tools listed); leaving it is not. The ``langchain.mcp`` comparison
+times both peers' whole connect, list and close.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 
 from bench._env import Env, http_server, stdio_server
-from bench._stats import Block, Summary, interleave
-from bench.results import Check, Metric, ratio_of
+from bench._stats import Block, Summary, interleave, round_ratios
+from bench.calls import LANGCHAIN_MCP, spread_checks, spread_note
+from bench.results import Check, Metric, ratio_of, skipped
 from mcpbridge import Bridge, ServerConfig, SessionPool
 
 HANDSHAKE_DELAY = 0.1
@@ -65,7 +67,50 @@ async def fan_out(env: Env) -> list[Metric]:
     )
     if single.median is not None and single.median < HANDSHAKE_DELAY * 1000:
         raise RuntimeError(f"the handshake delay did not apply: one connect took {single.median:.1f} ms")
-    return [single, many]
+    return [single, many, *await connect_list_close(env)]
+
+
+async def connect_list_close(env: Env) -> list[Metric]:
+    """Connect to the bench HTTP server, list its tools and close: the bridge against ``langchain.mcp``."""
+    title = "Connect, list tools and close, HTTP"
+    driver = env.langchain_mcp
+    if driver is None:
+        reason = env.langchain_mcp_skipped or "langchain.mcp peer not run"
+        return [skipped("connect.http.langchain_mcp", title, LANGCHAIN_MCP, "ms", reason)]
+    servers: list[ServerConfig] = [http_server(env.http)]
+
+    async def bridge_block(k: int) -> list[float]:
+        durations: list[float] = []
+        for _ in range(k):
+            start = time.perf_counter_ns()
+            async with Bridge(servers) as bridge:
+                if "echo" not in {t.name for t in bridge.tools}:
+                    raise RuntimeError("the bench server offers no echo tool")
+            durations.append((time.perf_counter_ns() - start) / 1e6)
+        return durations
+
+    rounds = min(10, env.sizes.connects)
+    samples = await interleave(
+        {"bridge": bridge_block, "langchain_mcp": driver.connects_block(env.http.url)},
+        n=env.sizes.connects,
+        rounds=rounds,
+        warmup=2,
+    )
+    bridged = _summary_metric(
+        "connect.http.bridge", title, "mcpbridge", "ms", samples["bridge"], transport="http"
+    )
+    lc = _summary_metric(
+        "connect.http.langchain_mcp", title, LANGCHAIN_MCP, "ms", samples["langchain_mcp"], transport="http"
+    )
+    lc.ratio = ratio_of(bridged, lc)
+    spread = round_ratios(samples["bridge"], samples["langchain_mcp"], rounds)
+    lc.checks += [
+        Check("bridge / langchain.mcp", None if lc.ratio is None else lc.ratio.value, "x"),
+        *spread_checks("bridge / langchain.mcp", spread),
+    ]
+    bridged.notes = "async with Bridge([server]): connect, handshake, tools listed, close"
+    lc.notes = "async with MCPAdapter(url) as a: await a.list_tools(); " + spread_note(spread)
+    return [bridged, lc]
 
 
 async def pool(env: Env) -> list[Metric]:

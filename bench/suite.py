@@ -1,7 +1,7 @@
 """The whole suite, in one run: ``python -m bench`` from the repository root.
 
 It starts the bench MCP servers (on 127.0.0.1, each stopped by its own handle),
-builds or reuses the ``langchain-mcp-adapters`` venv, runs every section with
+builds or reuses the ``langchain-mcp-adapters`` and ``langchain.mcp`` venvs, runs every section with
 its peers interleaved, prints the table and writes ``bench/results/latest.json``.
 A section that fails is reported as a skipped row with its error (and the exit
 code is 1); targets that are missed are reported, not raised (``--strict``
@@ -25,7 +25,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from bench import table
+from bench import _langchain_mcp, table
 from bench._adapters import AdaptersDriver, ensure_venv
 from bench._env import FULL, QUICK, Env
 from bench._processes import start_http_servers
@@ -45,6 +45,7 @@ class Options:
 
     quick: bool
     adapters: bool
+    langchain_mcp: bool
     agent_server: bool
     fresh_venv: bool
     sections: tuple[str, ...]
@@ -65,9 +66,14 @@ def parse(argv: Sequence[str]) -> Options:
     )
     parser.add_argument("--no-adapters", action="store_true", help="skip the langchain-mcp-adapters peer")
     parser.add_argument(
+        "--no-langchain-mcp",
+        action="store_true",
+        help="skip the langchain.mcp peer (it runs in --quick too, in bench/.venv-langchain-mcp)",
+    )
+    parser.add_argument(
         "--no-agent-server", action="store_true", help="skip the Agent Server (langgraph dev) peer"
     )
-    parser.add_argument("--fresh-venv", action="store_true", help="rebuild bench/.venv-adapters first")
+    parser.add_argument("--fresh-venv", action="store_true", help="rebuild the peers' venvs first")
     parser.add_argument("--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
     parser.add_argument("--output", type=Path, default=LATEST, help="where to write the JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -79,6 +85,7 @@ def parse(argv: Sequence[str]) -> Options:
     return Options(
         quick=args.quick,
         adapters=not (args.quick or args.no_adapters),
+        langchain_mcp=not args.no_langchain_mcp,
         agent_server=not (args.quick or args.no_agent_server),
         fresh_venv=args.fresh_venv,
         sections=sections,
@@ -144,6 +151,29 @@ async def run(options: Options, workdir: Path) -> tuple[list[Metric], dict[str, 
                 except Exception as exc:  # the other peers still run; the rows say why
                     env.adapters_skipped = f"adapters venv unavailable: {_one_line(exc)}"
                     _log(env.adapters_skipped)
+                    errors += 1
+            if not selected & {"calls", "fanout"}:
+                env.langchain_mcp_skipped = "not run"
+            elif not options.langchain_mcp:
+                env.langchain_mcp_skipped = "skipped by --no-langchain-mcp"
+            else:
+                try:
+                    python = await anyio.to_thread.run_sync(
+                        lambda: _langchain_mcp.ensure(fresh=options.fresh_venv)
+                    )
+                    driver = await stack.enter_async_context(
+                        AdaptersDriver(python, workdir / "langchain-mcp-driver.log", _langchain_mcp.DRIVER)
+                    )
+                    versions = await driver.versions()
+                    extra |= {
+                        "langchain (langchain.mcp venv)": versions["langchain"],
+                        "fastmcp (langchain.mcp venv)": versions["fastmcp"],
+                        "mcp (langchain.mcp venv)": versions["mcp"],
+                    }
+                    env.langchain_mcp = driver
+                except Exception as exc:  # the other peers still run; the rows say why
+                    env.langchain_mcp_skipped = f"langchain.mcp venv unavailable: {_one_line(exc)}"
+                    _log(env.langchain_mcp_skipped)
                     errors += 1
             agent_server_skipped = "skipped by --quick" if options.quick else "skipped by --no-agent-server"
             steps: dict[str, Callable[[], Awaitable[list[Metric]]]] = {

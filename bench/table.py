@@ -113,24 +113,34 @@ def readme_section(data: Mapping[str, Any]) -> str:
         f"{name} {p[name]}" for name in ("mcp", "langgraph", "langchain-core") if p.get(name)
     )
     adapters = p.get("langchain-mcp-adapters")
-    peer = f"langchain-mcp-adapters {adapters} with mcp {p.get('mcp (adapters venv)')}" if adapters else None
+    peers: list[str] = []
+    if adapters:
+        peers.append(f"langchain-mcp-adapters {adapters} with mcp {p.get('mcp (adapters venv)')}")
+    langchain = p.get("langchain (langchain.mcp venv)")
+    if langchain:
+        peers.append(
+            f"langchain.mcp of langchain {langchain} with fastmcp {p.get('fastmcp (langchain.mcp venv)')} "
+            f"and mcp {p.get('mcp (langchain.mcp venv)')}"
+        )
     about = (
         "`.venv/bin/python -m bench` measures, in one run, what a tool call, a connect and a read of "
         "the Agent Server cost through mcpbridge, beside what users would pick instead: the raw `mcp` "
         "client on one open session (the floor), `langchain-mcp-adapters` (in its own venv, "
-        "`bench/.venv-adapters`, built on the first run; `--fresh-venv` rebuilds it), a factory that "
+        "`bench/.venv-adapters`, built on the first run; `--fresh-venv` rebuilds it), LangChain's own "
+        "`langchain.mcp` (`MCPAdapter` kept open, in `bench/.venv-langchain-mcp`), a factory that "
         "connects in every context, and the Agent Server's own `/mcp`. It takes a few minutes on "
         "2 cores and writes `bench/results/latest.json` (median, p95, n, unit, ratio, target and "
         "verdict of every metric, with the machine and package versions); "
         "`python -m bench.table --readme` prints this section from it. Bridge and adapters tools are "
-        "called through the same LangGraph `ToolNode`; peers run interleaved; ratios are of medians. "
+        "called through the same LangGraph `ToolNode`; peers run interleaved; ratios are of medians, "
+        "with the lowest and highest ratio of the interleaved rounds as their spread where shown. "
         "The thinnest MCP tool through `ToolNode` (the raw client's call, with no validation, "
         "identity, progress or result handling) is the floor any MCP tool reaches through LangGraph: "
         "`bridge / thinnest` is what mcpbridge itself adds."
     )
     last = (
         f"Last run: {data['started'][:10]}, `{data['command']}`, {machine_summary(data)}; "
-        f"{versions}" + (f"; {peer}" if peer else "") + "."
+        f"{versions}" + "".join(f"; {peer}" for peer in peers) + "."
     )
     return "\n\n".join(["## The last run", _wrap(about), _wrap(last), markdown(data)])
 

@@ -1,7 +1,8 @@
 """The benchmark suite's machinery, with a few repetitions: ``python -m bench --quick``.
 
 It starts the bench servers, runs every section but the adapters venv and the
-Agent Server, and must write results that match their schema. Timings are not
+Agent Server (``langchain.mcp`` runs, in ``bench/.venv-langchain-mcp``, built
+once and reused), and must write results that match their schema. Timings are not
 asserted: they say nothing on a shared machine with so few repetitions.
 """
 
@@ -49,6 +50,12 @@ MEASURED = {
     "pool.stdio.warm",
     "memory.http2.per_run",
     "serve.direct",
+    "call.stdio.langchain_mcp",
+    "call.http.langchain_mcp",
+    "concurrent.stdio.langchain_mcp",
+    "concurrent.http.langchain_mcp",
+    "connect.http.bridge",
+    "connect.http.langchain_mcp",
 }
 SKIPPED_BY_QUICK = {
     "call.stdio.adapters_persistent",
@@ -121,6 +128,28 @@ def test_judged_metrics_carry_their_targets(results: dict[str, Any]) -> None:
 
 
 @pytest.mark.timeout(420)
+def test_langchain_mcp_is_a_peer_with_spread(results: dict[str, Any]) -> None:
+    metrics = {m["id"]: m for m in results["metrics"]}
+    assert results["packages"]["langchain (langchain.mcp venv)"] == results["packages"]["langchain"]
+    assert results["packages"]["fastmcp (langchain.mcp venv)"]
+    for id, numerator in (
+        ("call.stdio.langchain_mcp", "call.stdio.bridge"),
+        ("call.http.langchain_mcp", "call.http.bridge"),
+        ("concurrent.stdio.langchain_mcp", "concurrent.stdio.bridge"),
+        ("concurrent.http.langchain_mcp", "concurrent.http.bridge"),
+        ("connect.http.langchain_mcp", "connect.http.bridge"),
+    ):
+        metric = metrics[id]
+        assert metric["peer"] == "langchain.mcp"
+        assert metric["ratio"]["numerator"] == numerator and metric["ratio"]["value"] > 0, id
+        ends = ("lowest round", "highest round")
+        low, high = (c["value"] for c in metric["checks"] if c["name"].endswith(ends))
+        assert 0 < low <= high, (id, metric["checks"])
+        assert "interleaved rounds" in metric["notes"], id
+    assert "<= 0.8" in metrics["call.http.langchain_mcp"]["target"]
+
+
+@pytest.mark.timeout(420)
 def test_validation_catches_a_broken_document(results: dict[str, Any]) -> None:
     broken = json.loads(json.dumps(results))
     del broken["metrics"][0]["median"]
@@ -140,6 +169,7 @@ def test_tables_render(results: dict[str, Any]) -> None:
     rows = [line for line in table.markdown(results).splitlines() if line.startswith("| ")]
     assert len(rows) == 2 + len(results["metrics"])  # header, rule, one per metric
     assert "skipped by --quick" in table.plain(results)
+    assert "langchain.mcp of langchain" in " ".join(section.split())
 
 
 def test_the_fast_path_comparison_runs() -> None:

@@ -318,6 +318,8 @@ def _modules() -> Iterator[tuple[str, Path]]:
     for directory in (PACKAGE, PACKAGE.parent / "bench"):
         for path in sorted(directory.rglob("*.py")):
             parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+            if any(part.startswith(".") for part in parts):  # a peer's venv, such as bench/.venv-adapters
+                continue
             if parts[-1] != "__main__":
                 yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
 
