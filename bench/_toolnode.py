@@ -3,7 +3,8 @@
 Imports only LangGraph and LangChain Core: it also runs in the
 ``langchain-mcp-adapters`` venv. The node gets the ``Runtime`` LangGraph gives
 a node inside a graph (thread and run in ``execution_info``), so it builds the
-``ToolRuntime`` of every call as it does in an agent.
+``ToolRuntime`` of every call as it does in an agent. `RecordingHandler` is the
+callback handler of the traced rows, the same class in every peer's process.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
+from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import AIMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
@@ -25,16 +28,41 @@ THREAD_ID = "bench-thread"
 RUN_ID = "bench-run"
 
 
-class ToolNodeCaller:
-    """Calls tools through one ``ToolNode`` with a graph's runtime; a failed call raises."""
+class RecordingHandler(AsyncCallbackHandler):
+    """A trivial tracer: counts the tool starts and ends it is told of (tracing on, nothing exported)."""
 
-    def __init__(self, tools: Sequence[BaseTool]) -> None:
+    def __init__(self) -> None:
+        self.starts = 0
+        self.ends = 0
+
+    async def on_tool_start(
+        self, serialized: dict[str, Any], input_str: str, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """Count a tool start."""
+        self.starts += 1
+
+    async def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Count a tool end."""
+        self.ends += 1
+
+
+class ToolNodeCaller:
+    """Calls tools through one ``ToolNode`` with a graph's runtime; a failed call raises.
+
+    With a ``handler``, every invocation carries ``callbacks=[handler]`` in its
+    config, and a call the handler was not told of (start and end) raises.
+    """
+
+    def __init__(self, tools: Sequence[BaseTool], handler: RecordingHandler | None = None) -> None:
         self.node = ToolNode(list(tools))
         info = ExecutionInfo(
             checkpoint_id="", checkpoint_ns="", task_id="", thread_id=THREAD_ID, run_id=RUN_ID
         )
         runtime: Runtime[Any] = Runtime(execution_info=info)
         self.config: RunnableConfig = {"configurable": {RUNTIME_KEY: runtime}}
+        if handler is not None:
+            self.config["callbacks"] = [handler]
+        self.handler = handler
         self._ids = itertools.count()
 
     async def call(self, name: str, args: Mapping[str, Any]) -> ToolMessage:
@@ -48,6 +76,7 @@ class ToolNodeCaller:
             ToolCall(name=name, args=dict(args), id=f"call_{next(self._ids)}", type="tool_call")
             for args in calls
         ]
+        seen = (self.handler.starts, self.handler.ends) if self.handler is not None else (0, 0)
         output: dict[str, list[ToolMessage]] = await self.node.ainvoke(
             {"messages": [AIMessage(content="", tool_calls=tool_calls)]}, self.config
         )
@@ -55,6 +84,12 @@ class ToolNodeCaller:
         failed = [m for m in messages if m.status != "success"]
         if failed or len(messages) != len(calls):
             raise RuntimeError(f"tool call failed: {failed[0].content if failed else messages!r}")
+        if self.handler is not None:
+            told = (self.handler.starts - seen[0], self.handler.ends - seen[1])
+            if told != (len(calls), len(calls)):
+                raise RuntimeError(
+                    f"the callback handler saw {told} tool starts and ends for {len(calls)} calls"
+                )
         return messages
 
 

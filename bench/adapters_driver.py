@@ -7,6 +7,7 @@ answers one JSON line on stdout:
 - ``{"op": "open", "peer": P, "mode": "default" | "persistent", "connection": {...}}``:
   ``default`` is ``MultiServerMCPClient(...).get_tools()`` (a new session per call);
   ``persistent`` is ``async with client.session(name)`` + ``load_mcp_tools(session)``.
+  Peer ``P.traced`` calls the same tools with ``callbacks=[RecordingHandler()]``.
 - ``{"op": "calls", "peer": P, "n": k}``: ``k`` timed ``echo`` calls through a ``ToolNode``.
 - ``{"op": "batch", "peer": P, "n": k, "size": s}``: ``k`` timed ``ToolNode`` calls of ``s``
   parallel ``echo`` calls each.
@@ -29,7 +30,7 @@ from typing import Any, TextIO
 import anyio
 import anyio.to_thread
 
-from bench._toolnode import ToolNodeCaller
+from bench._toolnode import RecordingHandler, ToolNodeCaller
 
 SERVER = "bench"
 SERVER_TOOL = "echo"
@@ -72,6 +73,7 @@ class Driver:
             session = await self.stack.enter_async_context(client.session(SERVER))
             tools = await self.tools_module.load_mcp_tools(session)
         self.peers[name] = ToolNodeCaller(tools)
+        self.peers[f"{name}.traced"] = ToolNodeCaller(tools, RecordingHandler())
         return {"tools": sorted(t.name for t in tools)}
 
 

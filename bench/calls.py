@@ -5,7 +5,10 @@ Every peer calls ``echo(text="hi")`` on the bench server. The raw floor is
 called through the same LangGraph ``ToolNode`` (`bench._toolnode`), and so is
 ``langchain.mcp`` (LangChain's own adapter, ``MCPAdapter`` kept open). Peers run
 interleaved on the same machine state; stdio peers each start the same server
-command, HTTP peers share one server process.
+command, HTTP peers share one server process. The ``traced`` rows make the same
+calls with a callback handler attached (``callbacks=[RecordingHandler()]``, the
+same class in every peer's process), as any tracing does: the bridge's fast path
+is off there.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, Literal
 import anyio
 import httpx2
 import mcp_types as types
+from langchain_core.callbacks import AsyncCallbackManager
 from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.tools import BaseTool, tool
 from mcp import Client, StdioServerParameters
@@ -30,7 +34,7 @@ from bench._adapters import http_connection, stdio_connection
 from bench._env import ARGS, Env, http_server, stdio_server
 from bench._processes import ROOT
 from bench._stats import Block, Summary, interleave, round_ratios, timed
-from bench._toolnode import THREAD_ID, ToolNodeCaller, text_of
+from bench._toolnode import THREAD_ID, RecordingHandler, ToolNodeCaller, text_of
 from bench.results import Check, Metric, Ratio, ratio_of, skipped
 from mcpbridge import Bridge, ServerConfig
 
@@ -53,7 +57,8 @@ class ThinTool(BaseTool):
 
     A `ToolNode` call of it is the floor of any MCP tool called through LangGraph's
     node: the node runs each call in tasks of its own, which costs event-loop round
-    trips once the call waits on the server.
+    trips once the call waits on the server. With callbacks in its config, it tells
+    them of the call's start and end, as the least any tool that honours tracing does.
     """
 
     name: str = "echo"
@@ -65,6 +70,16 @@ class ThinTool(BaseTool):
 
     async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> ToolMessage:
         """Call ``echo`` on the raw client."""
+        callbacks = config.get("callbacks") if config else None
+        if not callbacks:
+            return await self._call(input)
+        manager = AsyncCallbackManager.configure(callbacks)
+        run = await manager.on_tool_start({"name": self.name}, str(input["args"]), inputs=input["args"])
+        message = await self._call(input)
+        await run.on_tool_end(message)
+        return message
+
+    async def _call(self, input: Any) -> ToolMessage:
         result = await self.client.call_tool("echo", input["args"])
         block = result.content[0] if result.content else None
         text = block.text if isinstance(block, types.TextContent) else ""
@@ -169,6 +184,8 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
         direct_call = ToolCall(name="echo", args=ARGS, id="call_direct", type="tool_call")
         local = ToolNodeCaller([noop])
         thin = ToolNodeCaller([ThinTool(client=raw)])
+        traced = ToolNodeCaller(bridge.tools, RecordingHandler())
+        traced_thin = ToolNodeCaller([ThinTool(client=raw)], RecordingHandler())
 
         async def raw_call() -> None:
             await raw.call_tool("echo", ARGS)
@@ -182,12 +199,15 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             "bridge_tool": timed(lambda: echo.ainvoke(direct_call)),
             "noop": timed(lambda: local.call("noop", ARGS)),
             "thin": timed(lambda: thin.call("echo", ARGS)),
+            "traced.bridge": timed(lambda: traced.call("echo", ARGS)),
+            "traced.raw": timed(lambda: traced_thin.call("echo", ARGS)),
         }
         if driver is not None:
             connection = stdio_connection() if t == "stdio" else http_connection(env.http.url)
             await driver.open(f"persistent-{t}", "persistent", connection)
             await driver.open(f"default-{t}", "default", connection)
             blocks["adapters_persistent"] = driver.block(f"persistent-{t}")
+            blocks["traced.adapters"] = driver.block(f"persistent-{t}.traced")
         if env.langchain_mcp is not None:
             lc_connection = (
                 _langchain_mcp.stdio_connection()
@@ -196,6 +216,7 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             )
             await env.langchain_mcp.open(f"persistent-{t}", "persistent", lc_connection)
             blocks["langchain_mcp"] = env.langchain_mcp.block(f"persistent-{t}")
+            blocks["traced.langchain_mcp"] = env.langchain_mcp.block(f"persistent-{t}.traced")
         samples = await interleave(blocks, n=sizes.calls, rounds=sizes.call_rounds, warmup=sizes.warmup)
 
         floor = _metric(f"call.{t}.raw", f"Tool call, {t}", FLOOR, t, samples["raw"])
@@ -304,8 +325,51 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
             title = f"Tool call, {t}, MCPAdapter kept open"
             metrics.append(skipped(f"call.{t}.langchain_mcp", title, LANGCHAIN_MCP, "ms", reason))
 
+        metrics += _traced(env, t, samples, bridged)
         metrics += await _concurrent(env, transport, raw, caller)
         return metrics
+
+
+def _traced(env: Env, t: Transport, samples: dict[str, list[float]], untraced: Metric) -> list[Metric]:
+    """The rows with a callback handler attached, from the same interleaved rounds as the others."""
+    title = f"Tool call, {t}, with a callback handler attached (tracing on)"
+    rounds = env.sizes.call_rounds
+    floor = _metric(
+        f"call.{t}.traced.raw",
+        title + ", the thinnest MCP tool",
+        "langgraph + mcp Client",
+        t,
+        samples["traced.raw"],
+    )
+    floor.notes = "the thinnest MCP tool in ToolNode, telling the handler of each call's start and end"
+    bridged = _metric(f"call.{t}.traced.bridge", title, BRIDGE, t, samples["traced.bridge"])
+    bridged.ratio = ratio_of(bridged, floor)
+    bridged.checks += [
+        _ratio_check("traced bridge / traced thinnest", bridged.ratio),
+        _ratio_check("traced bridge / untraced bridge", ratio_of(bridged, untraced)),
+    ]
+    bridged.notes = "the bridge's fast path is off when callbacks are attached"
+    metrics = [floor, bridged]
+    peers = (
+        ("adapters", ADAPTERS, env.adapters, env.adapters_skipped, None),
+        ("langchain_mcp", LANGCHAIN_MCP, env.langchain_mcp, env.langchain_mcp_skipped, 1.0),
+    )
+    for key, peer, driver, skip, limit in peers:
+        id = f"call.{t}.traced.{key}"
+        if driver is None:
+            metrics.append(skipped(id, title, peer, "ms", skip or f"{peer} peer not run"))
+            continue
+        row = _metric(id, title, peer, t, samples[f"traced.{key}"])
+        row.ratio = ratio_of(bridged, row)
+        spread = round_ratios(samples["traced.bridge"], samples[f"traced.{key}"], rounds)
+        name = f"traced bridge / traced {peer}"
+        row.checks += [
+            _ratio_check(name, row.ratio, "<=" if limit is not None else None, limit),
+            *spread_checks(name, spread),
+        ]
+        row.notes = "ToolNode call with callbacks=[handler]; " + spread_note(spread)
+        metrics.append(row)
+    return metrics
 
 
 def spread_checks(name: str, ratios: list[float]) -> list[Check]:

@@ -7,6 +7,7 @@ from the repository root, speaking the protocol of `bench.adapters_driver`
 - ``{"op": "open", "peer": P, "mode": "persistent", "connection": {...}}``:
   ``async with MCPAdapter(target)`` kept open, and ``await adapter.list_tools()``;
   the target is ``StdioTransport(command, args, cwd=...)`` or the server's URL.
+  Peer ``P.traced`` calls the same tools with ``callbacks=[RecordingHandler()]``.
 - ``{"op": "calls", "peer": P, "n": k}``, ``{"op": "batch", "peer": P, "n": k, "size": s}``:
   timed ``echo`` calls through a ``ToolNode``, as in `bench.adapters_driver`.
 - ``{"op": "connects", "url": U, "n": k}``: ``k`` timed
@@ -28,7 +29,7 @@ from typing import Any, TextIO
 import anyio
 import anyio.to_thread
 
-from bench._toolnode import ToolNodeCaller
+from bench._toolnode import RecordingHandler, ToolNodeCaller
 
 SERVER_TOOL = "echo"
 ARGS = {"text": "hi"}
@@ -61,6 +62,7 @@ class Driver:
             adapter = await self.stack.enter_async_context(self.adapter_class(target))
             tools = await adapter.list_tools()
             self.peers[command["peer"]] = ToolNodeCaller(tools)
+            self.peers[f"{command['peer']}.traced"] = ToolNodeCaller(tools, RecordingHandler())
             return {"tools": sorted(t.name for t in tools)}
         if op == "calls":
             peer = self.peers[command["peer"]]

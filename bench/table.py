@@ -136,7 +136,9 @@ def readme_section(data: Mapping[str, Any]) -> str:
         "with the lowest and highest ratio of the interleaved rounds as their spread where shown. "
         "The thinnest MCP tool through `ToolNode` (the raw client's call, with no validation, "
         "identity, progress or result handling) is the floor any MCP tool reaches through LangGraph: "
-        "`bridge / thinnest` is what mcpbridge itself adds."
+        "`bridge / thinnest` is what mcpbridge itself adds. The `traced` rows make the same calls "
+        "with a trivial callback handler attached (`callbacks=[handler]`, as any tracing does), "
+        "which switches off the bridge's fast path."
     )
     last = (
         f"Last run: {data['started'][:10]}, `{data['command']}`, {machine_summary(data)}; "

@@ -56,12 +56,20 @@ MEASURED = {
     "concurrent.http.langchain_mcp",
     "connect.http.bridge",
     "connect.http.langchain_mcp",
+    "call.stdio.traced.raw",
+    "call.stdio.traced.bridge",
+    "call.stdio.traced.langchain_mcp",
+    "call.http.traced.raw",
+    "call.http.traced.bridge",
+    "call.http.traced.langchain_mcp",
 }
 SKIPPED_BY_QUICK = {
     "call.stdio.adapters_persistent",
     "call.stdio.adapters_default",
     "call.http.adapters_persistent",
     "call.http.adapters_default",
+    "call.stdio.traced.adapters",
+    "call.http.traced.adapters",
     "serve.agent_server",
 }
 
@@ -147,6 +155,25 @@ def test_langchain_mcp_is_a_peer_with_spread(results: dict[str, Any]) -> None:
         assert 0 < low <= high, (id, metric["checks"])
         assert "interleaved rounds" in metric["notes"], id
     assert "<= 0.8" in metrics["call.http.langchain_mcp"]["target"]
+
+
+@pytest.mark.timeout(420)
+def test_traced_rows_have_every_peer_with_spread(results: dict[str, Any]) -> None:
+    metrics = {m["id"]: m for m in results["metrics"]}
+    for t in ("stdio", "http"):
+        bridge = metrics[f"call.{t}.traced.bridge"]
+        assert bridge["ratio"]["denominator"] == f"call.{t}.traced.raw"
+        lc = metrics[f"call.{t}.traced.langchain_mcp"]
+        assert lc["ratio"]["numerator"] == bridge["id"] and lc["ratio"]["value"] > 0
+        assert "<= 1" in lc["target"], lc["target"]
+        low, high = (
+            c["value"] for c in lc["checks"] if c["name"].endswith(("lowest round", "highest round"))
+        )
+        assert 0 < low <= high, lc["checks"]
+        assert "interleaved rounds" in lc["notes"]
+    assert [m["id"] for m in results["metrics"]].index("call.stdio.traced.bridge") < [
+        m["id"] for m in results["metrics"]
+    ].index("concurrent.stdio.raw")
 
 
 @pytest.mark.timeout(420)
