@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import json
-import sys
-import time
 from contextlib import AsyncExitStack
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
-import anyio.to_thread
 
+from bench._driver import serve, timed
 from bench._toolnode import RecordingHandler, ToolNodeCaller
 
 SERVER = "bench"
@@ -53,11 +50,11 @@ class Driver:
             return await self.open(command["peer"], command["mode"], command["connection"])
         if op == "calls":
             peer = self.peers[command["peer"]]
-            return {"ms": [await _timed(peer.call(SERVER_TOOL, ARGS)) for _ in range(command["n"])]}
+            return {"ms": [await timed(peer.call(SERVER_TOOL, ARGS)) for _ in range(command["n"])]}
         if op == "batch":
             peer, size = self.peers[command["peer"]], command["size"]
             return {
-                "ms": [await _timed(peer.call_many(SERVER_TOOL, [ARGS] * size)) for _ in range(command["n"])]
+                "ms": [await timed(peer.call_many(SERVER_TOOL, [ARGS] * size)) for _ in range(command["n"])]
             }
         if op == "versions":
             names = ("langchain-mcp-adapters", "mcp", "langgraph", "langchain-core")
@@ -77,33 +74,9 @@ class Driver:
         return {"tools": sorted(t.name for t in tools)}
 
 
-async def _timed(operation: Any) -> float:
-    start = time.perf_counter_ns()
-    await operation
-    return (time.perf_counter_ns() - start) / 1e6
-
-
 async def main() -> None:
     """Answer commands until ``exit`` or the end of stdin."""
-    out: TextIO = sys.stdout
-    sys.stdout = sys.stderr  # nothing but answers may reach the suite on stdout
-    async with AsyncExitStack() as stack:
-        driver = Driver(stack)
-        while True:
-            line = await anyio.to_thread.run_sync(sys.stdin.readline)
-            if not line:
-                return
-            command: dict[str, Any] = json.loads(line)
-            if command["op"] == "exit":
-                out.write(json.dumps({"ok": True}) + "\n")
-                out.flush()
-                return
-            try:
-                answer = {"ok": True, **await driver.handle(command)}
-            except Exception as exc:  # reported to the suite, which fails the metric
-                answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            out.write(json.dumps(answer) + "\n")
-            out.flush()
+    await serve(Driver)
 
 
 if __name__ == "__main__":

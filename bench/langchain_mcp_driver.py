@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import json
-import sys
-import time
 import warnings
 from contextlib import AsyncExitStack
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
-import anyio.to_thread
 
+from bench._driver import serve, timed
 from bench._toolnode import RecordingHandler, ToolNodeCaller
 
 SERVER_TOOL = "echo"
@@ -66,14 +63,14 @@ class Driver:
             return {"tools": sorted(t.name for t in tools)}
         if op == "calls":
             peer = self.peers[command["peer"]]
-            return {"ms": [await _timed(peer.call(SERVER_TOOL, ARGS)) for _ in range(command["n"])]}
+            return {"ms": [await timed(peer.call(SERVER_TOOL, ARGS)) for _ in range(command["n"])]}
         if op == "batch":
             peer, size = self.peers[command["peer"]], command["size"]
             return {
-                "ms": [await _timed(peer.call_many(SERVER_TOOL, [ARGS] * size)) for _ in range(command["n"])]
+                "ms": [await timed(peer.call_many(SERVER_TOOL, [ARGS] * size)) for _ in range(command["n"])]
             }
         if op == "connects":
-            return {"ms": [await _timed(self.connect(command["url"])) for _ in range(command["n"])]}
+            return {"ms": [await timed(self.connect(command["url"])) for _ in range(command["n"])]}
         if op == "versions":
             names = ("langchain", "fastmcp", "mcp", "langgraph", "langchain-core")
             return {"versions": {name: importlib.metadata.version(name) for name in names}}
@@ -87,33 +84,9 @@ class Driver:
             raise RuntimeError(f"no {SERVER_TOOL} tool at {url}")
 
 
-async def _timed(operation: Any) -> float:
-    start = time.perf_counter_ns()
-    await operation
-    return (time.perf_counter_ns() - start) / 1e6
-
-
 async def main() -> None:
     """Answer commands until ``exit`` or the end of stdin."""
-    out: TextIO = sys.stdout
-    sys.stdout = sys.stderr  # nothing but answers may reach the suite on stdout
-    async with AsyncExitStack() as stack:
-        driver = Driver(stack)
-        while True:
-            line = await anyio.to_thread.run_sync(sys.stdin.readline)
-            if not line:
-                return
-            command: dict[str, Any] = json.loads(line)
-            if command["op"] == "exit":
-                out.write(json.dumps({"ok": True}) + "\n")
-                out.flush()
-                return
-            try:
-                answer = {"ok": True, **await driver.handle(command)}
-            except Exception as exc:  # reported to the suite, which fails the metric
-                answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            out.write(json.dumps(answer) + "\n")
-            out.flush()
+    await serve(Driver)
 
 
 if __name__ == "__main__":
