@@ -1,8 +1,10 @@
 """The results of one run: metrics with their targets, machine and package versions, as JSON.
 
 ``bench/results/latest.json`` holds one entry per metric: its median, p95, n and
-unit, the ratio it is judged by, the target and whether it passed. `SCHEMA` is
-the JSON Schema of that file; `validate` checks a file against it.
+unit, the ratio it is judged by, the target and whether it passed. A suite run
+``--runs N`` times keeps, for each metric, the run whose judged figure is the
+median of the N (`combine`), with every run's figure beside it as the spread.
+`SCHEMA` is the JSON Schema of that file; `validate` checks a file against it.
 """
 
 from __future__ import annotations
@@ -84,6 +86,14 @@ class Ratio:
     denominator: str
 
 
+@dataclass(frozen=True, slots=True)
+class RunFigure:
+    """A metric's median and ratio in one of several runs of the suite."""
+
+    median: float | None
+    ratio: float | None
+
+
 @dataclass(slots=True)
 class Metric:
     """One measured quantity of one peer."""
@@ -100,6 +110,13 @@ class Metric:
     checks: list[Check] = field(default_factory=list[Check])
     skipped: str | None = None
     notes: str = ""
+    runs: list[RunFigure] = field(default_factory=list[RunFigure])
+    """The figure of each run when the suite ran several times (`combine`); empty for one run."""
+
+    @property
+    def judged(self) -> float | None:
+        """The figure the metric is judged by: its ratio when it has one, else its median."""
+        return self.ratio.value if self.ratio is not None else self.median
 
     @property
     def passed(self) -> bool | None:
@@ -137,6 +154,7 @@ class Metric:
             "checks": [c.to_json() for c in self.checks],
             "skipped": self.skipped,
             "notes": self.notes,
+            "runs": [{"median": r.median, "ratio": r.ratio} for r in self.runs],
         }
 
 
@@ -150,6 +168,33 @@ def ratio_of(numerator: Metric, denominator: Metric) -> Ratio | None:
     if numerator.median is None or denominator.median is None or denominator.median == 0:
         return None
     return Ratio(numerator.median / denominator.median, numerator.id, denominator.id)
+
+
+def combine(runs: Sequence[Sequence[Metric]]) -> list[Metric]:
+    """One metric per id from several runs of the suite: the run whose judged figure is the median.
+
+    The median run of an even count is the lower middle one. Every run's median and
+    ratio is kept in `Metric.runs` (in run order), so the table shows their spread; a
+    metric measured in no run stays skipped with the first run's reason.
+    """
+    order: list[str] = []
+    by_id: dict[str, list[Metric]] = {}
+    for metrics in runs:
+        for metric in metrics:
+            if metric.id not in by_id:
+                order.append(metric.id)
+                by_id[metric.id] = []
+            by_id[metric.id].append(metric)
+    combined: list[Metric] = []
+    for id in order:
+        found = by_id[id]
+        measured = sorted(
+            (m for m in found if m.skipped is None and m.judged is not None), key=lambda m: m.judged or 0.0
+        )
+        chosen = measured[(len(measured) - 1) // 2] if measured else found[0]
+        chosen.runs = [RunFigure(m.median, None if m.ratio is None else m.ratio.value) for m in found]
+        combined.append(chosen)
+    return combined
 
 
 def machine() -> dict[str, Any]:
@@ -200,8 +245,9 @@ def document(
     quick: bool,
     machine_info: Mapping[str, Any],
     package_versions: Mapping[str, Any],
+    runs: int = 1,
 ) -> dict[str, Any]:
-    """The whole results document."""
+    """The whole results document (``runs``: how many runs of the suite `combine` took it from)."""
     verdicts = [m.passed for m in metrics]
     return {
         "schema": SCHEMA_ID,
@@ -210,6 +256,7 @@ def document(
         "finished": finished,
         "duration_s": round(duration_s, 1),
         "quick": quick,
+        "runs": runs,
         "machine": dict(machine_info),
         "packages": dict(package_versions),
         "summary": {
@@ -243,6 +290,7 @@ SCHEMA: dict[str, Any] = {
         "finished",
         "duration_s",
         "quick",
+        "runs",
         "machine",
         "packages",
         "summary",
@@ -255,6 +303,7 @@ SCHEMA: dict[str, Any] = {
         "finished": {"type": "string"},
         "duration_s": {"type": "number", "minimum": 0},
         "quick": {"type": "boolean"},
+        "runs": {"type": "integer", "minimum": 1},
         "machine": {
             "type": "object",
             "required": ["cpu", "cores", "memory_gib", "os", "python", "load_average"],
@@ -287,6 +336,7 @@ SCHEMA: dict[str, Any] = {
                     "checks",
                     "skipped",
                     "notes",
+                    "runs",
                 ],
                 "properties": {
                     "id": {"type": "string", "pattern": r"^[a-z0-9_.-]+$"},
@@ -331,6 +381,15 @@ SCHEMA: dict[str, Any] = {
                     },
                     "skipped": _STRING_OR_NULL,
                     "notes": {"type": "string"},
+                    "runs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["median", "ratio"],
+                            "properties": {"median": _NUMBER_OR_NULL, "ratio": _NUMBER_OR_NULL},
+                        },
+                    },
                 },
             },
         },
@@ -354,6 +413,8 @@ def validate(data: Any) -> list[str]:
             problems.append(f"{metric['id']}: measured but has no median or n")
         if not measured and metric["pass"] is not None:
             problems.append(f"{metric['id']}: skipped but judged")
+        if metric["runs"] and len(metric["runs"]) > data["runs"]:
+            problems.append(f"{metric['id']}: figures of more runs than the document's {data['runs']}")
         ratio = metric["ratio"]
         if ratio is not None and ratio["denominator"] not in ids:
             problems.append(f"{metric['id']}: ratio over unknown metric {ratio['denominator']!r}")

@@ -33,7 +33,7 @@ from bench.calls import tool_calls
 from bench.connect import HANDSHAKE_DELAY, fan_out, pool
 from bench.factory_read import factory_reads
 from bench.memory import memory_per_run
-from bench.results import LATEST, Metric, document, machine, packages, skipped, validate, write
+from bench.results import LATEST, Metric, combine, document, machine, packages, skipped, validate, write
 from bench.serving import agent_over_mcp
 
 SECTIONS = ("calls", "factory", "fanout", "pool", "memory", "serve")
@@ -51,6 +51,7 @@ class Options:
     sections: tuple[str, ...]
     output: Path
     strict: bool
+    runs: int
     argv: tuple[str, ...]
 
 
@@ -77,7 +78,15 @@ def parse(argv: Sequence[str]) -> Options:
     parser.add_argument("--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
     parser.add_argument("--output", type=Path, default=LATEST, help="where to write the JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run the suite this many times; each metric keeps its median run, with every run's figure",
+    )
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     sections = tuple(SECTIONS if not args.only else [s.strip() for s in args.only.split(",") if s.strip()])
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
@@ -91,6 +100,7 @@ def parse(argv: Sequence[str]) -> Options:
         sections=sections,
         output=args.output,
         strict=args.strict,
+        runs=args.runs,
         argv=tuple(argv),
     )
 
@@ -207,8 +217,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     began = time.monotonic()
     machine_info = machine()
-    with tempfile.TemporaryDirectory(prefix="mcpbridge-bench-") as scratch:
-        metrics, extra, errors = anyio.run(run, options, Path(scratch))
+    every: list[list[Metric]] = []
+    extra: dict[str, str | None] = {}
+    errors = 0
+    for index in range(options.runs):
+        if options.runs > 1:
+            _log(f"run {index + 1} of {options.runs}")
+        with tempfile.TemporaryDirectory(prefix="mcpbridge-bench-") as scratch:
+            metrics, extra, failed = anyio.run(run, options, Path(scratch))
+        every.append(metrics)
+        errors += failed
+    metrics = every[0] if options.runs == 1 else combine(every)
     machine_info["load_average_end"] = machine()["load_average"]
     data = document(
         metrics,
@@ -219,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick=options.quick,
         machine_info=machine_info,
         package_versions={**packages(), **extra},
+        runs=options.runs,
     )
     problems = validate(data)
     if problems:

@@ -17,6 +17,15 @@ from typing import Any
 from bench.results import LATEST
 
 HEADERS = ("Metric", "Peer", "Median", "p95", "n", "Judged by", "Target", "Result")
+ACROSS_RUNS = "Across runs"
+"""The column shown after "Judged by" when the suite ran several times (``--runs``)."""
+
+
+def headers(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The table's columns: "Across runs" only for results of several runs."""
+    if data.get("runs", 1) > 1:
+        return (*HEADERS[:6], ACROSS_RUNS, *HEADERS[6:])
+    return HEADERS
 
 
 def _number(value: float | None) -> str:
@@ -49,6 +58,17 @@ def _judged(metric: Mapping[str, Any]) -> str:
     return "; ".join(parts) or "-"
 
 
+def _across_runs(metric: Mapping[str, Any]) -> str:
+    """The lowest and highest judged figure (ratio, else median) over the suite's runs."""
+    key = "ratio" if metric["ratio"] is not None else "median"
+    unit = "x" if key == "ratio" else metric["unit"]
+    values = [r[key] for r in metric.get("runs", []) if r[key] is not None]
+    if len(values) < 2:
+        return "-"
+    low, high = _with_unit(min(values), unit), _with_unit(max(values), unit)
+    return f"{low} to {high} over {len(values)} runs"
+
+
 def _result(metric: Mapping[str, Any]) -> str:
     if metric["skipped"] is not None:
         return f"skipped: {metric['skipped']}"
@@ -60,6 +80,7 @@ def _result(metric: Mapping[str, Any]) -> str:
 
 def rows(data: Mapping[str, Any]) -> list[list[str]]:
     """One row of text per metric."""
+    several = data.get("runs", 1) > 1
     table: list[list[str]] = []
     for m in data["metrics"]:
         measured = m["skipped"] is None
@@ -71,6 +92,7 @@ def rows(data: Mapping[str, Any]) -> list[list[str]]:
                 _with_unit(m["p95"], m["unit"]) if measured else "-",
                 str(m["n"]) if measured else "-",
                 _judged(m),
+                *([_across_runs(m)] if several else []),
                 "; ".join(c["target"] for c in m["checks"] if c["target"]) or "-",
                 _result(m),
             ]
@@ -80,15 +102,17 @@ def rows(data: Mapping[str, Any]) -> list[list[str]]:
 
 def markdown(data: Mapping[str, Any]) -> str:
     """The table in Markdown."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(" --- " for _ in HEADERS) + "|"]
+    columns = headers(data)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(data)]
     return "\n".join(lines)
 
 
 def plain(data: Mapping[str, Any]) -> str:
     """The table in aligned plain text, for a terminal."""
-    table: Sequence[Sequence[str]] = [HEADERS, *rows(data)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
+    columns = headers(data)
+    table: Sequence[Sequence[str]] = [columns, *rows(data)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     s = data["summary"]
@@ -140,6 +164,12 @@ def readme_section(data: Mapping[str, Any]) -> str:
         "with a trivial callback handler attached (`callbacks=[handler]`, as any tracing does), "
         "which switches off the bridge's fast path."
     )
+    runs = data.get("runs", 1)
+    if runs > 1:
+        about += (
+            f" The suite ran {runs} times: each row is the run whose figure (its ratio, else its median) "
+            f'is the median of the {runs}, and "Across runs" gives the lowest and highest.'
+        )
     last = (
         f"Last run: {data['started'][:10]}, `{data['command']}`, {machine_summary(data)}; "
         f"{versions}" + "".join(f"; {peer}" for peer in peers) + "."
