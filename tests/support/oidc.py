@@ -1,0 +1,228 @@
+"""A real authorization server for the tests: ``oidc-provider`` (npm), and a headless user to log in at it.
+
+`install` puts the pinned ``oidc-provider`` into a cache the tests own
+(``.cache/oidc-provider-<version>`` in the repository, ignored by git; another
+directory with ``MCPBRIDGE_TEST_CACHE``), once per version. `authorization_server`
+starts it on 127.0.0.1 on a free port with ``tests/support/oidc_provider.mjs``
+(users alice and bob, dynamic client registration, PKCE required, resource
+indicators issuing JWT access tokens, rotated refresh tokens, a short
+access-token lifetime) and stops it by its handle. The provider writes each of
+its events as a JSON line that `AuthorizationServer.events` reads. `login` is
+the user's browser: it follows an authorization URL, signs in and consents
+through the provider's development interactions, and returns the redirect's
+query (``code``, ``state``, ``iss``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import httpx2
+
+from tests.support.processes import HOST, REPO_ROOT, child, free_port, http_ok, wait_until
+
+__all__ = [
+    "OIDC_PROVIDER_VERSION",
+    "SCOPES",
+    "AuthorizationServer",
+    "LoginFailed",
+    "authorization_server",
+    "install",
+    "login",
+    "node_available",
+]
+
+OIDC_PROVIDER_VERSION = "9.13.3"
+"""The pinned ``oidc-provider``; it runs on Node.js 20 (it warns that it prefers 22)."""
+
+SCOPES = ("mcp:tools",)
+"""The scopes of the MCP resource the provider issues tokens for."""
+
+SCRIPT = Path(__file__).with_name("oidc_provider.mjs")
+CACHE_ENV = "MCPBRIDGE_TEST_CACHE"
+
+
+def node_available() -> bool:
+    """Whether ``node`` and ``npm`` are on the PATH."""
+    return shutil.which("node") is not None and shutil.which("npm") is not None
+
+
+def _cache() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or REPO_ROOT / ".cache")
+
+
+def install(version: str = OIDC_PROVIDER_VERSION) -> Path:
+    """The directory holding ``node_modules/oidc-provider`` at ``version``, installed on first use.
+
+    ``npm install --prefix`` runs into a temporary directory beside the cache entry,
+    renamed into place once complete, so an interrupted install is never reused.
+    """
+    target = _cache() / f"oidc-provider-{version}"
+    if (target / "node_modules" / "oidc-provider" / "package.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".oidc-provider-{version}-", dir=target.parent))
+    try:
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(staging),
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                f"oidc-provider@{version}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():  # another process installed it first: keep theirs
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@dataclass(frozen=True)
+class AuthorizationServer:
+    """A running ``oidc-provider``.
+
+    Attributes:
+        issuer: Its issuer identifier, ``http://127.0.0.1:<port>``.
+        events_path: Its event log, one JSON object per line (``event`` names the event).
+        process: Its process (stopped by `authorization_server`).
+        clients: The pre-registered clients it was started with.
+    """
+
+    issuer: str
+    events_path: Path
+    process: subprocess.Popen[Any]
+    clients: Sequence[Mapping[str, Any]] = field(default=())
+
+    @property
+    def port(self) -> int:
+        return int(self.issuer.rsplit(":", 1)[1])
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The events logged so far (only those called ``name``, when given)."""
+        try:
+            lines = self.events_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        found = [json.loads(line) for line in lines if line.strip()]
+        return [e for e in found if name is None or e["event"] == name]
+
+
+@contextmanager
+def authorization_server(
+    directory: Path,
+    *,
+    access_token_ttl: int = 30,
+    clients: Sequence[Mapping[str, Any]] = (),
+    users: Sequence[str] = ("alice", "bob"),
+    timeout: float = 30.0,
+) -> Generator[AuthorizationServer, None, None]:
+    """Start ``oidc-provider`` on a free port of 127.0.0.1, yield it, stop it by its handle.
+
+    Args:
+        directory: Where its log (``oidc-provider.log``) and event log (``oidc-events.jsonl``) go.
+        access_token_ttl: Seconds an access token lives.
+        clients: Pre-registered clients (``client_id``, ``client_secret``, ``redirect_uris``, ...).
+        users: The accounts that can sign in.
+        timeout: Seconds to wait for it to answer its discovery document.
+    """
+    prefix = install()
+    port = free_port()
+    events = directory / "oidc-events.jsonl"
+    log = directory / "oidc-provider.log"
+    options = {
+        "port": port,
+        "users": list(users),
+        "scopes": list(SCOPES),
+        "access_token_ttl": access_token_ttl,
+        "events": str(events),
+        "clients": [dict(c) for c in clients],
+    }
+    env = {**os.environ, "NODE_PATH": str(prefix / "node_modules")}
+    # ESM ignores NODE_PATH: run the script from the prefix, where `oidc-provider` resolves.
+    script = prefix / SCRIPT.name
+    shutil.copyfile(SCRIPT, script)
+    issuer = f"http://{HOST}:{port}"
+    with child(["node", str(script), json.dumps(options)], cwd=prefix, env=env, log=log) as process:
+        wait_until(
+            lambda: http_ok(f"{issuer}/.well-known/openid-configuration"),
+            process,
+            log,
+            "oidc-provider",
+            timeout,
+        )
+        yield AuthorizationServer(issuer=issuer, events_path=events, process=process, clients=clients)
+
+
+class LoginFailed(Exception):
+    """The headless login did not reach the redirect URI; the message says where it stopped."""
+
+
+_FORM = re.compile(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', re.S)
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+async def login(
+    authorization_url: str,
+    user: str,
+    *,
+    redirect_uri: str,
+    http: httpx2.AsyncClient | None = None,
+    max_steps: int = 12,
+) -> dict[str, str]:
+    """Sign ``user`` in at ``authorization_url`` and consent, as a browser would; return the callback's query.
+
+    Redirects are followed by hand until one points at ``redirect_uri`` (nothing
+    listens there: its query is what the authorization server sent the user's
+    browser back with). The login and consent forms of ``oidc-provider``'s
+    development interactions are posted along the way.
+
+    Raises:
+        LoginFailed: The provider answered with an error, or no redirect to ``redirect_uri`` came.
+    """
+    own = http is None
+    client = http or httpx2.AsyncClient(follow_redirects=False, timeout=10.0)
+    try:
+        url, response = authorization_url, await client.get(authorization_url)
+        for _ in range(max_steps):
+            if response.is_redirect:
+                url = urljoin(url, response.headers["location"])
+                if url.startswith(redirect_uri):
+                    return dict(parse_qsl(urlsplit(url).query))
+                response = await client.get(url)
+                continue
+            if response.status_code != 200:
+                raise LoginFailed(f"{url} answered {response.status_code}: {response.text[:500]}")
+            form = _FORM.search(response.text)
+            if form is None:
+                raise LoginFailed(f"{url} showed no form: {response.text[:500]}")
+            fields = dict(_HIDDEN.findall(form.group(2)))
+            if fields.get("prompt") == "login":
+                fields.update(login=user, password="any")
+            url = urljoin(url, form.group(1))
+            response = await client.post(url, data=fields)
+        raise LoginFailed(f"no redirect to {redirect_uri} after {max_steps} steps (last: {url})")
+    finally:
+        if own:
+            await client.aclose()
