@@ -9,6 +9,7 @@ failures (a server that is down, slow or broken)::
     │   └── TopologyMismatchError   the run's graph differs from the read graph
     ├── UsageError             mcpbridge used the wrong way round; fix the calling code (also a RuntimeError)
     ├── ServerRefusedError     a server is refused for one user's run (URL policy, credentials)
+    │   └── OAuthError              a step of a user's OAuth authorization for a server failed or was refused
     ├── ServerError            an MCP server failed at run time (also a RuntimeError)
     │   ├── ConnectError            one or more required servers could not be connected
     │   └── ToolCallError           a tools/call failed (transport, protocol)
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectError",
     "IdentityError",
     "MCPBridgeError",
+    "OAuthError",
     "ServerError",
     "ServerFailure",
     "ServerRefusedError",
@@ -122,6 +124,35 @@ class ServerRefusedError(MCPBridgeError):
         super().__init__(message)
         self.server = server
         self.field = field
+
+
+class OAuthError(ServerRefusedError):
+    """A step of one user's OAuth authorization for a server failed or was refused.
+
+    Discovery found no usable metadata, registration failed, a metadata document
+    pointed at a URL the policy refuses, a callback's ``state`` was unknown, used,
+    expired or another user's, the ``iss`` was wrong, or the authorization server
+    refused the code or the refresh token. Nothing was stored; the user authorizes
+    again. Messages never hold a token, code, verifier, state or client secret.
+
+    Attributes:
+        server: The server the authorization was for (empty when a callback's ``state`` is unknown).
+        reason: One of ``discovery``, ``registration``, ``url_refused``, ``state_missing``,
+            ``state_unknown``, ``state_expired``, ``state_user``, ``issuer_mismatch``,
+            ``denied``, ``code_missing``, ``token``, ``refresh``.
+
+    Example:
+        ```python
+        try:
+            tokens = await flow.complete(user="alice", params=request.query_params)
+        except OAuthError as exc:
+            print(exc.reason)  # state_unknown: a forged or replayed callback
+        ```
+    """
+
+    def __init__(self, message: str, *, server: str, reason: str, field: str | None = None) -> None:
+        super().__init__(message, server=server, field=field)
+        self.reason = reason
 
 
 class ServerError(MCPBridgeError, RuntimeError):
