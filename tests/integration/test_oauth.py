@@ -222,9 +222,14 @@ async def test_refresh_rotates_the_refresh_token_and_a_reused_one_is_refused(
         assert claims(fresh)["sub"] == "alice"
         assert len(auth_server.events("refresh_token.consumed")) == consumed + 1
         assert (await whoami(mcp_url, fresh))["subject"] == "alice"
-        # The rotated-out refresh token is refused (the authorization server detects the reuse).
+        # The rotated-out refresh token is refused: the authorization server detects the reuse
+        # and revokes the whole grant, the fresh refresh token with it.
+        revoked = len(auth_server.events("grant.revoked"))
         with pytest.raises(OAuthError) as caught:
             await flow.refresh(tokens, server="protected")
+        assert len(auth_server.events("grant.revoked")) == revoked + 1
+        with pytest.raises(OAuthError):
+            await flow.refresh(fresh, server="protected")
     assert caught.value.reason == "refresh"
     assert "invalid_grant" in str(caught.value)
     assert tokens.refresh_token.get_secret_value() not in str(caught.value)
