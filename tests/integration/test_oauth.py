@@ -8,6 +8,7 @@ authorization server's keys. A headless client stands in for the user's browser.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import sys
@@ -323,3 +324,40 @@ async def test_concurrent_authorizations_for_alice_and_bob(mcp_url: str, store: 
                 tasks.start_soon(one, "alice")
                 tasks.start_soon(one, "bob")
     assert {user: claims(t)["sub"] for user, t in results.items()} == {"alice": "alice", "bob": "bob"}
+
+
+async def test_no_secret_reaches_the_logs_at_debug(
+    mcp_url: str, store: InMemoryStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    configured = OAuthClient(client_id=CONFIGURED_ID, client_secret=SecretStr(CONFIGURED_SECRET), issuer=None)
+    logged: list[str] = []
+
+    def keep() -> None:
+        logged.extend(caplog.messages + [r.exc_text or "" for r in caplog.records])
+        caplog.clear()
+
+    async with flow_of(store, clients=[configured]) as flow:
+        request = await flow.start(user="alice", server="protected", server_url=mcp_url)
+        keep()
+        # The user's browser is not the deployment: its log (the redirect with the code) is not kept.
+        params = await login(request.url, "alice", redirect_uri=REDIRECT_URI)
+        caplog.clear()
+        _, tokens = await flow.complete(user="alice", params=params)
+        fresh = await flow.refresh(tokens, server="protected")
+        with pytest.raises(OAuthError):
+            await flow.refresh(tokens, server="protected")  # a refusal's log lines too
+    assert tokens.refresh_token is not None and fresh.refresh_token is not None
+    secrets_seen = [
+        params["code"],
+        params["state"],
+        CONFIGURED_SECRET,
+        tokens.access_token.get_secret_value(),
+        tokens.refresh_token.get_secret_value(),
+        fresh.access_token.get_secret_value(),
+        fresh.refresh_token.get_secret_value(),
+    ]
+    keep()
+    text = "\n".join(logged)
+    assert "authorized for user 'alice'" in text  # the log was captured
+    assert [s for s in secrets_seen if s in text] == []
