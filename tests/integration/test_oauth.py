@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,7 +35,13 @@ from mcpbridge.oauth import (
     StoreStateStore,
     Tokens,
 )
-from tests.support.oidc import AuthorizationServer, authorization_server, login, node_available
+from tests.support.oidc import (
+    AuthorizationServer,
+    authorization_server,
+    login,
+    metadata_document,
+    node_available,
+)
 from tests.support.processes import REPO_ROOT, child, free_port, port_open, wait_until
 
 pytestmark = [
@@ -234,6 +241,41 @@ async def test_refresh_rotates_the_refresh_token_and_a_reused_one_is_refused(
     assert caught.value.reason == "refresh"
     assert "invalid_grant" in str(caught.value)
     assert tokens.refresh_token.get_secret_value() not in str(caught.value)
+
+
+async def test_a_client_id_metadata_document_before_dynamic_registration(
+    tmp_path: Path, store: InMemoryStore
+) -> None:
+    """A server that fetches Client ID Metadata Documents gets the deployment's URL as client id."""
+    document = {
+        "client_name": "mcpbridge tests",
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }
+    with (
+        metadata_document(tmp_path, document) as served,
+        authorization_server(
+            tmp_path, client_id_metadata_documents=True, trusted_ca=served.ca_path
+        ) as server,
+    ):
+        port, log = free_port(), tmp_path / "protected.log"
+        command = [sys.executable, "-m", "tests.support.servers.protected", "--port", str(port)]
+        command += ["--issuer", server.issuer]
+        with child(command, cwd=REPO_ROOT, env=dict(os.environ), log=log) as process:
+            wait_until(lambda: port_open(port), process, log, "the protected MCP server", 30)
+            url = f"http://127.0.0.1:{port}/mcp"
+            async with flow_of(store, client_metadata_url=served.url) as flow:
+                discovery = await flow.discover(url, server="protected")
+                assert discovery.metadata.client_id_metadata_document_supported
+                tokens = await authorize(flow, url, "alice")
+                fresh = await flow.refresh(tokens, server="protected")
+            assert (await whoami(url, fresh))["client_id"] == served.url
+    assert tokens.client_id == served.url and claims(tokens)["client_id"] == served.url
+    assert claims(fresh)["sub"] == "alice"
+    assert served.fetches >= 1
+    assert server.events("registration_create.success") == []
 
 
 # --- refusals: nothing stored -------------------------------------------------------------------

@@ -10,7 +10,8 @@ access-token lifetime) and stops it by its handle. The provider writes each of
 its events as a JSON line that `AuthorizationServer.events` reads. `login` is
 the user's browser: it follows an authorization URL, signs in and consents
 through the provider's development interactions, and returns the redirect's
-query (``code``, ``state``, ``iss``).
+query (``code``, ``state``, ``iss``). `metadata_document` serves a Client ID
+Metadata Document over TLS on 127.0.0.1 (a ``trustme`` CA the provider is told to trust).
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
+import threading
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx2
+import trustme
 
 from tests.support.processes import HOST, REPO_ROOT, child, free_port, http_ok, wait_until
 
@@ -38,8 +43,10 @@ __all__ = [
     "AuthorizationServer",
     "LoginFailed",
     "authorization_server",
+    "MetadataDocument",
     "install",
     "login",
+    "metadata_document",
     "node_available",
 ]
 
@@ -136,6 +143,8 @@ def authorization_server(
     access_token_ttl: int = 30,
     clients: Sequence[Mapping[str, Any]] = (),
     users: Sequence[str] = ("alice", "bob"),
+    client_id_metadata_documents: bool = False,
+    trusted_ca: Path | None = None,
     timeout: float = 30.0,
 ) -> Generator[AuthorizationServer, None, None]:
     """Start ``oidc-provider`` on a free port of 127.0.0.1, yield it, stop it by its handle.
@@ -145,6 +154,8 @@ def authorization_server(
         access_token_ttl: Seconds an access token lives.
         clients: Pre-registered clients (``client_id``, ``client_secret``, ``redirect_uris``, ...).
         users: The accounts that can sign in.
+        client_id_metadata_documents: Accept https URLs as client ids (Client ID Metadata Documents).
+        trusted_ca: A CA certificate (PEM) to trust when fetching them, besides the system's.
         timeout: Seconds to wait for it to answer its discovery document.
     """
     prefix = install()
@@ -158,8 +169,11 @@ def authorization_server(
         "access_token_ttl": access_token_ttl,
         "events": str(events),
         "clients": [dict(c) for c in clients],
+        "client_id_metadata_document": client_id_metadata_documents,
     }
     env = {**os.environ, "NODE_PATH": str(prefix / "node_modules")}
+    if trusted_ca is not None:
+        env["NODE_EXTRA_CA_CERTS"] = str(trusted_ca)
     # ESM ignores NODE_PATH: run the script from the prefix, where `oidc-provider` resolves.
     script = prefix / SCRIPT.name
     shutil.copyfile(SCRIPT, script)
@@ -226,3 +240,62 @@ async def login(
     finally:
         if own:
             await client.aclose()
+
+
+@dataclass
+class MetadataDocument:
+    """A Client ID Metadata Document served over TLS.
+
+    Attributes:
+        url: Its https URL, which is also its ``client_id``.
+        ca_path: The PEM of the CA that signed the server's certificate.
+        fetches: How many times it was fetched.
+    """
+
+    url: str
+    ca_path: Path
+    fetches: int = 0
+
+
+@contextmanager
+def metadata_document(
+    directory: Path, document: Mapping[str, Any]
+) -> Generator[MetadataDocument, None, None]:
+    """Serve ``document`` (with its ``client_id`` set to its URL) at ``https://127.0.0.1:<port>/oauth/client.json``.
+
+    The server runs in a thread of this process and is shut down on exit.
+    """
+    ca = trustme.CA()
+    ca_path = directory / "test-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST).configure_cert(context)
+    served = MetadataDocument(url="", ca_path=ca_path)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/oauth/client.json":
+                self.send_error(404)
+                return
+            served.fetches += 1
+            body = json.dumps({**document, "client_id": served.url}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((HOST, 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    served.url = f"https://{HOST}:{server.server_address[1]}/oauth/client.json"
+    thread = threading.Thread(target=server.serve_forever, name="metadata-document", daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -3,6 +3,7 @@
 // Configured from one JSON argument (see tests/support/oidc.py): the port, users alice and bob,
 // dynamic client registration, PKCE required, resource indicators (RFC 8707) issuing JWT access
 // tokens for the MCP resource, refresh tokens rotated on every use, a short access-token lifetime,
+// Client ID Metadata Documents on request (fetched over https: give the test CA in NODE_EXTRA_CA_CERTS),
 // and every provider event written as one JSON line to the event log (never a token's value).
 import { appendFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
@@ -27,6 +28,8 @@ const provider = new Provider(issuer, {
     registration: { enabled: true },
     revocation: { enabled: true },
     introspection: { enabled: true },
+    // Client ID Metadata Documents (an https URL as client_id; the document is fetched from it).
+    clientIdMetadataDocument: { enabled: Boolean(options.client_id_metadata_document), ack: 'draft-02' },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => undefined,
@@ -39,6 +42,9 @@ const provider = new Provider(issuer, {
       }),
     },
   },
+  // The provider refuses to fetch documents from special-use addresses (its SSRF protection);
+  // the tests serve them on 127.0.0.1, so its outgoing requests go without that check here.
+  fetch: (url, fetchOptions) => globalThis.fetch(url, { ...fetchOptions, dispatcher: undefined }),
   pkce: { required: () => true },
   // A refresh token for every grant that allows one, rotated on every use (reuse revokes the grant).
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
@@ -67,7 +73,12 @@ provider.on('grant.success', (ctx) => record('grant.success', {
   grant_type: ctx.oidc.params?.grant_type ?? null,
 }));
 provider.on('grant.revoked', (_ctx, grantId) => record('grant.revoked', { grant: grantId }));
-provider.on('grant.error', (_ctx, error) => record('grant.error', { error: error.error ?? String(error) }));
+for (const name of ['grant.error', 'authorization.error', 'registration_create.error']) {
+  provider.on(name, (_ctx, error) => record(name, {
+    error: error.error ?? String(error), description: error.error_description ?? null,
+    detail: error.error_detail ?? (error.cause ? String(error.cause) : null),
+  }));
+}
 provider.on('registration_create.success', (_ctx, client) => record('registration_create.success', {
   client: client.clientId,
 }));
