@@ -113,6 +113,7 @@ class Tokens:
         resource: The resource the tokens are for.
         client_id: The client they were issued to.
         token_endpoint: Where they are refreshed.
+        revocation_endpoint: Where they are revoked, if the authorization server has one.
     """
 
     access_token: SecretStr
@@ -124,6 +125,7 @@ class Tokens:
     resource: str
     client_id: str
     token_endpoint: str
+    revocation_endpoint: str | None = None
 
     def expires_within(self, seconds: float, now: float | None = None) -> bool:
         """Whether the access token expires within ``seconds`` (``False`` when no expiry was given)."""
@@ -236,6 +238,7 @@ class OAuthFlow:
             issuer=discovery.issuer,
             iss_required=bool(discovery.metadata.authorization_response_iss_parameter_supported),
             token_endpoint=str(discovery.metadata.token_endpoint),
+            revocation_endpoint=_optional(discovery.metadata.revocation_endpoint),
             client_id=client.client_id,
             redirect_uri=self.settings.redirect_uri,
             scope=discovery.scope,
@@ -306,7 +309,14 @@ class OAuthFlow:
         }
         client = await self._client(pending.issuer, pending.client_id)
         token = await self._token_request(pending.token_endpoint, data, client, server=server, reason="token")
-        tokens = _tokens(token, pending.issuer, pending.resource, client.client_id, pending.token_endpoint)
+        tokens = _tokens(
+            token,
+            pending.issuer,
+            pending.resource,
+            client.client_id,
+            pending.token_endpoint,
+            pending.revocation_endpoint,
+        )
         if tokens.scope is None and pending.scope is not None:
             tokens = dataclasses.replace(tokens, scope=pending.scope)
         logger.info("MCP server %r: authorized for user %r", server, user)
@@ -330,12 +340,54 @@ class OAuthFlow:
         token = await self._token_request(
             tokens.token_endpoint, data, client, server=server, reason="refresh"
         )
-        fresh = _tokens(token, tokens.issuer, tokens.resource, tokens.client_id, tokens.token_endpoint)
+        fresh = _tokens(
+            token,
+            tokens.issuer,
+            tokens.resource,
+            tokens.client_id,
+            tokens.token_endpoint,
+            tokens.revocation_endpoint,
+        )
         return dataclasses.replace(
             fresh,
             refresh_token=fresh.refresh_token or tokens.refresh_token,  # not rotated: keep the old one
             scope=fresh.scope or tokens.scope,
         )
+
+    async def revoke(self, tokens: Tokens, *, server: str) -> None:
+        """Revoke ``tokens`` at the authorization server (RFC 7009): the refresh token, else the access token.
+
+        Authorization servers commonly revoke the whole grant with it. Keeping no copy of
+        ``tokens`` afterwards is the caller's.
+
+        Raises:
+            OAuthError: ``revoke``: the server has no revocation endpoint, or refused the request.
+        """
+        if tokens.revocation_endpoint is None:
+            raise _refused(
+                server, "revoke", "its authorization server has no revocation endpoint", what="The revocation"
+            )
+        if tokens.refresh_token is not None:
+            data = {"token": tokens.refresh_token.get_secret_value(), "token_type_hint": "refresh_token"}
+        else:
+            data = {"token": tokens.access_token.get_secret_value(), "token_type_hint": "access_token"}
+        client = await self._client(tokens.issuer, tokens.client_id)
+        response = await self._post(
+            tokens.revocation_endpoint,
+            data,
+            client,
+            server=server,
+            what="revocation_endpoint",
+            reason="revoke",
+        )
+        if response.status_code != 200:
+            raise _refused(
+                server,
+                "revoke",
+                f"the authorization server answered HTTP {response.status_code}{_error_code(response)}",
+                what="The revocation",
+            )
+        logger.info("MCP server %r: tokens revoked at %s", server, safe_url(tokens.issuer))
 
     async def _client(self, issuer: str, client_id: str) -> OAuthClient:
         """The client ``client_id`` at ``issuer``: configured, registered, or a metadata document URL."""
@@ -396,19 +448,8 @@ class OAuthFlow:
     async def _token_request(
         self, endpoint: str, data: dict[str, str], client: OAuthClient, *, server: str, reason: str
     ) -> OAuthToken:
-        headers = {"Accept": "application/json"}
-        form = dict(data)
-        secret = client.client_secret.get_secret_value() if client.client_secret else None
-        if client.token_endpoint_auth_method == "client_secret_basic" and secret is not None:
-            # RFC 6749 section 2.3.1: both parts form-encoded before the Basic scheme.
-            pair = f"{quote(client.client_id, safe='')}:{quote(secret, safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        else:
-            form["client_id"] = client.client_id
-            if client.token_endpoint_auth_method == "client_secret_post" and secret is not None:
-                form["client_secret"] = secret
-        response = await self._http.request(
-            "POST", endpoint, server=server, what="token_endpoint", reason=reason, data=form, headers=headers
+        response = await self._post(
+            endpoint, data, client, server=server, what="token_endpoint", reason=reason
         )
         what = "The code exchange" if reason == "token" else "The refresh"
         if response.status_code != 200:
@@ -425,8 +466,34 @@ class OAuthFlow:
                 server, reason, "the authorization server's answer is not a token response", what=what
             ) from None
 
+    async def _post(
+        self, endpoint: str, data: dict[str, str], client: OAuthClient, *, server: str, what: str, reason: str
+    ) -> httpx2.Response:
+        """POST ``data`` to ``endpoint`` as ``client`` (authenticated as it registered)."""
+        headers = {"Accept": "application/json"}
+        form = dict(data)
+        secret = client.client_secret.get_secret_value() if client.client_secret else None
+        if client.token_endpoint_auth_method == "client_secret_basic" and secret is not None:
+            # RFC 6749 section 2.3.1: both parts form-encoded before the Basic scheme.
+            pair = f"{quote(client.client_id, safe='')}:{quote(secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form["client_id"] = client.client_id
+            if client.token_endpoint_auth_method == "client_secret_post" and secret is not None:
+                form["client_secret"] = secret
+        return await self._http.request(
+            "POST", endpoint, server=server, what=what, reason=reason, data=form, headers=headers
+        )
 
-def _tokens(token: OAuthToken, issuer: str, resource: str, client_id: str, token_endpoint: str) -> Tokens:
+
+def _tokens(
+    token: OAuthToken,
+    issuer: str,
+    resource: str,
+    client_id: str,
+    token_endpoint: str,
+    revocation_endpoint: str | None,
+) -> Tokens:
     return Tokens(
         access_token=SecretStr(token.access_token),
         refresh_token=SecretStr(token.refresh_token) if token.refresh_token else None,
@@ -437,7 +504,12 @@ def _tokens(token: OAuthToken, issuer: str, resource: str, client_id: str, token
         resource=resource,
         client_id=client_id,
         token_endpoint=token_endpoint,
+        revocation_endpoint=revocation_endpoint,
     )
+
+
+def _optional(url: object) -> str | None:
+    return None if url is None else str(url)
 
 
 def _error_code(response: httpx2.Response) -> str:

@@ -109,6 +109,7 @@ class PendingAuthorization:
         scope: The scope requested, if any.
         code_verifier: The PKCE verifier (never shown in reprs).
         expires_at: When the callback stops being accepted (seconds since the epoch).
+        revocation_endpoint: Where the tokens can be revoked, if the authorization server has one.
     """
 
     user: str
@@ -123,6 +124,7 @@ class PendingAuthorization:
     scope: str | None
     code_verifier: str = field(repr=False)
     expires_at: float
+    revocation_endpoint: str | None = None
 
     def expired(self, now: float | None = None) -> bool:
         """Whether the callback comes too late."""

@@ -139,7 +139,7 @@ class OAuthError(ServerRefusedError):
         server: The server the authorization was for (empty when a callback's ``state`` is unknown).
         reason: One of ``discovery``, ``registration``, ``url_refused``, ``state_missing``,
             ``state_unknown``, ``state_expired``, ``state_user``, ``issuer_mismatch``,
-            ``denied``, ``code_missing``, ``token``, ``refresh``.
+            ``denied``, ``code_missing``, ``token``, ``refresh``, ``revoke``.
 
     Example:
         ```python

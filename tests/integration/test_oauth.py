@@ -111,10 +111,10 @@ async def challenge(url: str) -> str:
     return response.headers["www-authenticate"]
 
 
-async def authorize(flow: OAuthFlow, url: str, user: str, *, as_user: str | None = None) -> Tokens:
+async def authorize(flow: OAuthFlow, url: str, user: str) -> Tokens:
     request = await flow.start(user=user, server="protected", server_url=url)
     params = await login(request.url, user, redirect_uri=REDIRECT_URI)
-    server, tokens = await flow.complete(user=as_user or user, params=params)
+    server, tokens = await flow.complete(user=user, params=params)
     assert server == "protected"
     return tokens
 
@@ -278,6 +278,24 @@ async def test_a_client_id_metadata_document_before_dynamic_registration(
     assert server.events("registration_create.success") == []
 
 
+async def test_revoking_alices_grant_leaves_bobs(
+    auth_server: AuthorizationServer, mcp_url: str, store: InMemoryStore
+) -> None:
+    async with flow_of(store) as flow:
+        alice = await authorize(flow, mcp_url, "alice")
+        bob = await authorize(flow, mcp_url, "bob")
+        assert alice.revocation_endpoint == f"{auth_server.issuer}/token/revocation"
+        revoked = len(auth_server.events("grant.revoked"))
+        await flow.revoke(alice, server="protected")
+        assert len(auth_server.events("grant.revoked")) == revoked + 1
+        with pytest.raises(OAuthError) as caught:
+            await flow.refresh(alice, server="protected")
+        fresh = await flow.refresh(bob, server="protected")
+    assert caught.value.reason == "refresh"
+    assert claims(fresh)["sub"] == "bob"
+    assert (await whoami(mcp_url, fresh))["subject"] == "bob"
+
+
 # --- refusals: nothing stored -------------------------------------------------------------------
 
 
@@ -403,3 +421,17 @@ async def test_no_secret_reaches_the_logs_at_debug(
     text = "\n".join(logged)
     assert "authorized for user 'alice'" in text  # the log was captured
     assert [s for s in secrets_seen if s in text] == []
+
+
+async def test_a_code_issued_to_another_client_is_refused(
+    auth_server: AuthorizationServer, mcp_url: str, store: InMemoryStore
+) -> None:
+    """A code obtained through another client, slipped under alice's own state: the exchange fails."""
+    configured = OAuthClient(client_id=CONFIGURED_ID, client_secret=SecretStr(CONFIGURED_SECRET))
+    async with flow_of(store) as flow, flow_of(InMemoryStore(), clients=[configured]) as other:
+        mine = await flow.start(user="alice", server="protected", server_url=mcp_url)
+        theirs = await started(other, mcp_url)
+        state = parse_qs(urlsplit(mine.url).query)["state"][0]
+        error = await refused(flow, {**theirs, "state": state})
+    assert error.reason == "token" and "invalid_grant" in str(error)
+    assert pending_count(store) == 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
@@ -168,3 +169,28 @@ def test_the_metadata_document_url_must_be_https_with_a_path() -> None:
         OAuthSettings(redirect_uri=REDIRECT, client_metadata_url="http://agents.example.com/client.json")
     with pytest.raises(ConfigError):
         OAuthSettings(redirect_uri=REDIRECT, client_metadata_url="https://agents.example.com/")
+
+
+async def test_revoke_sends_the_refresh_token_and_needs_an_endpoint() -> None:
+    documents = served()
+    documents.posted[f"{ISSUER}/revoke"] = (200, {})
+    tokens = Tokens(
+        SecretStr("at"),
+        SecretStr("rt"),
+        None,
+        None,
+        "Bearer",
+        ISSUER,
+        MCP,
+        "c",
+        f"{ISSUER}/token",
+        f"{ISSUER}/revoke",
+    )
+    with anyio.fail_after(10):
+        async with flow(documents) as oauth:
+            await oauth.revoke(tokens, server="linear")
+            with pytest.raises(OAuthError) as caught:
+                await oauth.revoke(dataclasses.replace(tokens, revocation_endpoint=None), server="linear")
+    form = dict(parse_qsl(documents.requests[-1].content.decode()))
+    assert form == {"token": "rt", "token_type_hint": "refresh_token", "client_id": "c"}
+    assert caught.value.reason == "revoke"
