@@ -36,7 +36,7 @@ from mcpbridge.config import safe_url
 from mcpbridge.errors import ConfigError, OAuthError
 from mcpbridge.urlpolicy import UrlPolicy
 
-__all__ = ["AuthorizationRequest", "OAuthFlow", "OAuthSettings", "Tokens"]
+__all__ = ["AuthorizationRequest", "Authorized", "OAuthFlow", "OAuthSettings", "Tokens"]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -100,6 +100,23 @@ class AuthorizationRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Authorized:
+    """A completed authorization: whose, for which server, and the tokens.
+
+    Attributes:
+        user: The user who started it.
+        server: The MCP server's name.
+        server_url: Its URL.
+        tokens: The tokens the authorization server issued.
+    """
+
+    user: str
+    server: str
+    server_url: str
+    tokens: Tokens
+
+
+@dataclass(frozen=True, slots=True)
 class Tokens:
     """A user's tokens for one resource, from one authorization server.
 
@@ -150,7 +167,7 @@ class OAuthFlow:
         async with OAuthFlow(settings, states=StoreStateStore(store)) as flow:
             request = await flow.start(user="alice", server="linear", server_url=url)
             # ... alice's browser goes to request.url and comes back to the callback ...
-            tokens = await flow.complete(user="alice", params=callback_query)
+            done = await flow.complete(user="alice", params=callback_query)
         ```
     """
 
@@ -265,13 +282,15 @@ class OAuthFlow:
             server=server, url=f"{endpoint}{separator}{urlencode(params)}", expires_at=expires_at
         )
 
-    async def complete(self, *, user: str, params: Mapping[str, str]) -> tuple[str, Tokens]:
-        """Finish an authorization from its callback's query parameters; return the server's name and tokens.
+    async def complete(self, *, user: str | None, params: Mapping[str, str]) -> Authorized:
+        """Finish an authorization from its callback's query parameters.
 
         The pending authorization is taken (used up) first, whatever follows.
 
         Args:
-            user: The identity of the user whose request brought the callback.
+            user: The identity the callback request was authenticated as (the deployment's
+                session), which must be the user who started the authorization; ``None`` when
+                the callback carries no identity of its own, the ``state`` alone binding the user.
             params: The callback's query (``code``, ``state``, ``iss``, or ``error``).
 
         Raises:
@@ -288,7 +307,7 @@ class OAuthFlow:
         server = pending.server
         if pending.expired():
             raise _refused(server, "state_expired", "it came after the authorization expired")
-        if not secrets.compare_digest(pending.user.encode(), user.encode()):
+        if user is not None and not secrets.compare_digest(pending.user.encode(), user.encode()):
             logger.warning("OAuth callback for MCP server %r refused: started by another user", server)
             raise _refused(server, "state_user", "it belongs to an authorization another user started")
         if "error" in params:
@@ -319,8 +338,8 @@ class OAuthFlow:
         )
         if tokens.scope is None and pending.scope is not None:
             tokens = dataclasses.replace(tokens, scope=pending.scope)
-        logger.info("MCP server %r: authorized for user %r", server, user)
-        return server, tokens
+        logger.info("MCP server %r: authorized for user %r", server, pending.user)
+        return Authorized(user=pending.user, server=server, server_url=pending.server_url, tokens=tokens)
 
     async def refresh(self, tokens: Tokens, *, server: str) -> Tokens:
         """New tokens for ``tokens``' refresh token (the authorization server may rotate it).

@@ -144,7 +144,7 @@ class OAuthError(ServerRefusedError):
     Example:
         ```python
         try:
-            tokens = await flow.complete(user="alice", params=request.query_params)
+            done = await flow.complete(user="alice", params=request.query_params)
         except OAuthError as exc:
             print(exc.reason)  # state_unknown: a forged or replayed callback
         ```

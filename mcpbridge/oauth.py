@@ -12,7 +12,7 @@ expiry, and used once. Every URL the flow fetches passes the deployment's
 from __future__ import annotations
 
 from mcpbridge._oauth_discovery import Discovery
-from mcpbridge._oauth_flow import AuthorizationRequest, OAuthFlow, OAuthSettings, Tokens
+from mcpbridge._oauth_flow import AuthorizationRequest, Authorized, OAuthFlow, OAuthSettings, Tokens
 from mcpbridge._oauth_state import (
     ClientRegistry,
     OAuthClient,
@@ -24,6 +24,7 @@ from mcpbridge._oauth_state import (
 
 __all__ = [
     "AuthorizationRequest",
+    "Authorized",
     "ClientRegistry",
     "Discovery",
     "OAuthClient",

@@ -114,9 +114,9 @@ async def challenge(url: str) -> str:
 async def authorize(flow: OAuthFlow, url: str, user: str) -> Tokens:
     request = await flow.start(user=user, server="protected", server_url=url)
     params = await login(request.url, user, redirect_uri=REDIRECT_URI)
-    server, tokens = await flow.complete(user=user, params=params)
-    assert server == "protected"
-    return tokens
+    done = await flow.complete(user=user, params=params)
+    assert (done.user, done.server, done.server_url) == (user, "protected", url)
+    return done.tokens
 
 
 async def whoami(url: str, tokens: Tokens) -> dict[str, Any]:
@@ -182,7 +182,8 @@ async def test_dynamic_registration_and_the_split_flow_for_alice(
         # The browser's trip, then the callback: another request, with only the query to go on.
         params = await login(request.url, "alice", redirect_uri=REDIRECT_URI)
         assert params["state"] == query["state"][0] and params["iss"] == auth_server.issuer
-        server, tokens = await flow.complete(user="alice", params=params)
+        done = await flow.complete(user="alice", params=params)
+        server, tokens = done.server, done.tokens
         # A second user of the same authorization server reuses the registered client.
         bob = await authorize(flow, mcp_url, "bob")
     assert server == "protected"
@@ -305,7 +306,7 @@ async def started(flow: OAuthFlow, url: str, user: str = "alice") -> dict[str, s
     return await login(request.url, user, redirect_uri=REDIRECT_URI)
 
 
-async def refused(flow: OAuthFlow, params: dict[str, str], *, user: str = "alice") -> OAuthError:
+async def refused(flow: OAuthFlow, params: dict[str, str], *, user: str | None = "alice") -> OAuthError:
     with pytest.raises(OAuthError) as caught:
         await flow.complete(user=user, params=params)
     for name in ("code", "state"):  # the callback's secrets stay out of the message
@@ -403,7 +404,7 @@ async def test_no_secret_reaches_the_logs_at_debug(
         # The user's browser is not the deployment: its log (the redirect with the code) is not kept.
         params = await login(request.url, "alice", redirect_uri=REDIRECT_URI)
         caplog.clear()
-        _, tokens = await flow.complete(user="alice", params=params)
+        tokens = (await flow.complete(user="alice", params=params)).tokens
         fresh = await flow.refresh(tokens, server="protected")
         with pytest.raises(OAuthError):
             await flow.refresh(tokens, server="protected")  # a refusal's log lines too
@@ -435,3 +436,13 @@ async def test_a_code_issued_to_another_client_is_refused(
         error = await refused(flow, {**theirs, "state": state})
     assert error.reason == "token" and "invalid_grant" in str(error)
     assert pending_count(store) == 0
+
+
+async def test_a_callback_without_an_identity_of_its_own_completes_for_the_states_user(
+    mcp_url: str, store: InMemoryStore
+) -> None:
+    async with flow_of(store) as flow:
+        params = await started(flow, mcp_url, "bob")
+        done = await flow.complete(user=None, params=params)
+        assert (await refused(flow, params, user=None)).reason == "state_unknown"
+    assert done.user == "bob" and claims(done.tokens)["sub"] == "bob"

@@ -95,8 +95,9 @@ async def test_the_code_exchange_with_a_configured_confidential_client() -> None
     with anyio.fail_after(10):
         async with flow(documents, clients=[configured]) as oauth:
             request = await oauth.start(user="alice", server="linear", server_url=MCP)
-            server, tokens = await oauth.complete(user="alice", params=callback(request.url))
-    assert server == "linear"
+            done = await oauth.complete(user="alice", params=callback(request.url))
+    assert (done.user, done.server, done.server_url) == ("alice", "linear", MCP)
+    tokens = done.tokens
     exchange = documents.requests[-1]
     form = dict(parse_qsl(exchange.content.decode()))
     assert form["grant_type"] == "authorization_code" and form["code"] == "the-code"

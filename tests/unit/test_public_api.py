@@ -67,6 +67,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "mcpbridge.oauth": [
         "AuthorizationRequest",
+        "Authorized",
         "ClientRegistry",
         "Discovery",
         "OAuthClient",
