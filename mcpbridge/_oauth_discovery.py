@@ -72,7 +72,7 @@ class OAuthHttp:
             follow_redirects=False,
             timeout=timeout,
             verify=shared_ssl_context(),
-            event_hooks={"response": [ResponseCap(MAX_DOCUMENT_BYTES, "OAuth")]},
+            event_hooks={"response": [ResponseCap(MAX_DOCUMENT_BYTES, "(OAuth metadata and tokens)")]},
         )
 
     async def __aenter__(self) -> OAuthHttp:
@@ -116,10 +116,10 @@ class OAuthHttp:
         try:
             response = await self._client.request(method, url, **options)
             await response.aread()
-        except httpx2.HTTPError as exc:
+        except (httpx2.HTTPError, httpx2.StreamError) as exc:  # StreamError: a body over the cap
             logger.warning("MCP server %r: OAuth %s %s failed: %r", server, what, safe_url(url), exc)
             raise OAuthError(
-                f"MCP server {server!r}: its OAuth {what} ({safe_url(url)}) could not be reached "
+                f"MCP server {server!r}: its OAuth {what} ({safe_url(url)}) could not be read "
                 f"({type(exc).__name__}); try again later",
                 server=server,
                 reason=reason,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,15 @@ def asm(**changes: Any) -> dict[str, Any]:
     }
 
 
+class _Body(httpx2.AsyncByteStream):
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.data), 65536):
+            yield self.data[start : start + 65536]
+
+
 @dataclass
 class Documents:
     """Answers GETs of known URLs with their JSON; POSTs with `posted` answers; records every request."""
@@ -51,8 +60,8 @@ class Documents:
         if request.method == "POST" and url in self.posted:
             status, body = self.posted[url]
             return httpx2.Response(status, json=body)
-        if url in self.documents:
-            return httpx2.Response(200, content=json.dumps(self.documents[url]).encode())
+        if url in self.documents:  # streamed, as from a socket: the response cap sees each chunk
+            return httpx2.Response(200, stream=_Body(json.dumps(self.documents[url]).encode()))
         return httpx2.Response(404)
 
     def urls(self) -> list[str]:

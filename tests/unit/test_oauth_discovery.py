@@ -93,3 +93,15 @@ async def test_no_protected_resource_metadata() -> None:
             with pytest.raises(OAuthError, match="no protected resource metadata") as caught:
                 await discover(client, MCP, server="linear")
     assert caught.value.reason == "discovery"
+
+
+async def test_an_oversized_document_is_not_read() -> None:
+    documents = served()
+    documents.documents["https://mcp.example.com/.well-known/oauth-protected-resource/mcp"] = prm(
+        padding="x" * 300_000
+    )
+    with anyio.fail_after(10):
+        async with http(documents) as client:
+            with pytest.raises(OAuthError, match="could not be read") as caught:
+                await discover(client, MCP, server="linear")
+    assert caught.value.reason == "discovery"
