@@ -40,14 +40,12 @@ from tests.support.oidc import (
     authorization_server,
     login,
     metadata_document,
-    node_available,
 )
 from tests.support.processes import REPO_ROOT, child, free_port, port_open, wait_until
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.anyio,
-    pytest.mark.skipif(not node_available(), reason="the authorization server needs Node.js and npm"),
 ]
 
 REDIRECT_URI = "http://127.0.0.1:9/mcpbridge/oauth/callback"

@@ -47,7 +47,7 @@ __all__ = [
     "install",
     "login",
     "metadata_document",
-    "node_available",
+    "require_node",
 ]
 
 OIDC_PROVIDER_VERSION = "9.13.3"
@@ -60,9 +60,15 @@ SCRIPT = Path(__file__).with_name("oidc_provider.mjs")
 CACHE_ENV = "MCPBRIDGE_TEST_CACHE"
 
 
-def node_available() -> bool:
-    """Whether ``node`` and ``npm`` are on the PATH."""
-    return shutil.which("node") is not None and shutil.which("npm") is not None
+def require_node() -> None:
+    """Fail, saying what to install, unless ``node`` and ``npm`` are on the PATH."""
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        msg = (
+            f"the tests' authorization server (oidc-provider) needs {' and '.join(missing)}: "
+            "install Node.js 20 or later with npm (e.g. `apt-get install -y nodejs npm`)"
+        )
+        raise RuntimeError(msg)
 
 
 def _cache() -> Path:
@@ -75,6 +81,7 @@ def install(version: str = OIDC_PROVIDER_VERSION) -> Path:
     ``npm install --prefix`` runs into a temporary directory beside the cache entry,
     renamed into place once complete, so an interrupted install is never reused.
     """
+    require_node()
     target = _cache() / f"oidc-provider-{version}"
     if (target / "node_modules" / "oidc-provider" / "package.json").is_file():
         return target
