@@ -32,9 +32,9 @@ class Sizes:
     memory_runs: int = 50
     memory_processes: int = 3
     serve_calls: int = 200
-    e2e_runs: int = 15
+    e2e_runs: int = 13
     """Tool-calling runs of each peer through ``langgraph dev`` (the first one reported apart)."""
-    e2e_rounds: int = 7
+    e2e_rounds: int = 6
     scaling_runs: int = 8
     """Runs of each user in each of the Agent Server's modes."""
     scaling_jobs: tuple[int, ...] = (2, 4)

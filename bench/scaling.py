@@ -8,8 +8,8 @@ end of the line when its run ends). MCP sessions belong to a loop, so a
 lands on a loop that served that user before.
 
 Each mode is one ``langgraph dev`` serving ``bench/e2e_graphs.py:pooled`` with
-the example deployment's auth. In each, ``alice`` makes a sequence of runs, then
-``bob`` does; every run makes one ``whoami`` call to the recording echo server
+the example deployment's auth, all at once. In each, ``alice`` makes a sequence of
+runs, then ``bob`` does; every run makes one ``whoami`` call to the recording echo server
 over stdio. A cold start is a server process started during a run, counted from
 the server's own records (one line per process start); the call records say
 which process served which run and which user it saw, so a session lent across
@@ -135,11 +135,15 @@ async def scaling_modes(
         servers = await anyio.to_thread.run_sync(lambda: start_all(processes, env.workdir, specs))
         for server, mode in zip(servers, chosen, strict=True):
             _check_mode(server, mode)
-        outcomes = [
-            await _runs(server, mode, env.sizes.scaling_runs)
-            for server, mode in zip(servers, chosen, strict=True)
-        ]
-    return [_metric(outcome, env.workdir) for outcome in outcomes]
+        outcomes: dict[str, Outcome] = {}
+
+        async def runs(server: AgentServer, mode: Mode) -> None:
+            outcomes[mode.key] = await _runs(server, mode, env.sizes.scaling_runs)
+
+        async with anyio.create_task_group() as group:  # the modes' servers are independent
+            for server, mode in zip(servers, chosen, strict=True):
+                group.start_soon(runs, server, mode)
+    return [_metric(outcomes[mode.key], env.workdir) for mode in chosen]
 
 
 def _check_mode(server: AgentServer, mode: Mode) -> None:
