@@ -78,7 +78,9 @@ def parse(argv: Sequence[str]) -> Options:
         help="skip the langchain.mcp peer (it runs in --quick too, in bench/.venv-langchain-mcp)",
     )
     parser.add_argument(
-        "--no-agent-server", action="store_true", help="skip the Agent Server (langgraph dev) peer"
+        "--no-agent-server",
+        action="store_true",
+        help="skip the Agent Server (langgraph dev): its /mcp row and the e2e and scaling sections",
     )
     parser.add_argument("--fresh-venv", action="store_true", help="rebuild the peers' venvs first")
     parser.add_argument("--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
