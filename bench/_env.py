@@ -32,6 +32,13 @@ class Sizes:
     memory_runs: int = 50
     memory_processes: int = 3
     serve_calls: int = 200
+    e2e_runs: int = 13
+    """Tool-calling runs of each peer through ``langgraph dev`` (the first one reported apart)."""
+    e2e_rounds: int = 6
+    scaling_runs: int = 8
+    """Runs of each user in each of the Agent Server's modes."""
+    scaling_jobs: tuple[int, ...] = (2, 4)
+    """The ``N_JOBS_PER_WORKER`` values tried with isolated loops."""
 
 
 FULL = Sizes()
@@ -50,6 +57,10 @@ QUICK = Sizes(
     memory_runs=4,
     memory_processes=1,
     serve_calls=8,
+    e2e_runs=4,
+    e2e_rounds=2,
+    scaling_runs=3,
+    scaling_jobs=(2,),
 )
 
 

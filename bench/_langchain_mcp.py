@@ -21,9 +21,16 @@ VENV = ROOT / "bench" / ".venv-langchain-mcp"
 DRIVER = "bench.langchain_mcp_driver"
 
 
+AGENT_SERVER = ("langgraph-cli", "langgraph-api", "langgraph-runtime-inmem")
+"""The Agent Server (``langgraph dev``), at this environment's versions: the bench's end-to-end runs
+serve a ``langchain.mcp`` graph from this venv."""
+
+
 def pins() -> tuple[str, ...]:
-    """``langchain[mcp]`` at this environment's ``langchain`` version."""
-    return (f"langchain[mcp]=={importlib.metadata.version('langchain')}",)
+    """``langchain[mcp]`` at this environment's ``langchain`` version, and the same Agent Server."""
+    server = tuple(f"{name}=={importlib.metadata.version(name)}" for name in AGENT_SERVER)
+    server = (server[0].replace("langgraph-cli", "langgraph-cli[inmem]", 1), *server[1:])
+    return (f"langchain[mcp]=={importlib.metadata.version('langchain')}", *server)
 
 
 def ensure(*, fresh: bool = False, log: IO[str] = sys.stderr) -> Path:

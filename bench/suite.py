@@ -31,12 +31,14 @@ from bench._env import FULL, QUICK, Env
 from bench._processes import start_http_servers
 from bench.calls import tool_calls
 from bench.connect import HANDSHAKE_DELAY, fan_out, pool
+from bench.e2e import end_to_end
 from bench.factory_read import factory_reads
 from bench.memory import memory_per_run
 from bench.results import LATEST, Metric, combine, document, machine, packages, skipped, validate, write
+from bench.scaling import scaling_modes
 from bench.serving import agent_over_mcp
 
-SECTIONS = ("calls", "factory", "fanout", "pool", "memory", "serve")
+SECTIONS = ("calls", "factory", "fanout", "pool", "memory", "serve", "e2e", "scaling")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,11 @@ def parse(argv: Sequence[str]) -> Options:
         action="store_true",
         help="a few repetitions of everything, without the adapters venv and the Agent Server (a smoke run)",
     )
+    parser.add_argument(
+        "--agent-server",
+        action="store_true",
+        help="with --quick, run the Agent Server (langgraph dev) rows and sections too, in their quick form",
+    )
     parser.add_argument("--no-adapters", action="store_true", help="skip the langchain-mcp-adapters peer")
     parser.add_argument(
         "--no-langchain-mcp",
@@ -72,7 +79,9 @@ def parse(argv: Sequence[str]) -> Options:
         help="skip the langchain.mcp peer (it runs in --quick too, in bench/.venv-langchain-mcp)",
     )
     parser.add_argument(
-        "--no-agent-server", action="store_true", help="skip the Agent Server (langgraph dev) peer"
+        "--no-agent-server",
+        action="store_true",
+        help="skip the Agent Server (langgraph dev): its /mcp row and the e2e and scaling sections",
     )
     parser.add_argument("--fresh-venv", action="store_true", help="rebuild the peers' venvs first")
     parser.add_argument("--only", help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}")
@@ -95,7 +104,7 @@ def parse(argv: Sequence[str]) -> Options:
         quick=args.quick,
         adapters=not (args.quick or args.no_adapters),
         langchain_mcp=not args.no_langchain_mcp,
-        agent_server=not (args.quick or args.no_agent_server),
+        agent_server=not args.no_agent_server and (args.agent_server or not args.quick),
         fresh_venv=args.fresh_venv,
         sections=sections,
         output=args.output,
@@ -193,6 +202,16 @@ async def run(options: Options, workdir: Path) -> tuple[list[Metric], dict[str, 
                 "pool": lambda: pool(env),
                 "memory": lambda: memory_per_run(env),
                 "serve": lambda: agent_over_mcp(
+                    env, agent_server=options.agent_server, agent_server_skipped=agent_server_skipped
+                ),
+                "e2e": lambda: end_to_end(
+                    env,
+                    agent_server=options.agent_server,
+                    agent_server_skipped=agent_server_skipped,
+                    langchain_mcp=options.langchain_mcp,
+                    fresh_venv=options.fresh_venv and not selected & {"calls", "fanout"},
+                ),
+                "scaling": lambda: scaling_modes(
                     env, agent_server=options.agent_server, agent_server_skipped=agent_server_skipped
                 ),
             }

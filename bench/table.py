@@ -162,7 +162,9 @@ def readme_section(data: Mapping[str, Any]) -> str:
         "identity, progress or result handling) is the floor any MCP tool reaches through LangGraph: "
         "`bridge / thinnest` is what mcpbridge itself adds. The `traced` rows make the same calls "
         "with a trivial callback handler attached (`callbacks=[handler]`, as any tracing does), "
-        "which switches off the bridge's fast path."
+        "which switches off the bridge's fast path. The `e2e` rows time a tool-calling run through "
+        "`langgraph dev` and count the Agent Server's slow graph loads from its log; the `scaling` rows "
+        "count cold starts in its scaling modes (see the two sections above)."
     )
     runs = data.get("runs", 1)
     if runs > 1:
