@@ -6,9 +6,10 @@ same user on the same server (the factories keep one of their own by default).
 A session is lent to one run at a time and never to another user's run; a
 session idle past ``idle_timeout`` or broken is closed with its server process.
 The pool holds at most ``max_size`` sessions, at most ``max_per_user`` of one
-user: a session given back to a full pool (or beyond its user's share) takes the
-place of the least recently used idle one (of any user, or of that user), and
-is closed itself only when no idle session is left to make room.
+user (on all its event loops together): a session given back to a full pool (or
+beyond its user's share) takes the place of the least recently used idle session
+of its loop (of any user, or of that user), and is closed itself only when no
+idle session is left there to make room.
 
 Sessions belong to an event loop, so a pool keeps one task group per event loop
 it is used on, and every session of that loop lives in it:
@@ -57,10 +58,10 @@ logger = logging.getLogger("mcpbridge")
 
 DEFAULT_IDLE_TIMEOUT: Final = 300.0
 """Seconds an idle session stays open: a user's next message usually comes within minutes."""
-DEFAULT_MAX_SIZE: Final = 32
-"""Sessions kept open on an event loop: at most this many stdio server processes idle per loop."""
-DEFAULT_MAX_PER_USER: Final = 8
-"""Sessions one user keeps open: enough for a user's usual servers, a quarter of the pool."""
+DEFAULT_MAX_SIZE: Final = 16
+"""Sessions kept open in the process (every loop): at most 16 stdio server processes, under 1 GB."""
+DEFAULT_MAX_PER_USER: Final = 4
+"""Sessions one user keeps open: a user's usual servers, a quarter of the pool."""
 
 
 def pool_key(server: ServerConfig, user: str | None) -> tuple[str | None, str]:
@@ -151,12 +152,17 @@ class _Sessions:
         except RuntimeError:  # the loop is closed
             pass
 
+    def held(self, counts: Callable[[Hashable], bool]) -> int:
+        """Sessions of this loop, idle or lent, whose key ``counts`` (safe to read from another thread)."""
+        idle = sum(len(items) for key, items in list(self.idle.items()) if counts(key))
+        return idle + sum(1 for key in list(self.lent.values()) if counts(key))
+
     def make_room(self, counts: Callable[[Hashable], bool], limit: int) -> bool:
         """Close the least recently used idle sessions whose key ``counts`` until one more fits ``limit``.
 
-        False when the lent sessions alone fill it.
+        False when what is left (lent sessions) still fills it.
         """
-        held = sum(len(v) for k, v in self.idle.items() if counts(k)) + sum(map(counts, self.lent.values()))
+        held = self.held(counts)
         while held >= limit:
             candidates = [p for k, items in self.idle.items() if counts(k) for p in items]
             if not candidates:
@@ -209,7 +215,7 @@ class SessionPool:
 
     Args:
         idle_timeout: Seconds a session may wait unused before it is closed.
-        max_size: The most sessions kept open (on each event loop), lent or idle. A session
+        max_size: The most sessions kept open (on all event loops), lent or idle. A session
             given back to a full pool closes the least recently used idle session in its
             place; when every session is lent, a run beyond the bound gets a session of its
             own, closed when the run ends.
@@ -353,11 +359,20 @@ class SessionPool:
             connection.close()
             return
         user = _user_of(key)
+        others = [s for s in list(self._loops.values()) if s is not sessions]
+
+        def users(k: Hashable) -> bool:
+            return _user_of(k) == user
+
+        def every(k: Hashable) -> bool:
+            return True
+
+        # The bounds hold across loops; only this loop's idle sessions can give way (from its own thread).
         if not (
-            sessions.make_room(lambda k: _user_of(k) == user, self.max_per_user)
-            and sessions.make_room(lambda k: True, self.max_size)
+            sessions.make_room(users, self.max_per_user - sum(s.held(users) for s in others))
+            and sessions.make_room(every, self.max_size - sum(s.held(every) for s in others))
         ):
-            connection.close()  # every session that counts is lent: nothing idle to give way
+            connection.close()  # nothing idle here to give way
             return
         sessions.idle.setdefault(key, []).append(_Pooled(connection, key))
 

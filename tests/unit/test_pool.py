@@ -115,7 +115,7 @@ def test_bad_options_are_refused_naming_the_field(options: dict[str, Any], field
 
 def test_the_default_bounds() -> None:
     pool = SessionPool()
-    assert (pool.idle_timeout, pool.max_size, pool.max_per_user) == (300.0, 32, 8)
+    assert (pool.idle_timeout, pool.max_size, pool.max_per_user) == (300.0, 16, 4)
     assert SessionPool(max_size=4, max_per_user=None).max_per_user == 4  # no cap below the pool's
     assert SessionPool(max_size=4, max_per_user=10).max_per_user == 4
 
