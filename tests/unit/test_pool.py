@@ -356,3 +356,39 @@ async def run_on_this_loop_alone(pool: SessionPool, counting: CountingServer) ->
         async with Bridge([counting.config()], pool=pool, user="alice"):
             pass
         assert pool.size == 1
+
+
+def test_the_bounds_count_the_sessions_of_every_loop() -> None:
+    counting = CountingServer()
+    pool = SessionPool(max_size=4, max_per_user=1)
+    first_kept, second_done = threading.Event(), threading.Event()
+    sizes: list[int] = []
+
+    async def first() -> None:
+        with anyio.fail_after(10):
+            async with Bridge([counting.config()], pool=pool, user="alice"):
+                pass
+            first_kept.set()
+            await anyio.to_thread.run_sync(second_done.wait, 10)  # keep this loop (and its session) alive
+
+    async def second() -> None:
+        try:
+            with anyio.fail_after(10):
+                await anyio.to_thread.run_sync(first_kept.wait, 10)
+                async with Bridge([counting.config()], pool=pool, user="alice") as bridge:
+                    mine = _connection_of(bridge)
+                sizes.append(pool.size)
+                assert mine.state is State.CLOSED  # alice's share is held on the other loop
+                async with Bridge([counting.config()], pool=pool, user="bob"):
+                    pass
+                sizes.append(pool.size)  # bob has a share of his own
+        finally:
+            second_done.set()
+
+    threads = [threading.Thread(target=asyncio.run, args=(run(),)) for run in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert sizes == [1, 2] and counting.initialized == 3
