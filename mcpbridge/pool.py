@@ -4,7 +4,8 @@ A cold stdio connect costs a process spawn and a handshake on every run. A
 pool keeps each session open after its run and lends it to the next run of the
 same user on the same server (the factories keep one of their own by default).
 A session is lent to one run at a time and never to another user's run; a
-session idle past ``idle_timeout`` or broken is closed with its server process.
+session idle past ``idle_timeout``, broken, or with a call given up (cancelled or
+timed out, so perhaps still running on the server) is closed with its server process.
 The pool holds at most ``max_size`` sessions, at most ``max_per_user`` of one
 user (on all its event loops together): a session given back to a full pool (or
 beyond its user's share) takes the place of the least recently used idle session
@@ -355,7 +356,7 @@ class SessionPool:
                 break
         else:
             return
-        if not reuse or self._closed or sessions.stopping or not connection.alive:
+        if not reuse or self._closed or sessions.stopping or not connection.reusable:
             connection.close()
             return
         user = _user_of(key)

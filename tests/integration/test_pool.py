@@ -237,3 +237,22 @@ async def test_a_factory_with_pool_false_connects_for_each_run(
     assert [len(starts(e)) for e in seen] == [1, 2]
     assert [len(handshakes(e)) for e in seen] == [1, 2]
     assert not children.new()  # each run stopped its process as it ended
+
+
+async def test_a_session_with_a_call_given_up_is_not_lent_again(
+    record_file: RecordFile, children: ChildProcesses
+) -> None:
+    server = echo_stdio(env={"MCPBRIDGE_RECORD": str(record_file.path)})
+    async with SessionPool() as pool:
+        with anyio.fail_after(30):
+            async with Bridge([server], pool=pool, user="alice") as bridge:
+                [slow] = [t for t in bridge.tools if t.name == "slow"]
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(slow.ainvoke, {"seconds": 60})
+                        await record_file.wait_for(tool="slow", phase="start")
+                        scope.cancel()  # the run gives up the call; the server may still be running it
+            assert pool.size == 0, "a session with a call in flight went back to the pool"
+            # Closing the session stopped the call on the server.
+            await record_file.wait_for(tool="slow", phase="cancelled", within=10)
+    await poll_until(lambda: not children.new(), within=10)
