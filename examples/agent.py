@@ -1,10 +1,11 @@
 """The demo deployment's graph: an agent whose runs use an MCP server over stdio and one over HTTP.
 
 Named in ``langgraph.json`` as ``./examples/agent.py:make_graph`` and served by
-``python -m examples.serve_demo``. Each run starts the example echo server
+``python -m examples.serve_demo``. A user's first run starts the example echo server
 (``python -m mcpbridge.testing.echo``) as a subprocess (tools ``local_*``) and connects
-to a running one over HTTP at ``MCPBRIDGE_DEMO_HTTP_URL`` (tools ``remote_*``); when the
-run ends, its connections close and the subprocess stops. Reading state or schemas
+to a running one over HTTP at ``MCPBRIDGE_DEMO_HTTP_URL`` (tools ``remote_*``); the
+factory keeps both sessions open for that user's next runs (its default pool), and
+closes them when idle for 5 minutes or when the server stops. Reading state or schemas
 connects to nothing.
 
 What each run gets depends on its user (``examples/auth.py``), through `UserServers`:
@@ -29,6 +30,7 @@ from pathlib import Path
 from langchain.agents.middleware import HumanInTheLoopMiddleware
 
 from mcpbridge import (
+    GraphFactory,
     HttpServer,
     IdentityMeta,
     IdentitySigner,
@@ -59,7 +61,7 @@ SYSTEM_PROMPT = (
 
 
 def local_server() -> StdioServer:
-    """The example echo server, started over stdio for each run, with the deployment's settings."""
+    """The example echo server over stdio (started once per user, kept warm), with the deployment's env."""
     env = {key: value for key, value in os.environ.items() if key.startswith("MCPBRIDGE_")}
     env["MCPBRIDGE_IDENTITY_AUDIENCE"] = "local"
     return StdioServer(
@@ -117,16 +119,24 @@ servers = UserServers(
 )
 """The servers of each run, from its user."""
 
-make_graph = agent_factory(
-    servers,
-    os.environ.get(MODEL_ENV, "").strip() or OfflineChatModel(),
-    identity=identity(),
-    system_prompt=SYSTEM_PROMPT,
-    middleware=[
-        HumanInTheLoopMiddleware(
-            interrupt_on={"local_slow": True, "remote_slow": True},
-            description_prefix="A slow tool wants to run",
-        )
-    ],
-)
-"""The factory for ``langgraph.json``: MCP tools for runs, the same tool-less graph for everything else."""
+
+def make_factory(*, pool: bool = True) -> GraphFactory:
+    """The agent's factory; ``pool=False`` connects for each run instead of keeping sessions warm."""
+    return agent_factory(
+        servers,
+        os.environ.get(MODEL_ENV, "").strip() or OfflineChatModel(),
+        identity=identity(),
+        system_prompt=SYSTEM_PROMPT,
+        middleware=[
+            HumanInTheLoopMiddleware(
+                interrupt_on={"local_slow": True, "remote_slow": True},
+                description_prefix="A slow tool wants to run",
+            )
+        ],
+        pool=pool,
+    )
+
+
+make_graph = make_factory()
+"""The factory for ``langgraph.json``: MCP tools for runs, with sessions kept warm between a user's runs,
+and the same tool-less graph for everything else."""

@@ -8,9 +8,10 @@
       "graphs": {"agent": "./examples/mcp_json_factory.py:make_graph"}
     }
 
-and run ``langgraph dev``. Each run connects to the servers (starting ``echo`` as a
-subprocess, reaching ``remote`` over HTTP at ``ECHO_URL``) and closes them when it ends;
-reading state or schemas connects to nothing. ``remote`` is optional (``"required": false``):
+and run ``langgraph dev``. A user's first run connects to the servers (starting ``echo`` as
+a subprocess, reaching ``remote`` over HTTP at ``ECHO_URL``); the factory keeps the sessions
+open for that user's next runs, and closes them when idle or at shutdown. Reading state or
+schemas connects to nothing. ``remote`` is optional (``"required": false``):
 runs go on without it when it is down.
 
 The model is ``MCPBRIDGE_MODEL=provider:model`` if set, else an offline model that calls the

@@ -26,7 +26,7 @@ from mcpbridge.testing import load_chat_model
 echo = StdioServer(name="echo", command=sys.executable, args=["-m", "mcpbridge.testing.echo"], prefix="echo")
 
 make_graph = agent_factory([echo], load_chat_model())
-"""The served agent: a factory, so each run connects to ``echo`` and closes it at the end."""
+"""The served agent: a factory, so runs connect to ``echo`` (kept open between a user's runs)."""
 
 
 def main() -> None:

@@ -8,9 +8,10 @@ Run from the repository root::
 It starts the example MCP server (``python -m mcpbridge.testing.echo``) over streamable
 HTTP on a free port, then ``langgraph dev`` (the in-memory Agent Server) with
 ``langgraph.json``, whose agent (``examples/agent.py``) reaches that server as ``remote``
-and starts its own stdio copy (``local``) for each run. It prints how to talk to the
-agent and stops both processes on Ctrl-C, SIGTERM or any exit. The Agent Server keeps
-its threads in ``.langgraph_api/`` of ``--workdir`` (default: the repository root).
+and starts its own stdio copy (``local``) for each user, kept warm between their runs.
+It prints how to talk to the agent and stops both processes on Ctrl-C, SIGTERM or any
+exit. The Agent Server keeps its threads in ``.langgraph_api/`` of ``--workdir`` (default: the
+repository root).
 
 No model provider is needed: without ``MCPBRIDGE_MODEL`` the agent uses the offline
 model, which calls the tools a message names.

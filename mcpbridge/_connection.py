@@ -120,6 +120,8 @@ class ServerConnection:
         self.tools: list[ListedTool] = []
         self.protocol_version: str | None = None
         self.failure: str | None = None
+        self._abandoned = False  # a call was given up (cancelled, timed out) while the server ran it
+        self._in_flight = 0
         self._client_info = client_info
         self._log_level: types.LoggingLevel | None = log_level
         self._client: Client | None = None
@@ -138,6 +140,15 @@ class ServerConnection:
     def state(self) -> State:
         """Where the connection is (see `State`)."""
         return self._lifecycle.state
+
+    @property
+    def reusable(self) -> bool:
+        """Whether a pool may lend the session to another run: alive, and no call was given up on it.
+
+        A call cancelled, timed out or still running when its run ends may still run on the
+        server; closing the session stops it.
+        """
+        return self.alive and not self._abandoned and not self._in_flight
 
     @property
     def alive(self) -> bool:
@@ -306,6 +317,7 @@ class ServerConnection:
         timeout = self.config.call_timeout
         reset = CALL_HEADERS.set(headers) if headers else None
         record, recording = call_record()
+        self._in_flight += 1
         try:
             # The SDK's own timeout starts after the request is written; this one also covers the write.
             with anyio.CancelScope(deadline=anyio.current_time() + timeout):
@@ -316,13 +328,19 @@ class ServerConnection:
                     progress_callback=progress_callback,
                     meta=types.RequestParamsMeta(**meta) if meta else None,
                 )
+        except anyio.get_cancelled_exc_class():
+            self._abandoned = True  # the server may still run the call: no later run gets this session
+            raise
         except Exception as exc:  # boundary: every failure becomes a readable tool error
+            if isinstance(exc, TimeoutError):
+                self._abandoned = True
             tail = await self._stderr.tail() if ends_session(exc) else ""
             failure = call_failure(self.config, name, exc, oversized=record.oversized, stderr_tail=tail)
             if failure.broken is not None and self._client in (client, None):  # not a newer session
                 self._break(failure.broken)
             raise failure.error from (None if isinstance(exc, TimeoutError) else exc)
         finally:
+            self._in_flight -= 1
             end_call_record(recording)
             if reset is not None:
                 CALL_HEADERS.reset(reset)

@@ -2,18 +2,21 @@
 
 The Agent Server calls a factory named in ``langgraph.json`` for runs
 (``threads.create_run``) and for state reads, state updates and schema requests.
-A factory made here connects to MCP servers only for runs, always tears the
-connections down, and serves every other context a cached graph of the same
-topology without touching any server, or resolving a ``provider:model`` string.
+A factory made here connects to MCP servers only for runs, keeping the sessions
+warm between a user's runs in a `SessionPool` of its own (``pool=False``: a
+connection set per run, torn down with it), and serves every other context a
+cached graph of the same topology without touching any server, or resolving a
+``provider:model`` string.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, Final, Literal, TypeAlias, cast
 
 from langchain.agents import create_agent  # pyright: ignore[reportUnknownVariableType]
 from langchain.agents.middleware import AgentMiddleware
@@ -65,6 +68,9 @@ ServersSource: TypeAlias = (
 """Servers for a run: a fixed list, or a function of the run's `ServerRuntime` (called for runs only),
 such as `UserServers`."""
 
+_CHECKED_TOOL_SETS: Final = 256
+"""Tool sets a factory remembers as checked against its read graph."""
+
 GraphBuilder: TypeAlias = Callable[[list[BaseTool]], AnyGraph | StateGraph[Any, Any, Any, Any]]
 
 
@@ -75,7 +81,7 @@ def graph_factory(
     identity: IdentityMeta | None = None,
     on_name_conflict: ConflictPolicy = "prefix",
     on_mismatch: Literal["error", "warn"] = "error",
-    pool: SessionPool | None = None,
+    pool: SessionPool | bool = True,
 ) -> GraphFactory:
     """Make an Agent Server factory from your own graph builder.
 
@@ -90,7 +96,10 @@ def graph_factory(
         identity: How the run's identity is written into each call's ``_meta``.
         on_name_conflict: What to do when two servers offer the same tool name.
         on_mismatch: Raise or warn when the run's graph differs from the read graph.
-        pool: Keep sessions open between runs (per server and user) instead of connecting for each run.
+        pool: Where runs get their sessions. ``True`` (the default): from a `SessionPool` of the
+            factory's own, made at its first run with the default bounds, so that a user's later
+            runs on the same event loop reuse the sessions (no process start, no handshake).
+            ``False``: every run connects and closes its own sessions. A `SessionPool`: from it.
 
     Example:
         ```python
@@ -128,7 +137,7 @@ def agent_factory(
     identity: IdentityMeta | None = None,
     on_name_conflict: ConflictPolicy = "prefix",
     on_mismatch: Literal["error", "warn"] = "error",
-    pool: SessionPool | None = None,
+    pool: SessionPool | bool = True,
 ) -> GraphFactory:
     """Make an Agent Server factory serving a ``create_agent`` agent with MCP tools.
 
@@ -149,7 +158,10 @@ def agent_factory(
         identity: How the run's identity is written into each call's ``_meta``.
         on_name_conflict: What to do when two servers offer the same tool name.
         on_mismatch: Raise or warn when the run's graph differs from the read graph.
-        pool: Keep sessions open between runs (per server and user) instead of connecting for each run.
+        pool: Where runs get their sessions. ``True`` (the default): from a `SessionPool` of the
+            factory's own, made at its first run with the default bounds, so that a user's later
+            runs on the same event loop reuse the sessions (no process start, no handshake).
+            ``False``: every run connects and closes its own sessions. A `SessionPool`: from it.
 
     Example:
         ```python
@@ -296,7 +308,7 @@ def _compiled(build: GraphBuilder) -> Callable[[list[BaseTool], Mapping[str, Ser
 
 
 class _Factory:
-    """The state one factory keeps across calls: the cached read graph and its fingerprint."""
+    """The state one factory keeps across calls: its pool, the cached read graph and its fingerprint."""
 
     def __init__(
         self,
@@ -307,10 +319,15 @@ class _Factory:
         identity: IdentityMeta | None,
         on_name_conflict: ConflictPolicy,
         on_mismatch: Literal["error", "warn"],
-        pool: SessionPool | None,
+        pool: SessionPool | bool,
     ) -> None:
+        if not isinstance(pool, SessionPool | bool):  # pyright: ignore[reportUnnecessaryIsInstance]
+            msg = f"pool must be True (the factory's own pool), False or a SessionPool, not {pool!r}"
+            raise ConfigError(msg, field="pool")
         self._servers = servers
-        self._pool = pool
+        self._pool: SessionPool | None = pool if isinstance(pool, SessionPool) else None
+        self._own_pool = pool is True
+        self._pool_lock = threading.Lock()  # the Agent Server may run a factory on several loop threads
         self._build = build
         self._build_read = build_read or (lambda: build([], {}))
         self._identity = identity or IdentityMeta()
@@ -318,6 +335,7 @@ class _Factory:
         self._on_mismatch: Literal["error", "warn"] = on_mismatch
         self._read_graph: AnyGraph | None = None
         self._read_topology: Topology | None = None
+        self._checked: set[tuple[tuple[str, bool], ...]] = set()
 
     def read_graph(self) -> AnyGraph:
         """The tool-less graph for reads, updates and schemas, built once."""
@@ -329,6 +347,28 @@ class _Factory:
         if self._read_topology is None:
             self._read_topology = topology(self.read_graph())
         return self._read_topology
+
+    def pool(self) -> SessionPool | None:
+        """The pool runs borrow from: the user's, the factory's own (made at the first run), or none."""
+        if self._pool is None and self._own_pool:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = SessionPool()
+        return self._pool
+
+    def check(self, graph: AnyGraph, tools: Sequence[BaseTool]) -> None:
+        """Check a run's graph against the read graph, once per set of tools (names and ``return_direct``).
+
+        The builder sees nothing else of a run, so a set of tools it was checked with passes again:
+        warm runs skip the fingerprint.
+        """
+        key = tuple((t.name, t.return_direct) for t in tools)
+        if key in self._checked:
+            return
+        if not check_topology(self.read_topology(), topology(graph), on_mismatch=self._on_mismatch):
+            if len(self._checked) >= _CHECKED_TOOL_SETS:
+                self._checked.clear()
+            self._checked.add(key)
 
     async def selection(self, runtime: ServerRuntime[Any]) -> Selection:
         source: Any = self._servers
@@ -352,13 +392,14 @@ class _Factory:
                 on_name_conflict=self._on_name_conflict,
                 refused=selection.refused,
                 tool_filter=selection.tool_filter,
-                pool=self._pool,
+                pool=self.pool(),
                 guests=selection.registered,
                 user=runtime.user.identity if runtime.user is not None else None,
             )
             async with bridge:
-                graph = self._build(list(bridge.tools), bridge.failures)
-                check_topology(self.read_topology(), topology(graph), on_mismatch=self._on_mismatch)
+                tools: list[BaseTool] = list(bridge.tools)
+                graph = self._build(tools, bridge.failures)
+                self.check(graph, tools)
                 yield graph
 
         return factory

@@ -1,10 +1,16 @@
-"""`SessionPool`: MCP sessions kept open between runs, per server and per user (opt-in).
+"""`SessionPool`: MCP sessions kept open between runs, per server and per user.
 
 A cold stdio connect costs a process spawn and a handshake on every run. A
 pool keeps each session open after its run and lends it to the next run of the
-same user on the same server. A session is lent to one run at a time and never
-to another user's run; a session idle past ``idle_timeout``, broken, or beyond
-``max_size`` is closed with its server process.
+same user on the same server (the factories keep one of their own by default).
+A session is lent to one run at a time and never to another user's run; a
+session idle past ``idle_timeout``, broken, or with a call given up (cancelled or
+timed out, so perhaps still running on the server) is closed with its server process.
+The pool holds at most ``max_size`` sessions, at most ``max_per_user`` of one
+user (on all its event loops together): a session given back to a full pool (or
+beyond its user's share) takes the place of the least recently used idle session
+of its loop (of any user, or of that user), and is closed itself only when no
+idle session is left there to make room.
 
 Sessions belong to an event loop, so a pool keeps one task group per event loop
 it is used on, and every session of that loop lives in it:
@@ -30,11 +36,11 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self, cast
 
 import anyio
 import anyio.abc
@@ -47,9 +53,16 @@ from mcpbridge._connection import ServerConnection
 from mcpbridge.config import ServerConfig
 from mcpbridge.errors import ConfigError, UsageError
 
-__all__ = ["SessionPool"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_MAX_PER_USER", "DEFAULT_MAX_SIZE", "SessionPool"]
 
 logger = logging.getLogger("mcpbridge")
+
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
+"""Seconds an idle session stays open: a user's next message usually comes within minutes."""
+DEFAULT_MAX_SIZE: Final = 16
+"""Sessions kept open in the process (every loop): at most 16 stdio server processes, under 1 GB."""
+DEFAULT_MAX_PER_USER: Final = 4
+"""Sessions one user keeps open: a user's usual servers, a quarter of the pool."""
 
 
 def pool_key(server: ServerConfig, user: str | None) -> tuple[str | None, str]:
@@ -140,6 +153,33 @@ class _Sessions:
         except RuntimeError:  # the loop is closed
             pass
 
+    def held(self, counts: Callable[[Hashable], bool]) -> int:
+        """Sessions of this loop, idle or lent, whose key ``counts`` (safe to read from another thread)."""
+        idle = sum(len(items) for key, items in list(self.idle.items()) if counts(key))
+        return idle + sum(1 for key in list(self.lent.values()) if counts(key))
+
+    def make_room(self, counts: Callable[[Hashable], bool], limit: int) -> bool:
+        """Close the least recently used idle sessions whose key ``counts`` until one more fits ``limit``.
+
+        False when what is left (lent sessions) still fills it.
+        """
+        held = self.held(counts)
+        while held >= limit:
+            candidates = [p for k, items in self.idle.items() if counts(k) for p in items]
+            if not candidates:
+                return False
+            oldest = min(candidates, key=lambda p: p.idle_since)
+            self.remove_idle(oldest)
+            oldest.connection.close()
+            held -= 1
+        return True
+
+    def remove_idle(self, pooled: _Pooled) -> None:
+        items = self.idle[pooled.key]
+        items.remove(pooled)
+        if not items:
+            del self.idle[pooled.key]
+
     def close_all(self) -> None:
         for items in self.idle.values():
             for pooled in items:
@@ -176,12 +216,19 @@ class SessionPool:
 
     Args:
         idle_timeout: Seconds a session may wait unused before it is closed.
-        max_size: The most sessions kept open; a run beyond it gets a session of its own,
-            closed when the run ends.
-        ping_after: Check an idle session with a ping before lending it when it has been
-            idle this many seconds.
+        max_size: The most sessions kept open (on all event loops), lent or idle. A session
+            given back to a full pool closes the least recently used idle session in its
+            place; when every session is lent, a run beyond the bound gets a session of its
+            own, closed when the run ends.
+        max_per_user: The most sessions one user keeps open (``None``: no cap below
+            ``max_size``). A session given back beyond its user's share closes that user's
+            least recently used idle session instead, so that one user (registering many
+            servers, say) cannot hold the whole pool.
+        ping_after: Check an idle session (a ``tools/list``) before lending it when it has
+            been idle this many seconds.
 
     Raises:
+        ConfigError: A bound that is not a positive number (the error names the field).
         UsageError: On entering twice, or after its first use on the loop; on use once closed.
 
     Example:
@@ -191,14 +238,30 @@ class SessionPool:
         ```
     """
 
-    def __init__(self, *, idle_timeout: float = 300.0, max_size: int = 64, ping_after: float = 30.0) -> None:
-        if idle_timeout <= 0:
-            raise ConfigError("idle_timeout must be a positive number of seconds", field="idle_timeout")
-        if max_size < 1:
-            raise ConfigError("max_size must be at least 1", field="max_size")
-        self.idle_timeout = idle_timeout
+    def __init__(
+        self,
+        *,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_size: int = DEFAULT_MAX_SIZE,
+        max_per_user: int | None = DEFAULT_MAX_PER_USER,
+        ping_after: float = 30.0,
+    ) -> None:
+        if not _positive_number(idle_timeout):
+            msg = f"idle_timeout must be a positive number of seconds, not {idle_timeout!r}"
+            raise ConfigError(msg, field="idle_timeout")
+        if not _count(max_size):
+            msg = f"max_size must be a whole number, at least 1, not {max_size!r}"
+            raise ConfigError(msg, field="max_size")
+        if max_per_user is not None and not _count(max_per_user):
+            msg = f"max_per_user must be a whole number, at least 1 (or None), not {max_per_user!r}"
+            raise ConfigError(msg, field="max_per_user")
+        if not (_positive_number(ping_after) or ping_after == 0):
+            msg = f"ping_after must be a number of seconds, at least 0, not {ping_after!r}"
+            raise ConfigError(msg, field="ping_after")
+        self.idle_timeout = float(idle_timeout)
         self.max_size = max_size
-        self.ping_after = ping_after
+        self.max_per_user = max_size if max_per_user is None else min(max_per_user, max_size)
+        self.ping_after = float(ping_after)
         self._loops: dict[object, _Sessions] = {}
         self._entered = False
         self._stack: AsyncExitStack | None = None
@@ -293,8 +356,24 @@ class SessionPool:
                 break
         else:
             return
-        if not reuse or self._closed or not connection.alive or self.size >= self.max_size:
+        if not reuse or self._closed or sessions.stopping or not connection.reusable:
             connection.close()
+            return
+        user = _user_of(key)
+        others = [s for s in list(self._loops.values()) if s is not sessions]
+
+        def users(k: Hashable) -> bool:
+            return _user_of(k) == user
+
+        def every(k: Hashable) -> bool:
+            return True
+
+        # The bounds hold across loops; only this loop's idle sessions can give way (from its own thread).
+        if not (
+            sessions.make_room(users, self.max_per_user - sum(s.held(users) for s in others))
+            and sessions.make_room(every, self.max_size - sum(s.held(every) for s in others))
+        ):
+            connection.close()  # nothing idle here to give way
             return
         sessions.idle.setdefault(key, []).append(_Pooled(connection, key))
 
@@ -386,6 +465,21 @@ async def _own(sessions: _Sessions, pool: SessionPool) -> None:
             await group.start(sessions.run, pool)
     finally:
         sessions.stopped.set()
+
+
+def _user_of(key: Hashable) -> object:
+    """The user part of a `pool_key`."""
+    return cast("tuple[str | None, str]", key)[0]
+
+
+def _positive_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value > 0 and not math.isnan(value)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _current_loop() -> object:

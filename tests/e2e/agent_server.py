@@ -45,7 +45,7 @@ from tests.support.processes import (
     DemoServers,
     demo_servers,
     free_port,
-    portable_config,
+    per_run_config,
     tail,
 )
 
@@ -279,7 +279,7 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServ
         "MCPBRIDGE_ALLOWED_HOSTS": f"{HOST}:*",  # users may register servers on 127.0.0.1 only (any port)
         "PYTHONUNBUFFERED": "1",  # the log file is complete when a test reads it
     }
-    config = portable_config(CONFIG, workdir)
+    config = per_run_config(CONFIG, workdir)
     allow_blocking = False
     with demo_servers(
         port=free_port(),

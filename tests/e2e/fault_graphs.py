@@ -116,9 +116,10 @@ def optional_down_servers(runtime: ServerRuntime[Any]) -> list[ServerConfig]:
     return down_servers(required=False)
 
 
-down = agent_factory(required_down, OfflineChatModel(), middleware=[_approval()])
-optional_down = agent_factory(optional_down_servers, OfflineChatModel(), middleware=[_approval()])
+# Connections per run (pool=False): the tests count each run's process starts and see none left after it.
+down = agent_factory(required_down, OfflineChatModel(), middleware=[_approval()], pool=False)
+optional_down = agent_factory(optional_down_servers, OfflineChatModel(), middleware=[_approval()], pool=False)
 faulty = agent_factory(
-    [echo_server()], OfflineChatModel(), middleware=[FailAfterTool(FAULT_TOOL), _approval()]
+    [echo_server()], OfflineChatModel(), middleware=[FailAfterTool(FAULT_TOOL), _approval()], pool=False
 )
-no_provider = agent_factory([], MISSING_PROVIDER_MODEL, middleware=[_approval()])
+no_provider = agent_factory([], MISSING_PROVIDER_MODEL, middleware=[_approval()], pool=False)

@@ -56,8 +56,8 @@ from tests.support.processes import (
     child,
     demo_servers,
     free_port,
+    per_run_config,
     port_open,
-    portable_config,
     wait_until,
 )
 from tests.support.servers.common import fingerprint
@@ -644,7 +644,7 @@ def isolation_servers(directory: Path, *, jobs: int = 1) -> Generator[IsolationT
                 port=free_port(),
                 mcp_port=free_port(),
                 workdir=directory,
-                config=portable_config(CONFIG, directory),
+                config=per_run_config(CONFIG, directory),
                 logs=directory,
                 env=env,
                 jobs=jobs,

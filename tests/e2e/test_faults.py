@@ -36,7 +36,7 @@ from tests.support.processes import (
     child,
     free_port,
     http_ok,
-    portable_config,
+    per_run_config,
     tail,
     wait_until,
 )
@@ -92,7 +92,7 @@ class FaultServer:
 def fault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultServer]:
     """``langgraph dev`` serving the repository's graphs and the fault graphs, in a temporary directory."""
     workdir = tmp_path_factory.mktemp("faults")
-    config = portable_config(CONFIG, workdir)
+    config = per_run_config(CONFIG, workdir)
     data = json.loads(config.read_text(encoding="utf-8"))
     module = Path(fault_graphs.__file__).resolve()
     data["graphs"].update({name: f"{module}:{name}" for name in FAULT_GRAPHS})

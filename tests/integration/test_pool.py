@@ -1,21 +1,37 @@
-"""`SessionPool` with real server processes: warm runs reuse, users never share, broken sessions go."""
+"""`SessionPool` with real server processes: warm runs reuse, users never share, broken sessions go.
+
+The factories' default (a pool of their own) is seen through the echo server's own records:
+process starts and handshakes, per user and event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
+from langgraph.store.memory import InMemoryStore
+from langgraph_sdk.runtime import ServerRuntime
 from pydantic import SecretStr
 
-from mcpbridge import Bridge, HttpServer, SessionPool, StdioServer
+from mcpbridge import Bridge, GraphFactory, HttpServer, SessionPool, StdioServer, agent_factory
+from mcpbridge._compat import RUN_ACCESS, server_runtime
+from mcpbridge.testing import OfflineChatModel
+from tests.support.servers.common import EVENTS_ENV
 
 from .graphs import call, run_config, run_tool_calls, text_of, tool_graph
 from .support import ROOT, ChildProcesses, HttpServerProcess, RecordFile, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+CONNECT_METHODS = frozenset({"initialize", "server/discover"})
+"""The first request of every MCP connection (2025-11-25 handshake, 2026-07-28 discovery)."""
 
 
 def echo_stdio(**options: Any) -> StdioServer:
@@ -144,4 +160,99 @@ async def test_the_size_bound_closes_sessions_beyond_it(children: ChildProcesses
                     assert len(children.new()) == 2
             assert pool.size == 1
             await poll_until(lambda: len(children.new()) == 1, within=10)
+    await poll_until(lambda: not children.new(), within=10)
+
+
+# --- the factories' default: a pool of their own ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunUser:
+    identity: str
+    permissions: tuple[str, ...] = ()
+    is_authenticated: bool = True
+    display_name: str = ""
+
+
+def run_runtime(user: str) -> ServerRuntime[Any]:
+    return server_runtime(RUN_ACCESS, user=RunUser(user), store=InMemoryStore())
+
+
+def events_of(path: Path) -> list[dict[str, Any]]:
+    """The echo server's own records: one line per process start and per inbound MCP request."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def starts(events: list[dict[str, Any]]) -> list[int]:
+    return [e["pid"] for e in events if e["event"] == "start"]
+
+
+def handshakes(events: list[dict[str, Any]]) -> list[int]:
+    return [e["pid"] for e in events if e["event"] == "request" and e["method"] in CONNECT_METHODS]
+
+
+def runs_on_their_own_loop(
+    factory: GraphFactory, users: list[str], after_each: list[list[dict[str, Any]]], path: Path
+) -> None:
+    """Run ``factory`` for ``users`` in turn on a new loop, which ``asyncio.run`` ends as a server does."""
+
+    async def main() -> None:
+        with anyio.fail_after(60):
+            for user in users:
+                async with factory(run_runtime(user)):
+                    pass
+                after_each.append(events_of(path))
+
+    asyncio.run(main())
+
+
+async def test_a_default_factory_starts_no_process_and_no_handshake_on_a_warm_run(
+    tmp_path: Path, children: ChildProcesses
+) -> None:
+    path = tmp_path / "events.jsonl"
+    factory = agent_factory([echo_stdio(env={EVENTS_ENV: str(path)})], OfflineChatModel())
+    seen: list[list[dict[str, Any]]] = []
+    users = ["alice", "alice", "bob", "alice", "bob"]
+    with anyio.fail_after(90):
+        await anyio.to_thread.run_sync(runs_on_their_own_loop, factory, users, seen, path)
+        # The loop has ended: its pool closed every session, and stopped every process.
+        await poll_until(lambda: not children.new(), within=10)
+    alice, bob = starts(seen[-1])
+    assert alice != bob, "two users shared a server process"
+    assert [len(starts(e)) for e in seen] == [1, 1, 2, 2, 2]  # only each user's first run started one
+    assert [len(handshakes(e)) for e in seen] == [1, 1, 2, 2, 2]
+    assert handshakes(seen[-1]) == [alice, bob]
+
+
+async def test_a_factory_with_pool_false_connects_for_each_run(
+    tmp_path: Path, children: ChildProcesses
+) -> None:
+    path = tmp_path / "events.jsonl"
+    factory = agent_factory([echo_stdio(env={EVENTS_ENV: str(path)})], OfflineChatModel(), pool=False)
+    seen: list[list[dict[str, Any]]] = []
+    with anyio.fail_after(90):
+        await anyio.to_thread.run_sync(runs_on_their_own_loop, factory, ["alice", "alice"], seen, path)
+    assert [len(starts(e)) for e in seen] == [1, 2]
+    assert [len(handshakes(e)) for e in seen] == [1, 2]
+    assert not children.new()  # each run stopped its process as it ended
+
+
+async def test_a_session_with_a_call_given_up_is_not_lent_again(
+    record_file: RecordFile, children: ChildProcesses
+) -> None:
+    server = echo_stdio(env={"MCPBRIDGE_RECORD": str(record_file.path)})
+    async with SessionPool() as pool:
+        with anyio.fail_after(30):
+            async with Bridge([server], pool=pool, user="alice") as bridge:
+                [slow] = [t for t in bridge.tools if t.name == "slow"]
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(slow.ainvoke, {"seconds": 60})
+                        await record_file.wait_for(tool="slow", phase="start")
+                        scope.cancel()  # the run gives up the call; the server may still be running it
+            assert pool.size == 0, "a session with a call in flight went back to the pool"
+            # Closing the session stopped the call on the server.
+            await record_file.wait_for(tool="slow", phase="cancelled", within=10)
     await poll_until(lambda: not children.new(), within=10)

@@ -174,5 +174,6 @@ make_graph = agent_factory(
     tools=[wait_gate],
     identity=identity(),
     system_prompt="Call the tools the user names.",
+    pool=False,  # the soak counts each run's processes and descriptors, none left after the run
 )
 """The factory for ``tests/soak/langgraph.json``."""

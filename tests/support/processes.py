@@ -92,6 +92,23 @@ def portable_config(config: Path, directory: Path) -> Path:
     return target
 
 
+PER_RUN_AGENT = REPO_ROOT / "tests" / "support" / "per_run_agent.py"
+"""The example agent connecting per run (``pool=False``), served as ``agent`` by `per_run_config`."""
+
+
+def per_run_config(config: Path, directory: Path) -> Path:
+    """`portable_config`, with the ``agent`` graph connecting for each run (``pool=False``).
+
+    For the tests that count one connection set per run; the repository's ``langgraph.json``
+    serves the example's default (sessions kept warm per user and event loop).
+    """
+    target = portable_config(config, directory)
+    data: dict[str, Any] = json.loads(target.read_text(encoding="utf-8"))
+    data["graphs"]["agent"]["path"] = f"{PER_RUN_AGENT}:make_graph"
+    target.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return target
+
+
 def echo_server_command(port: int) -> list[str]:
     """The command that serves the recording echo server over streamable HTTP on ``port``."""
     return [

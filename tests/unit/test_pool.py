@@ -93,11 +93,154 @@ async def test_a_factory_with_a_pool_connects_once_per_user_and_never_for_reads(
             assert pool.idle == 2
 
 
-def test_bad_options_are_refused() -> None:
-    with pytest.raises(ConfigError, match="idle_timeout"):
-        SessionPool(idle_timeout=0)
-    with pytest.raises(ConfigError, match="max_size"):
-        SessionPool(max_size=0)
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"idle_timeout": 0}, "idle_timeout"),
+        ({"idle_timeout": float("nan")}, "idle_timeout"),
+        ({"idle_timeout": "300"}, "idle_timeout"),
+        ({"max_size": 0}, "max_size"),
+        ({"max_size": 2.5}, "max_size"),
+        ({"max_size": True}, "max_size"),
+        ({"max_per_user": 0}, "max_per_user"),
+        ({"max_per_user": -1}, "max_per_user"),
+        ({"ping_after": -1}, "ping_after"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_field(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError, match=field) as caught:
+        SessionPool(**options)
+    assert caught.value.field == field
+
+
+def test_the_default_bounds() -> None:
+    pool = SessionPool()
+    assert (pool.idle_timeout, pool.max_size, pool.max_per_user) == (300.0, 16, 4)
+    assert SessionPool(max_size=4, max_per_user=None).max_per_user == 4  # no cap below the pool's
+    assert SessionPool(max_size=4, max_per_user=10).max_per_user == 4
+
+
+# --- bounds: a per-user cap, least-recently-used eviction -----------------------------------------
+
+
+def _servers(counting: CountingServer, count: int) -> list[MemoryServer]:
+    """``count`` servers on one in-process server, each with its own settings (so its own session)."""
+    return [
+        MemoryServer(name=f"s{i}", server=counting.server, prefix=f"s{i}", call_timeout=30 + i)
+        for i in range(count)
+    ]
+
+
+async def test_a_user_holds_at_most_max_per_user_sessions() -> None:
+    counting = CountingServer()
+    servers = _servers(counting, 3)
+    with anyio.fail_after(20):
+        async with SessionPool(max_size=10, max_per_user=2) as pool:
+            async with Bridge(servers, pool=pool, user="mallory"):
+                pass
+            assert (pool.size, pool.idle) == (2, 2)  # the third session closed as the run ended
+            async with Bridge(servers[:1], pool=pool, user="alice"):
+                pass
+            assert pool.idle == 3 and counting.initialized == 4  # alice keeps hers beside mallory's two
+            async with Bridge(servers, pool=pool, user="mallory"):
+                pass
+            assert counting.initialized == 5  # two warm, one reconnected
+            assert pool.idle == 3
+
+
+async def test_a_full_pool_evicts_the_least_recently_used_idle_session() -> None:
+    counting = CountingServer()
+    with anyio.fail_after(20):
+        async with SessionPool(max_size=2, max_per_user=None) as pool:
+            for user in ("alice", "bob"):
+                async with Bridge([counting.config()], pool=pool, user=user):
+                    pass
+            async with Bridge([counting.config()], pool=pool, user="alice"):  # alice's is now the newest
+                pass
+            assert counting.initialized == 2
+            async with Bridge([counting.config()], pool=pool, user="carol"):
+                pass
+            assert (pool.size, counting.initialized) == (2, 3)  # carol's is pooled, bob's made room
+            for user in ("alice", "carol"):
+                async with Bridge([counting.config()], pool=pool, user=user):
+                    pass
+            assert counting.initialized == 3  # both warm
+            async with Bridge([counting.config()], pool=pool, user="bob"):
+                pass
+            assert counting.initialized == 4  # bob's was closed
+
+
+async def test_a_full_pool_of_lent_sessions_closes_the_one_given_back() -> None:
+    counting = CountingServer()
+    with anyio.fail_after(20):
+        async with SessionPool(max_size=1) as pool:
+            async with Bridge([counting.config()], pool=pool, user="alice") as alice:
+                async with Bridge([counting.config()], pool=pool, user="bob") as bob:
+                    bobs = _connection_of(bob)
+                assert bobs.state is State.CLOSED and pool.size == 1  # nothing idle to give way
+                alices = _connection_of(alice)
+            assert pool.idle == 1 and alices.alive
+
+
+# --- factories: warm by default, per run on request ------------------------------------------------
+
+
+async def test_a_default_factory_keeps_each_users_sessions_warm() -> None:
+    counting = CountingServer()
+    factory = agent_factory([counting.config()], OfflineChatModel())
+    with anyio.fail_after(20):
+        for user in ("alice", "alice", "bob", "alice", "bob"):
+            async with factory(run_runtime(User(user))) as graph:
+                assert "ping" in graph.nodes["tools"].bound.tools_by_name  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
+        assert counting.initialized == 2  # one session per user, on this loop
+
+
+async def test_users_never_share_a_session_of_a_default_factory() -> None:
+    counting = CountingServer()
+    factory = agent_factory([counting.config()], OfflineChatModel())
+    sessions: dict[str, set[int]] = {}
+    with anyio.fail_after(20):
+        for user in ("alice", "bob", "alice", "bob", "carol"):
+            async with factory(run_runtime(User(user))) as graph:
+                [ping] = graph.nodes["tools"].bound.tools_by_name.values()  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+                sessions.setdefault(user, set()).add(id(ping._caller))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportPrivateUsage]
+    assert all(len(ids) == 1 for ids in sessions.values())
+    assert len(set().union(*sessions.values())) == 3
+
+
+async def test_pool_false_connects_for_each_run() -> None:
+    counting = CountingServer()
+    factory = agent_factory([counting.config()], OfflineChatModel(), pool=False)
+    with anyio.fail_after(20):
+        for _ in range(3):
+            async with factory(run_runtime(User("alice"))):
+                pass
+    assert counting.initialized == 3
+
+
+def test_a_factory_refuses_a_pool_setting_of_another_type() -> None:
+    with pytest.raises(ConfigError, match="pool") as caught:
+        agent_factory([], OfflineChatModel(), pool="yes")  # pyright: ignore[reportArgumentType]
+    assert caught.value.field == "pool"
+
+
+def test_the_factorys_own_pool_is_closed_at_the_loops_shutdown() -> None:
+    counting = CountingServer()
+    factory = agent_factory([counting.config()], OfflineChatModel())
+    opened: list[ServerConnection] = []
+
+    async def runs() -> None:
+        with anyio.fail_after(10):
+            for _ in range(2):
+                async with factory(run_runtime(User("alice"))) as graph:
+                    [ping] = graph.nodes["tools"].bound.tools_by_name.values()  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
+                    opened.append(ping._caller)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportPrivateUsage]
+
+    asyncio.run(runs())
+    first, second = opened
+    assert first is second and first.state is State.CLOSED
+    asyncio.run(runs())  # a later loop connects anew
+    assert counting.initialized == 2 and opened[2].state is State.CLOSED
 
 
 # --- one owner: entered once, or one task per event loop ---------------------------------------------
@@ -213,3 +356,39 @@ async def run_on_this_loop_alone(pool: SessionPool, counting: CountingServer) ->
         async with Bridge([counting.config()], pool=pool, user="alice"):
             pass
         assert pool.size == 1
+
+
+def test_the_bounds_count_the_sessions_of_every_loop() -> None:
+    counting = CountingServer()
+    pool = SessionPool(max_size=4, max_per_user=1)
+    first_kept, second_done = threading.Event(), threading.Event()
+    sizes: list[int] = []
+
+    async def first() -> None:
+        with anyio.fail_after(10):
+            async with Bridge([counting.config()], pool=pool, user="alice"):
+                pass
+            first_kept.set()
+            await anyio.to_thread.run_sync(second_done.wait, 10)  # keep this loop (and its session) alive
+
+    async def second() -> None:
+        try:
+            with anyio.fail_after(10):
+                await anyio.to_thread.run_sync(first_kept.wait, 10)
+                async with Bridge([counting.config()], pool=pool, user="alice") as bridge:
+                    mine = _connection_of(bridge)
+                sizes.append(pool.size)
+                assert mine.state is State.CLOSED  # alice's share is held on the other loop
+                async with Bridge([counting.config()], pool=pool, user="bob"):
+                    pass
+                sizes.append(pool.size)  # bob has a share of his own
+        finally:
+            second_done.set()
+
+    threads = [threading.Thread(target=asyncio.run, args=(run(),)) for run in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert sizes == [1, 2] and counting.initialized == 3

@@ -109,6 +109,7 @@ make_graph = agent_factory(
     servers(StoreCredentials(servers=["files", "notes"], required=False)),
     OfflineChatModel(),
     identity=identity(),
+    pool=False,  # each run connects (and is checked) anew: the tests count a run's connections
 )
 make_unchecked_graph = agent_factory(
     servers(
@@ -116,4 +117,5 @@ make_unchecked_graph = agent_factory(
     ),
     OfflineChatModel(),
     identity=identity(),
+    pool=False,  # each run connects (and is checked) anew: the tests count a run's connections
 )
