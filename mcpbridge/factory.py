@@ -33,6 +33,7 @@ from langgraph_sdk.runtime import ServerRuntime
 
 from mcpbridge._names import ConflictPolicy
 from mcpbridge.bridge import Bridge
+from mcpbridge.caching import ToolCache
 from mcpbridge.config import ServerConfig
 from mcpbridge.errors import ConfigError, ServerFailure, UsageError
 from mcpbridge.events import SKIPPED_EVENT
@@ -76,6 +77,7 @@ def graph_factory(
     on_name_conflict: ConflictPolicy = "prefix",
     on_mismatch: Literal["error", "warn"] = "error",
     pool: SessionPool | None = None,
+    tool_cache: ToolCache | bool = True,
 ) -> GraphFactory:
     """Make an Agent Server factory from your own graph builder.
 
@@ -91,6 +93,9 @@ def graph_factory(
         on_name_conflict: What to do when two servers offer the same tool name.
         on_mismatch: Raise or warn when the run's graph differs from the read graph.
         pool: Keep sessions open between runs (per server and user) instead of connecting for each run.
+        tool_cache: Keep tool lists across runs, per user and credential principal, as long as the
+            servers' ``ttlMs`` hints say (see `ToolCache`): ``True`` with a cache of the factory's
+            own, or in the `ToolCache` given; ``False`` keeps none.
 
     Example:
         ```python
@@ -112,6 +117,7 @@ def graph_factory(
         on_name_conflict=on_name_conflict,
         on_mismatch=on_mismatch,
         pool=pool,
+        tool_cache=tool_cache,
     ).as_factory()
 
 
@@ -129,6 +135,7 @@ def agent_factory(
     on_name_conflict: ConflictPolicy = "prefix",
     on_mismatch: Literal["error", "warn"] = "error",
     pool: SessionPool | None = None,
+    tool_cache: ToolCache | bool = True,
 ) -> GraphFactory:
     """Make an Agent Server factory serving a ``create_agent`` agent with MCP tools.
 
@@ -150,6 +157,9 @@ def agent_factory(
         on_name_conflict: What to do when two servers offer the same tool name.
         on_mismatch: Raise or warn when the run's graph differs from the read graph.
         pool: Keep sessions open between runs (per server and user) instead of connecting for each run.
+        tool_cache: Keep tool lists across runs, per user and credential principal, as long as the
+            servers' ``ttlMs`` hints say (see `ToolCache`): ``True`` with a cache of the factory's
+            own, or in the `ToolCache` given; ``False`` keeps none.
 
     Example:
         ```python
@@ -187,6 +197,7 @@ def agent_factory(
         on_name_conflict=on_name_conflict,
         on_mismatch=on_mismatch,
         pool=pool,
+        tool_cache=tool_cache,
     ).as_factory()
 
 
@@ -308,9 +319,13 @@ class _Factory:
         on_name_conflict: ConflictPolicy,
         on_mismatch: Literal["error", "warn"],
         pool: SessionPool | None,
+        tool_cache: ToolCache | bool,
     ) -> None:
         self._servers = servers
         self._pool = pool
+        self._tool_cache = (
+            tool_cache if isinstance(tool_cache, ToolCache) else ToolCache() if tool_cache else None
+        )
         self._build = build
         self._build_read = build_read or (lambda: build([], {}))
         self._identity = identity or IdentityMeta()
@@ -353,6 +368,7 @@ class _Factory:
                 refused=selection.refused,
                 tool_filter=selection.tool_filter,
                 pool=self._pool,
+                tool_cache=self._tool_cache,
                 guests=selection.registered,
                 user=runtime.user.identity if runtime.user is not None else None,
             )
