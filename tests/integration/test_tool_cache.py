@@ -246,3 +246,30 @@ async def test_a_pooled_session_gets_the_changed_list(tmp_path: Path) -> None:
                 assert server.since(mark) == [], "listed once, then served from the cache"
     finally:
         server.process.stop()
+
+
+async def test_a_pooled_2025_session_lists_again_after_list_changed(tmp_path: Path) -> None:
+    server = start(tmp_path)
+    legacy = config(server, "alice").model_copy(update={"protocol": "legacy"})
+    try:
+        cache = ToolCache()
+        async with SessionPool() as pool:
+
+            async def tools(*, call: str | None = None) -> list[str]:
+                async with Bridge([legacy], tool_cache=cache, user="alice", pool=pool) as bridge:
+                    if call is not None:
+                        [tool] = [t for t in bridge.tools if t.name == call]
+                        await tool.ainvoke({})
+                    return [t.name for t in bridge.tools]
+
+            with anyio.fail_after(30):
+                assert "grown_1" not in await tools(call="grow")  # a run keeps the tools it started with
+                for _ in range(500):  # the notification reaches the session, then a run lists again
+                    if "grown_1" in await tools():
+                        break
+                    await anyio.sleep(0.02)
+                mark = server.mark()
+                assert "grown_1" in await tools()
+                assert "tools/list" not in server.since(mark), "no change, no listing"
+    finally:
+        server.process.stop()
