@@ -5,7 +5,10 @@
 ``connect_timeout``, reports readiness, then holds the session open until `close`
 is called. A server offering more than ``max_tools`` tools is not connected: listing
 stops at the page that passes the cap. Preparing yields to the event loop every few
-dozen tools, so a big catalogue never stalls other runs.
+dozen tools, so a big catalogue never stalls other runs. With a `ServerCache`
+(see `mcpbridge.caching`), a fresh discovery result is adopted and a fresh tool list
+served without a request; a pooled session lists again (`refresh_tools`) only once
+its list went stale (``ttlMs``, ``list_changed``, a ``subscriptions/listen`` event).
 
 Where a connection is, is one `State` (see `mcpbridge._lifecycle`): a session that
 breaks after readiness is reconnected at the next call (up to ``config.reconnect``
@@ -141,6 +144,7 @@ class ServerConnection:
         self._listed: list[types.Tool] = []  # the tools as listed, before preparing: `refresh_tools` compares
         self._listed_expires: float | None = None  # when the server said its listing goes stale, if it did
         self._stale = False  # the server said its tools changed
+        self._adopted = False  # the session adopted a cached discovery result
         self._watch = anyio.Event()  # set when the session waits in a pool: listen for changes then
 
     @property
@@ -219,6 +223,7 @@ class ServerConnection:
                         if cache is not None and discovered is not None:
                             cache.forget_discovered()  # stale, maybe: the next connect discovers
                         raise
+                    self._adopted = discovered is not None
                     result = client.session.discover_result
                     if cache is not None and discovered is None and result is not None:
                         cache.keep_discovered(client.protocol_version, result, page)
@@ -277,6 +282,8 @@ class ServerConnection:
     def _break(self, reason: str) -> None:
         """The session died (a call saw it, or it ended by itself): the next call may reconnect."""
         self.failure = reason  # the session is gone: no pool may lend it again
+        if self._cache is not None and self._adopted:
+            self._cache.forget_discovered()  # it may be why: the next connect discovers again
         if self._lifecycle.state is State.READY:
             self._lifecycle.move(self._broken_state())
 
