@@ -16,9 +16,14 @@ from typing import Any
 
 import anyio
 import pytest
+from langchain_core.tools import BaseTool
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.store.memory import InMemoryStore
 
-from mcpbridge import Bridge, Credentials, HttpServer, SessionPool, ToolCache
+from mcpbridge import Bridge, Credentials, EnvCredentials, HttpServer, SessionPool, ToolCache, graph_factory
+from mcpbridge._compat import RUN_ACCESS, server_runtime
 from mcpbridge.credentials import apply_credentials
+from mcpbridge.scoping import UserServers
 from tests.support.servers.cached import SCOPE_ENV, TTL_ENV
 from tests.support.servers.common import EVENTS_ENV, fingerprint
 
@@ -273,3 +278,48 @@ async def test_a_pooled_2025_session_lists_again_after_list_changed(tmp_path: Pa
                 assert "tools/list" not in server.since(mark), "no change, no listing"
     finally:
         server.process.stop()
+
+
+async def test_a_factory_caches_per_user_by_default(private: Recorded) -> None:
+    """`graph_factory` with `UserServers` and `EnvCredentials`, as a deployment has it."""
+    environ = {"TOKEN_ALICE": "alice-1", "TOKEN_BOB": "bob-1"}
+    servers = UserServers(
+        [HttpServer(name="cached", url=private.url)],
+        credentials=EnvCredentials({"cached": "TOKEN_{user.identity}"}, environ=environ),
+    )
+    seen: list[list[BaseTool]] = []
+
+    def build(tools: list[BaseTool]) -> Any:
+        if tools:  # the run's graph (the read graph has none)
+            seen.append(tools)
+        graph = StateGraph(MessagesState)
+        graph.add_node("noop", lambda state: state)  # pyright: ignore[reportUnknownArgumentType, reportUnknownLambdaType]
+        graph.add_edge(START, "noop")
+        return graph
+
+    make_graph = graph_factory(servers, build)
+
+    async def one_run(user: str) -> tuple[list[str], dict[str, Any]]:
+        mark = private.mark()
+        runtime = server_runtime(RUN_ACCESS, user=FactoryUser(user), store=InMemoryStore())
+        with anyio.fail_after(30):
+            async with make_graph(runtime):
+                before = private.since(mark)
+                [whoami] = [t for t in seen[-1] if t.name == "whoami"]
+                return before, json.loads(text(await whoami.ainvoke({})))
+
+    assert (await one_run("alice"))[0] == ["server/discover", "tools/list"]
+    assert (await one_run("alice"))[0] == []
+    assert (await one_run("bob"))[0] == ["server/discover", "tools/list"]
+    environ["TOKEN_ALICE"] = "alice-2"  # the deployment rotates alice's secret
+    before, answer = await one_run("alice")
+    assert before == []
+    assert answer["authorization"] == fingerprint("Bearer alice-2")
+
+
+@dataclass
+class FactoryUser:
+    identity: str
+    permissions: tuple[str, ...] = ()
+    is_authenticated: bool = True
+    display_name: str = ""
