@@ -186,11 +186,11 @@ async def test_public_lists_are_shared_only_when_the_server_says_public(public: 
 async def test_a_users_registered_server_cannot_fill_another_users_cache(public: Recorded) -> None:
     cache = ToolCache(share_public=True)
     # Mallory registers the very server (same name and URL); its "public" answer stays hers.
-    mallory = await run(public, cache, "alice", guest=True, token="Bearer mallory")
-    assert own_tool("alice", "Bearer mallory") in mallory.tools
-    alice = await run(public, cache, "bob")
+    mallory = await run(public, cache, "mallory", guest=True, token="Bearer mallory")
+    assert own_tool("mallory", "Bearer mallory") in mallory.tools
+    alice = await run(public, cache, "alice")
     assert alice.before_call == ["server/discover", "tools/list"]
-    assert own_tool("alice", "Bearer mallory") not in alice.tools
+    assert own_tool("mallory", "Bearer mallory") not in alice.tools
 
 
 async def test_an_expired_entry_is_fetched_again(private: Recorded) -> None:
