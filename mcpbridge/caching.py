@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -119,10 +120,15 @@ class ToolCache:
 
 
 class _Store:
-    """The entries of a `ToolCache`: least recently used first, counted per owner (principal)."""
+    """The entries of a `ToolCache`: least recently used first, counted per owner (principal).
+
+    A factory's cache serves every event loop of the process (the Agent Server may run
+    each on its own thread), so each operation holds a thread lock; none awaits.
+    """
 
     def __init__(self, cache: ToolCache) -> None:
         self._cache = cache
+        self._lock = threading.Lock()
         self._entries: OrderedDict[CacheKey, tuple[str, CacheEntry]] = OrderedDict()
         self._owned: dict[str, OrderedDict[CacheKey, None]] = {}
 
@@ -135,38 +141,46 @@ class _Store:
         return len(self._owned)
 
     def clear(self) -> None:
-        self._entries.clear()
-        self._owned.clear()
+        with self._lock:
+            self._entries.clear()
+            self._owned.clear()
 
     def owned(self, owner: str) -> list[CacheKey]:
-        return list(self._owned.get(owner, ()))
+        with self._lock:
+            return list(self._owned.get(owner, ()))
 
     def get(self, key: CacheKey) -> CacheEntry | None:
-        held = self._entries.get(key)
-        if held is None:
-            return None
-        owner, entry = held
-        if entry.expires_at is not None and entry.expires_at <= self._cache.clock():
-            self.drop(key)
-            return None
-        self._entries.move_to_end(key)
-        self._owned[owner].move_to_end(key)
-        return entry
+        with self._lock:
+            held = self._entries.get(key)
+            if held is None:
+                return None
+            owner, entry = held
+            if entry.expires_at is not None and entry.expires_at <= self._cache.clock():
+                self._drop(key)
+                return None
+            self._entries.move_to_end(key)
+            self._owned[owner].move_to_end(key)
+            return entry
 
     def set(self, key: CacheKey, entry: CacheEntry, owner: str) -> None:
         cache = self._cache
         if entry.expires_at is not None:  # the server's hint, capped here (hostile hints: a day is too long)
             entry = CacheEntry(entry.value, entry.scope, min(entry.expires_at, cache.clock() + cache.max_ttl))
-        self.drop(key)
-        self._entries[key] = (owner, entry)
-        owned = self._owned.setdefault(owner, OrderedDict())
-        owned[key] = None
-        while len(owned) > cache.max_entries_per_partition:
-            self.drop(next(iter(owned)))
-        while len(self._entries) > cache.max_entries:
-            self.drop(next(iter(self._entries)))
+        with self._lock:
+            self._drop(key)
+            self._entries[key] = (owner, entry)
+            owned = self._owned.setdefault(owner, OrderedDict())
+            owned[key] = None
+            while len(owned) > cache.max_entries_per_partition:
+                self._drop(next(iter(owned)))
+            while len(self._entries) > cache.max_entries:
+                self._drop(next(iter(self._entries)))
 
     def drop(self, key: CacheKey) -> None:
+        with self._lock:
+            self._drop(key)
+
+    def _drop(self, key: CacheKey) -> None:
         held = self._entries.pop(key, None)
         if held is None:
             return
@@ -242,7 +256,7 @@ class ServerCache:
         entry = self._store.get(self._discover_key())
         if entry is None or not isinstance(entry.value, Discovered):
             return None
-        return entry.value
+        return Discovered(entry.value.version, entry.value.result.model_copy(deep=True))  # the session's own
 
     def keep_discovered(
         self, version: str, result: types.DiscoverResult, listing: types.ListToolsResult

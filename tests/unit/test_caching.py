@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+import anyio
 import mcp_types as types
 import pytest
 from mcp.client.caching import CacheEntry, CacheKey
@@ -158,3 +161,33 @@ def test_stdio_servers_are_keyed_by_their_command() -> None:
     one = cache.for_server(StdioServer(name="s", command="a"), user=None, principal="p", guest=False)
     two = cache.for_server(StdioServer(name="s", command="b"), user=None, principal="p", guest=False)
     assert one is not None and two is not None and one.target != two.target
+
+
+def test_event_loops_on_several_threads_share_one_cache() -> None:
+    cache = ToolCache(max_entries_per_partition=4, max_entries=16)
+    failures: list[BaseException] = []
+
+    async def churn(user: int) -> None:
+        view = cache.for_server(http(), user=f"u{user % 3}", principal="p", guest=False)
+        assert view is not None
+        far = cache.clock() + 100
+        for index in range(2000):
+            key = CacheKey("tools/list", "", f"{index % 7}")
+            await view.set(key, entry(expires=far))
+            await view.get(key)
+            if index % 5 == 0:
+                await view.delete(key)
+
+    def thread(user: int) -> None:
+        try:
+            anyio.run(churn, user)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=thread, args=(user,)) for user in range(6)]
+    for started in threads:
+        started.start()
+    for started in threads:
+        started.join(timeout=60)
+    assert not failures
+    assert cache.size <= 12 and cache.partitions() <= 3
