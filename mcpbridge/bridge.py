@@ -27,7 +27,7 @@ from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe
 from mcpbridge._version import package_version
 from mcpbridge.caching import ServerCache, ToolCache
 from mcpbridge.config import ServerConfig, check_servers
-from mcpbridge.credentials import credential_principal
+from mcpbridge.credentials import credential_principal, written_by_user
 from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError, UsageError
 from mcpbridge.identity import IdentityMeta
 from mcpbridge.pool import SessionPool
@@ -249,7 +249,11 @@ class Bridge:
             return None
         principal = credential_principal(server)
         return self.tool_cache.for_server(
-            server, user=self.user, principal=principal, guest=server.name in self.guests
+            server,
+            user=self.user,
+            principal=principal,
+            guest=server.name in self.guests,
+            user_written=written_by_user(server),
         )
 
     def _prefix(self, connection: ServerConnection) -> str | None:

@@ -100,11 +100,19 @@ class ToolCache:
         self._store.clear()
 
     def for_server(
-        self, server: ServerConfig, *, user: str | None, principal: str, guest: bool
+        self,
+        server: ServerConfig,
+        *,
+        user: str | None,
+        principal: str,
+        guest: bool,
+        user_written: bool = False,
     ) -> ServerCache | None:
         """The cache of one server's sessions for one principal; ``None`` for servers it cannot name.
 
-        In-process servers are never cached (they have no stable identity across runs).
+        In-process servers are never cached (they have no stable identity across runs). Public
+        entries are never shared for a server a user registered (``guest``) or one that gets
+        credentials the user wrote (``user_written``): what the user sends may shape its answers.
         """
         target = _target(server, user if guest else None)
         if target is None:
@@ -115,7 +123,7 @@ class ToolCache:
             self,
             partition=partition,
             target=target,
-            share_public=self.share_public and not guest,
+            share_public=self.share_public and not guest and not user_written,
         )
 
 

@@ -131,6 +131,18 @@ def credential_principal(server: ServerConfig) -> str:
     return "deployment" if given is None else given
 
 
+def written_by_user(server: ServerConfig) -> bool:
+    """Whether the credentials applied to ``server`` are a user's own (``source="user"``)."""
+    given = server.credential_principal
+    if given is None:
+        return False
+    try:
+        described: Any = json.loads(given)
+    except ValueError:  # set by hand in the configuration: the deployment's
+        return False
+    return isinstance(described, list) and described[1:2] == ["user"]
+
+
 def _with_credentials(server: ServerConfig, credentials: Credentials) -> ServerConfig:
     match server:
         case HttpServer() | SseServer():

@@ -10,7 +10,7 @@ import pytest
 from mcp.client.caching import CacheEntry, CacheKey
 
 from mcpbridge import Credentials, EnvCredentials, HttpServer, MemoryServer, StdioServer, ToolCache
-from mcpbridge.credentials import apply_credentials, credential_principal
+from mcpbridge.credentials import apply_credentials, credential_principal, written_by_user
 from mcpbridge.errors import ConfigError
 
 pytestmark = pytest.mark.anyio
@@ -86,6 +86,17 @@ def test_a_urls_userinfo_does_not_make_another_server_but_its_path_does() -> Non
     other = cache.for_server(http(url="https://search.example/other"), user="a", principal="p", guest=False)
     assert plain is not None and with_user is not None and other is not None
     assert plain.target == with_user.target != other.target
+
+
+def test_a_server_with_a_users_own_credentials_never_shares_public_entries() -> None:
+    cache = ToolCache(share_public=True)
+    theirs = apply_credentials(http(), Credentials.bearer("t", source="user"))
+    ours = apply_credentials(http(), Credentials.bearer("t"))
+    assert written_by_user(theirs) and not written_by_user(ours) and not written_by_user(http())
+    view = cache.for_server(
+        theirs, user="a", principal=credential_principal(theirs), guest=False, user_written=True
+    )
+    assert view is not None and not view.share_public
 
 
 def test_a_users_registered_server_never_shares_public_entries() -> None:
