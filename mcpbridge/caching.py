@@ -91,6 +91,7 @@ class ToolCache:
         """How many entries it holds (fresh or not yet dropped)."""
         return self._store.size
 
+    @property
     def partitions(self) -> int:
         """How many principals hold entries."""
         return self._store.partitions

@@ -145,7 +145,7 @@ async def test_the_whole_cache_is_bounded() -> None:
         for index in range(5):
             await view.set(CacheKey("tools/list", "", f"{user}-{index}"), entry(expires=far))
     assert cache.size == 10
-    assert cache.partitions() == 2
+    assert cache.partitions == 2
 
 
 def test_a_discovery_result_is_kept_as_long_as_the_listing_without_its_own_ttl() -> None:
@@ -201,4 +201,4 @@ def test_event_loops_on_several_threads_share_one_cache() -> None:
     for started in threads:
         started.join(timeout=60)
     assert not failures
-    assert cache.size <= 12 and cache.partitions() <= 3
+    assert cache.size <= 12 and cache.partitions <= 3
