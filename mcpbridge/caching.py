@@ -8,7 +8,8 @@ are for (never the token itself, so a refreshed token keeps the entries). It hon
 the 2026-07-28 hints: a result is kept for the server's ``ttlMs`` (at most
 ``max_ttl`` seconds); ``cacheScope: "private"`` entries are served only to their
 partition, ``"public"`` ones to every partition when ``share_public`` is set (never
-for servers a user registered). A result without hints is not kept (``default_ttl=0``).
+for servers a user registered or that get a user's own credentials). A result without
+hints is not kept (``default_ttl=0``).
 A discovery result is kept too, so a fresh entry connects without ``server/discover``.
 
 The store is bounded: ``max_entries_per_partition`` per principal and
