@@ -9,6 +9,7 @@ This module holds what an agent author types. Other readers have their own modul
 from mcpbridge._deprecation import moved
 from mcpbridge._mcpjson import load_servers, parse_servers
 from mcpbridge.bridge import Bridge
+from mcpbridge.caching import ToolCache
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer
 from mcpbridge.credentials import CredentialProvider, Credentials, EnvCredentials, StoreCredentials
 from mcpbridge.errors import (
@@ -59,6 +60,7 @@ __all__ = [
     "SseServer",
     "StdioServer",
     "StoreCredentials",
+    "ToolCache",
     "ToolCallError",
     "ToolNameConflictError",
     "ToolTimeoutError",

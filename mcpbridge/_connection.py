@@ -5,7 +5,10 @@
 ``connect_timeout``, reports readiness, then holds the session open until `close`
 is called. A server offering more than ``max_tools`` tools is not connected: listing
 stops at the page that passes the cap. Preparing yields to the event loop every few
-dozen tools, so a big catalogue never stalls other runs.
+dozen tools, so a big catalogue never stalls other runs. With a `ServerCache`
+(see `mcpbridge.caching`), a fresh discovery result is adopted and a fresh tool list
+served without a request; a pooled session lists again (`refresh_tools`) only once
+its list went stale (``ttlMs``, ``list_changed``, a ``subscriptions/listen`` event).
 
 Where a connection is, is one `State` (see `mcpbridge._lifecycle`): a session that
 breaks after readiness is reconnected at the next call (up to ``config.reconnect``
@@ -38,7 +41,9 @@ import anyio
 import anyio.abc
 import mcp_types as types
 from mcp import Client
+from mcp.client.session import IncomingMessage
 from mcp.shared.dispatcher import ProgressFnT
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcpbridge._failures import (
     ConnectFailed,
@@ -55,6 +60,7 @@ from mcpbridge._network import CALL_HEADERS, call_record, end_call_record
 from mcpbridge._redact import install_url_redaction, redact_urls
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge._transport import StderrLog, open_client
+from mcpbridge.caching import ServerCache
 from mcpbridge.config import ServerConfig
 
 __all__ = ["ListedTool", "ServerConnection", "State"]
@@ -114,6 +120,7 @@ class ServerConnection:
         *,
         client_info: types.Implementation,
         log_level: types.LoggingLevel | None,
+        cache: ServerCache | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -135,6 +142,12 @@ class ServerConnection:
         self._log_tokens = float(LOG_BURST)
         self._log_refilled = time.monotonic()
         self._log_dropped = 0
+        self._cache = cache
+        self._listed: list[types.Tool] = []  # the tools as listed, before preparing: `refresh_tools` compares
+        self._listed_expires: float | None = None  # when the server said its listing goes stale, if it did
+        self._stale = False  # the server said its tools changed
+        self._adopted = False  # the session adopted a cached discovery result
+        self._watch = anyio.Event()  # set when the session waits in a pool: listen for changes then
 
     @property
     def state(self) -> State:
@@ -201,17 +214,34 @@ class ServerConnection:
         try:
             with scope:
                 async with AsyncExitStack() as stack:
-                    client = await open_client(
-                        self.config,
-                        stack,
-                        stderr=self._stderr,
-                        client_info=self._client_info,
-                        logging_callback=self._on_log,
-                        log_level=self._log_level,
-                    )
-                    listed = await self._list_tools(client)
+                    cache = self._cache
+                    # A reconnect discovers again: the session it replaces may have broken for that.
+                    discovered = cache.discovered() if cache is not None and first else None
+                    try:
+                        client = await open_client(
+                            self.config,
+                            stack,
+                            stderr=self._stderr,
+                            client_info=self._client_info,
+                            logging_callback=self._on_log,
+                            log_level=self._log_level,
+                            message_handler=self._on_message,
+                            cache=None if cache is None else cache.config(),
+                            discovered=discovered,
+                        )
+                        listed, page = await self._list_tools(client)
+                    except Exception:
+                        if cache is not None and discovered is not None:
+                            cache.forget_discovered()  # stale, maybe: the next connect discovers
+                        raise
+                    self._adopted = discovered is not None
+                    result = client.session.discover_result
+                    if cache is not None and discovered is None and result is not None:
+                        cache.keep_discovered(client.protocol_version, result, page)
                     if first:  # a run's tools stay those it started with
                         self.tools = await self._prepare(listed)
+                        self._listed = listed
+                        self._listed_expires = self._expiry(client, page)
                     self.protocol_version = client.protocol_version
                     scope.deadline = math.inf
                     self._attempt = None
@@ -227,7 +257,10 @@ class ServerConnection:
                         task_status.started()
                     else:
                         logger.info("MCP server %r reconnected", self.name)
-                    await self._lifecycle.wait_while(State.READY)  # closed, or broken by a call
+                    async with anyio.create_task_group() as watchers:
+                        watchers.start_soon(self._listen, client)
+                        await self._lifecycle.wait_while(State.READY)  # closed, or broken by a call
+                        watchers.cancel_scope.cancel()
         except ConnectFailed:
             raise
         except Exception as exc:
@@ -260,6 +293,8 @@ class ServerConnection:
     def _break(self, reason: str) -> None:
         """The session died (a call saw it, or it ended by itself): the next call may reconnect."""
         self.failure = reason  # the session is gone: no pool may lend it again
+        if self._cache is not None and self._adopted:
+            self._cache.forget_discovered()  # it may be why: the next connect discovers again
         if self._lifecycle.state is State.READY:
             self._lifecycle.move(self._broken_state())
 
@@ -287,10 +322,76 @@ class ServerConnection:
         if client is None:
             return False
         try:
-            await client.list_tools()
+            await client.list_tools(cache_mode="bypass")  # a cached answer proves nothing
         except Exception:  # any failure means the session is not usable
             return False
         return True
+
+    def watch(self) -> None:
+        """The session waits in a pool for its next run: listen for tool changes (2026-07-28 servers).
+
+        A 2025 server's ``notifications/tools/list_changed`` is heard without it. Listening
+        starts only here, so a run costs no request before its first tool call.
+        """
+        self._watch.set()
+
+    async def refresh_tools(self) -> None:
+        """Before a pooled session's next run: list the tools again if they changed or went stale.
+
+        Stale means the server said so (``list_changed``, a ``subscriptions/listen`` event)
+        or its listing's ``ttlMs`` passed; the listing goes through the cache, so another
+        session's fresher entry serves it. Without a `ToolCache` nothing is re-listed. A
+        failure keeps the tools the session has, with a warning.
+        """
+        client, cache = self._client, self._cache
+        if client is None or cache is None:
+            return
+        expired = self._listed_expires is not None and cache.clock() >= self._listed_expires
+        if not (self._stale or expired):
+            return
+        self._stale = False
+        try:
+            with anyio.fail_after(self.config.connect_timeout):
+                listed, page = await self._list_tools(client)
+                if listed != self._listed:
+                    self.tools = await self._prepare(listed)
+                    logger.info("MCP server %r: its tools changed; the next run gets the new list", self.name)
+                self._listed = listed
+                self._listed_expires = self._expiry(client, page)
+        except Exception as exc:  # the session keeps its tools; a broken one is found at the next call
+            logger.warning("MCP server %r: could not list its tools again: %s", self.name, exc)
+
+    def _expiry(self, client: Client, page: types.ListToolsResult) -> float | None:
+        """When the listing goes stale, if the server said (2026-07-28 hints only)."""
+        cache = self._cache
+        if cache is None or client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return None
+        if "ttl_ms" not in page.model_fields_set:
+            return None
+        return cache.clock() + min(page.ttl_ms / 1000, cache.max_ttl)
+
+    async def _on_message(self, message: IncomingMessage) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            self._stale = True
+        await anyio.lowlevel.checkpoint()
+
+    async def _listen(self, client: Client) -> None:
+        """Once the session waits in a pool, hear a 2026-07-28 server's tool changes until it ends."""
+        await self._watch.wait()
+        capabilities = client.server_capabilities
+        if (
+            self._cache is None
+            or client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+            or capabilities.tools is None
+            or not capabilities.tools.list_changed
+        ):
+            return
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _ in subscription:
+                    self._stale = True
+        except Exception as exc:  # no listening: the TTL still bounds how stale the tools get
+            logger.debug("MCP server %r: subscriptions/listen ended: %s", self.name, exc)
 
     async def call_tool(
         self,
@@ -346,13 +447,16 @@ class ServerConnection:
                 CALL_HEADERS.reset(reset)
         raise call_timeout(self.config, name)  # only the deadline ends the scope without an answer
 
-    async def _list_tools(self, client: Client) -> list[types.Tool]:
+    async def _list_tools(self, client: Client) -> tuple[list[types.Tool], types.ListToolsResult]:
+        """The wanted tools of every page, and the first page (its cache hints)."""
         tools: list[types.Tool] = []
         cursor: str | None = None
         seen: set[str] = set()
         limit = self.config.max_tools
+        first: types.ListToolsResult | None = None
         for _ in range(_MAX_TOOL_PAGES):
             page = await client.list_tools(cursor=cursor)
+            first = first or page
             tools.extend(page.tools)
             # Counted before filtering: listing and holding the tools is what costs the process.
             if len(tools) > limit:
@@ -366,7 +470,8 @@ class ServerConnection:
                 )
                 break
             seen.add(cursor)
-        return [tool for tool in tools if self._wanted(tool.name)]
+        assert first is not None  # the loop runs at least once
+        return [tool for tool in tools if self._wanted(tool.name)], first
 
     async def _prepare(self, tools: list[types.Tool]) -> list[ListedTool]:
         """Check every tool's schema and build its validator, yielding to the event loop as it goes.

@@ -19,12 +19,14 @@ import anyio
 import httpx2
 import mcp_types as types
 from mcp import Client, StdioServerParameters
-from mcp.client.session import LoggingFnT
+from mcp.client.caching import CacheConfig
+from mcp.client.session import LoggingFnT, MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpbridge._network import http_client
+from mcpbridge.caching import Discovered
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer
 from mcpbridge.errors import UsageError
 
@@ -94,13 +96,21 @@ async def open_client(
     client_info: types.Implementation,
     logging_callback: LoggingFnT,
     log_level: types.LoggingLevel | None,
+    message_handler: MessageHandlerFnT | None = None,
+    cache: CacheConfig | None = None,
+    discovered: Discovered | None = None,
 ) -> Client:
     """Connect an SDK `Client` to ``config``'s server; ``stack`` owns the transport and the session.
 
     The handshake is bounded by ``connect_timeout`` (the SDK's read timeout); the
-    caller bounds the whole connect.
+    caller bounds the whole connect. ``cache`` is the session's response cache (else
+    the SDK's per-session one); with ``discovered``, a fresh discovery result, the
+    session adopts it and sends no ``server/discover``.
     """
-    mode = config.protocol
+    mode: str = config.protocol
+    prior: types.DiscoverResult | None = None
+    if discovered is not None and mode == "auto":
+        mode, prior = discovered.version, discovered.result
     transport: Any
     match config:
         case StdioServer():
@@ -124,7 +134,7 @@ async def open_client(
                 httpx_client_factory=_sse_client_factory(config),
                 auth=config.auth,
             )
-            mode = "legacy"
+            mode, prior = "legacy", None
         case MemoryServer():
             transport = config.server
         case _:  # check_servers admits only the kinds above
@@ -132,10 +142,13 @@ async def open_client(
     client = Client(
         transport,
         mode=mode,
+        prior_discover=prior,
         client_info=client_info,
         logging_callback=logging_callback,
+        message_handler=message_handler,
         log_level=log_level,
         read_timeout_seconds=config.connect_timeout,
+        cache=CacheConfig() if cache is None else cache,  # the SDK default: a per-session store
     )
     return await stack.enter_async_context(client)
 

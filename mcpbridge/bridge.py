@@ -25,7 +25,9 @@ from mcpbridge._connection import ListedTool, ServerConnection
 from mcpbridge._failures import describe_failure
 from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe_name
 from mcpbridge._version import package_version
+from mcpbridge.caching import ServerCache, ToolCache
 from mcpbridge.config import ServerConfig, check_servers
+from mcpbridge.credentials import credential_principal, written_by_user
 from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError, UsageError
 from mcpbridge.identity import IdentityMeta
 from mcpbridge.pool import SessionPool
@@ -62,6 +64,9 @@ class Bridge:
             server's name as prefix, or is dropped with a warning when that clashes too. Among
             several guests, an optional guest's tools always carry its prefix.
         registered: Deprecated name of ``guests``.
+        tool_cache: Keep tool lists (and discovery results) in this cache across runs, per
+            ``user`` and credential principal, as the servers' ``ttlMs``/``cacheScope`` hints say
+            (see `ToolCache`); ``None`` keeps nothing across runs.
 
     Raises:
         ConnectError: On entry, when a required server cannot be connected.
@@ -93,6 +98,7 @@ class Bridge:
         user: str | None = None,
         guests: Iterable[str] = (),
         registered: Iterable[str] | None = None,
+        tool_cache: ToolCache | None = None,
     ) -> None:
         if registered is not None:
             if guests:
@@ -111,6 +117,7 @@ class Bridge:
         self.user = user
         self.guests = frozenset(guests)
         self.identity = identity or IdentityMeta()
+        self.tool_cache = tool_cache
         self.on_name_conflict: ConflictPolicy = on_name_conflict
         self.server_log_level: types.LoggingLevel | None = server_log_level
         self._client_info = types.Implementation(name="mcpbridge", version=package_version())
@@ -211,7 +218,11 @@ class Bridge:
 
             async def borrow(server: ServerConfig) -> ServerConnection:
                 return await pool.acquire(
-                    server, user=self.user, client_info=self._client_info, log_level=self.server_log_level
+                    server,
+                    user=self.user,
+                    client_info=self._client_info,
+                    log_level=self.server_log_level,
+                    cache=self._cache_of(server),
                 )
 
             return borrow
@@ -221,13 +232,29 @@ class Bridge:
 
         async def start(server: ServerConfig) -> ServerConnection:
             connection = ServerConnection(
-                server, client_info=self._client_info, log_level=self.server_log_level
+                server,
+                client_info=self._client_info,
+                log_level=self.server_log_level,
+                cache=self._cache_of(server),
             )
             connections.append(connection)
             await sessions.start(connection.run)
             return connection
 
         return start
+
+    def _cache_of(self, server: ServerConfig) -> ServerCache | None:
+        """The server's cache for this run's principal: the user and whom its credentials are for."""
+        if self.tool_cache is None:
+            return None
+        principal = credential_principal(server)
+        return self.tool_cache.for_server(
+            server,
+            user=self.user,
+            principal=principal,
+            guest=server.name in self.guests,
+            user_written=written_by_user(server),
+        )
 
     def _prefix(self, connection: ServerConnection) -> str | None:
         """The prefix of a server's tools: its own, or, for an optional server among several, its name.

@@ -100,6 +100,10 @@ class ServerConfig(BaseModel):
     max_log_level: LogLevel = "warning"
     """The most severe level the server's log messages are logged at (a server cannot raise alarms)."""
 
+    credential_principal: str | None = Field(default=None, exclude=True)
+    """Who the server's credentials are for, never a secret (`apply_credentials` sets it from
+    `Credentials.principal`): cached tool lists are kept per run user and principal."""
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:

@@ -15,6 +15,8 @@ refused to users (``Host``, ``Mcp-*``, ``PYTHONPATH``, ``LD_PRELOAD``, ...).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -53,17 +55,33 @@ class Credentials:
             providers) may set any name. ``"user"`` (`StoreCredentials`, or a provider returning
             what a user gave) may set only the names the server declares in ``user_headers`` /
             ``user_env``, never one the deployment configured.
+        principal: Who the credentials are for, as a stable name that is not secret (an account
+            id, the name of the secret): cached tool lists are kept per run user and principal, so
+            a refreshed token with the same principal keeps them. ``None``: the source and the
+            names the credentials set (enough unless one user holds several identities for one
+            server). Never put the token here.
     """
 
     headers: Mapping[str, str] = field(default_factory=dict[str, str], repr=False)
     auth: httpx2.Auth | None = field(default=None, repr=False)
     env: Mapping[str, str] = field(default_factory=dict[str, str], repr=False)
     source: CredentialSource = "deployment"
+    principal: str | None = None
 
     @classmethod
-    def bearer(cls, token: str, *, source: CredentialSource = "deployment") -> Credentials:
+    def bearer(
+        cls, token: str, *, source: CredentialSource = "deployment", principal: str | None = None
+    ) -> Credentials:
         """``Authorization: Bearer <token>``."""
-        return cls(headers={"Authorization": f"Bearer {token}"}, source=source)
+        return cls(headers={"Authorization": f"Bearer {token}"}, source=source, principal=principal)
+
+    def describe_principal(self) -> str:
+        """The principal, or (without one) the source and the names set; never a value."""
+        if self.principal is not None:
+            return json.dumps(["principal", self.source, self.principal])
+        auth = None if self.auth is None else type(self.auth).__qualname__
+        headers = sorted({k.lower() for k in self.headers})
+        return json.dumps(["names", self.source, headers, sorted(self.env), auth])
 
 
 CredentialProvider: TypeAlias = Callable[[UserContext, ServerConfig], Awaitable[Credentials | None]]
@@ -98,6 +116,34 @@ def apply_credentials(server: ServerConfig, credentials: Credentials | None) -> 
         return server
     if credentials.source == "user":
         _check_user(server, credentials)
+    applied = _with_credentials(server, credentials)
+    if applied is server:  # nothing applied: the credentials are no one's on this server
+        return server
+    return applied.model_copy(update={"credential_principal": credentials.describe_principal()})
+
+
+def credential_principal(server: ServerConfig) -> str:
+    """Who the credentials of ``server`` are for (`Credentials.principal`); never a secret.
+
+    ``"deployment"`` for a server whose credentials (if any) are in its configuration.
+    """
+    given = server.credential_principal
+    return "deployment" if given is None else given
+
+
+def written_by_user(server: ServerConfig) -> bool:
+    """Whether the credentials applied to ``server`` are a user's own (``source="user"``)."""
+    given = server.credential_principal
+    if given is None:
+        return False
+    try:
+        described: Any = json.loads(given)
+    except ValueError:  # set by hand in the configuration: the deployment's
+        return False
+    return isinstance(described, list) and described[1:2] == ["user"]
+
+
+def _with_credentials(server: ServerConfig, credentials: Credentials) -> ServerConfig:
     match server:
         case HttpServer() | SseServer():
             given = {k.lower() for k in credentials.headers}
@@ -262,9 +308,9 @@ class EnvCredentials:
                 server=server.name,
             )
         if isinstance(server, StdioServer):
-            return Credentials(env={name: secret})
+            return Credentials(env={name: secret}, principal=f"env:{name}")
         value = f"{self.scheme} {secret}" if self.scheme else secret
-        return Credentials(headers={self.header: value})
+        return Credentials(headers={self.header: value}, principal=f"env:{name}")
 
 
 class StoreCredentials:
@@ -327,7 +373,9 @@ class StoreCredentials:
         value: Any = None if item is None else item.value
         if not isinstance(value, Mapping) or not value:
             return self._missing(user, server, None)
-        return self._parse(value, server=server.name)  # pyright: ignore[reportUnknownArgumentType]
+        credentials = self._parse(value, server=server.name)  # pyright: ignore[reportUnknownArgumentType]
+        where = json.dumps(["store", *self.namespace_for(user), server.name])
+        return dataclasses.replace(credentials, principal=where)
 
     def _missing(self, user: UserContext, server: ServerConfig, why: str | None) -> None:
         if not self.required:

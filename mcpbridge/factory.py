@@ -36,6 +36,7 @@ from langgraph_sdk.runtime import ServerRuntime
 
 from mcpbridge._names import ConflictPolicy
 from mcpbridge.bridge import Bridge
+from mcpbridge.caching import ToolCache
 from mcpbridge.config import ServerConfig
 from mcpbridge.errors import ConfigError, ServerFailure, UsageError
 from mcpbridge.events import SKIPPED_EVENT
@@ -82,6 +83,7 @@ def graph_factory(
     on_name_conflict: ConflictPolicy = "prefix",
     on_mismatch: Literal["error", "warn"] = "error",
     pool: SessionPool | bool = True,
+    tool_cache: ToolCache | bool = True,
 ) -> GraphFactory:
     """Make an Agent Server factory from your own graph builder.
 
@@ -100,6 +102,9 @@ def graph_factory(
             factory's own, made at its first run with the default bounds, so that a user's later
             runs on the same event loop reuse the sessions (no process start, no handshake).
             ``False``: every run connects and closes its own sessions. A `SessionPool`: from it.
+        tool_cache: Keep tool lists across runs, per user and credential principal, as long as the
+            servers' ``ttlMs`` hints say (see `ToolCache`): ``True`` with a cache of the factory's
+            own, or in the `ToolCache` given; ``False`` keeps none.
 
     Example:
         ```python
@@ -121,6 +126,7 @@ def graph_factory(
         on_name_conflict=on_name_conflict,
         on_mismatch=on_mismatch,
         pool=pool,
+        tool_cache=tool_cache,
     ).as_factory()
 
 
@@ -138,6 +144,7 @@ def agent_factory(
     on_name_conflict: ConflictPolicy = "prefix",
     on_mismatch: Literal["error", "warn"] = "error",
     pool: SessionPool | bool = True,
+    tool_cache: ToolCache | bool = True,
 ) -> GraphFactory:
     """Make an Agent Server factory serving a ``create_agent`` agent with MCP tools.
 
@@ -162,6 +169,9 @@ def agent_factory(
             factory's own, made at its first run with the default bounds, so that a user's later
             runs on the same event loop reuse the sessions (no process start, no handshake).
             ``False``: every run connects and closes its own sessions. A `SessionPool`: from it.
+        tool_cache: Keep tool lists across runs, per user and credential principal, as long as the
+            servers' ``ttlMs`` hints say (see `ToolCache`): ``True`` with a cache of the factory's
+            own, or in the `ToolCache` given; ``False`` keeps none.
 
     Example:
         ```python
@@ -199,6 +209,7 @@ def agent_factory(
         on_name_conflict=on_name_conflict,
         on_mismatch=on_mismatch,
         pool=pool,
+        tool_cache=tool_cache,
     ).as_factory()
 
 
@@ -320,6 +331,7 @@ class _Factory:
         on_name_conflict: ConflictPolicy,
         on_mismatch: Literal["error", "warn"],
         pool: SessionPool | bool,
+        tool_cache: ToolCache | bool,
     ) -> None:
         if not isinstance(pool, SessionPool | bool):  # pyright: ignore[reportUnnecessaryIsInstance]
             msg = f"pool must be True (the factory's own pool), False or a SessionPool, not {pool!r}"
@@ -328,6 +340,9 @@ class _Factory:
         self._pool: SessionPool | None = pool if isinstance(pool, SessionPool) else None
         self._own_pool = pool is True
         self._pool_lock = threading.Lock()  # the Agent Server may run a factory on several loop threads
+        self._tool_cache = (
+            tool_cache if isinstance(tool_cache, ToolCache) else ToolCache() if tool_cache else None
+        )
         self._build = build
         self._build_read = build_read or (lambda: build([], {}))
         self._identity = identity or IdentityMeta()
@@ -393,6 +408,7 @@ class _Factory:
                 refused=selection.refused,
                 tool_filter=selection.tool_filter,
                 pool=self.pool(),
+                tool_cache=self._tool_cache,
                 guests=selection.registered,
                 user=runtime.user.identity if runtime.user is not None else None,
             )

@@ -50,6 +50,7 @@ import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from mcpbridge._connection import ServerConnection
+from mcpbridge.caching import ServerCache
 from mcpbridge.config import ServerConfig
 from mcpbridge.errors import ConfigError, UsageError
 
@@ -92,6 +93,7 @@ class _Open:
     client_info: types.Implementation
     log_level: types.LoggingLevel | None
     reply: MemoryObjectSendStream[ServerConnection | BaseException]
+    cache: ServerCache | None = None
 
 
 class _Sessions:
@@ -194,7 +196,10 @@ class _Sessions:
                 await request.reply.send(UsageError("the SessionPool is closed"))
                 return
             connection = ServerConnection(
-                request.config, client_info=request.client_info, log_level=request.log_level
+                request.config,
+                client_info=request.client_info,
+                log_level=request.log_level,
+                cache=request.cache,
             )
             try:
                 await sessions.start(connection.run)
@@ -319,8 +324,11 @@ class SessionPool:
         user: str | None,
         client_info: types.Implementation,
         log_level: types.LoggingLevel | None,
+        cache: ServerCache | None = None,
     ) -> ServerConnection:
         """A connected session for ``user`` on ``config``: an idle one of this event loop, or a new one.
+
+        A new session lists its tools through ``cache``; a lent one lists them again when they went stale.
 
         Raises:
             UsageError: The pool is closed, or it is used outside asyncio without ``async with``.
@@ -334,12 +342,13 @@ class SessionPool:
             if await self._healthy(pooled):
                 sessions.lent[pooled.connection] = key
                 pooled.connection.renew()
+                await pooled.connection.refresh_tools()
                 return pooled.connection
             pooled.connection.close()
         reply, answer = anyio.create_memory_object_stream[ServerConnection | BaseException](1)
         async with answer:
             try:
-                await sessions.requests.send(_Open(config, client_info, log_level, reply))
+                await sessions.requests.send(_Open(config, client_info, log_level, reply, cache))
                 result = await answer.receive()
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
                 raise UsageError("the SessionPool is closed") from None
@@ -376,6 +385,7 @@ class SessionPool:
             connection.close()  # nothing idle here to give way
             return
         sessions.idle.setdefault(key, []).append(_Pooled(connection, key))
+        connection.watch()
 
     async def aclose(self) -> None:
         """Close every session and stop their server processes.
