@@ -83,6 +83,8 @@ class AgentMCPServer:
             version=package_version(),
             instructions=instructions,
             lifespan=self._lifespan,
+            # Local graphs' schemas are the same for every caller: no tools/list per 2026-era call.
+            get_tool_input_schema=backend.header_schema if isinstance(backend, LocalGraphs) else None,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
         )

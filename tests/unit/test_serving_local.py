@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph_sdk.runtime import ServerRuntime
+from pydantic import BaseModel, Field
 
 from mcpbridge._compat import SERVER_RUNTIME_CLASSES
 from mcpbridge.serving import Caller, LocalGraphs, ServedGraph, ServedUser
@@ -94,3 +95,24 @@ async def test_threads_belong_to_their_user_and_take_one_call_at_a_time() -> Non
     assert busy is not None and busy.is_error and text(busy).startswith(f"Thread {thread_id} is busy")
     assert probe is not None and unknown is not None
     assert probe.is_error and text(probe) == text(unknown).replace("nope", thread_id)
+
+
+async def test_header_schemas_are_known_once_described_and_while_running() -> None:
+    class Routed(BaseModel):
+        region: str = Field(json_schema_extra={"x-mcp-header": "Region"})
+
+    def route(state: Routed) -> dict[str, Any]:
+        return {}
+
+    builder = StateGraph(Routed)
+    builder.add_node("route", route)
+    builder.add_edge(START, "route")
+    builder.add_edge("route", END)
+    backend = LocalGraphs([ServedGraph("routed", builder), ServedGraph("echo", echo_graph())])
+    assert backend.header_schema("routed") is None  # not running
+    async with backend.running():
+        schema = backend.header_schema("routed")
+        assert schema is not None and schema["properties"]["region"]["x-mcp-header"] == "Region"
+        assert backend.header_schema("echo") is None  # nothing to check
+        assert backend.header_schema("nope") is None
+    assert backend.header_schema("routed") is None
