@@ -224,9 +224,11 @@ class _OpenGraphs:
         interrupts: list[Any] = []
         async with self._graph(entry, "threads.create_run", user, config) as graph:
             runner: Any = graph  # astream's overloads are partly untyped
+            # `updates` carry interrupts, `values` the final state; `custom` is for progress only (and
+            # streaming it makes LangGraph run each step through its slower streaming path).
+            modes = ["updates", "custom", "values"] if progress.active else ["updates", "values"]
             stream = cast(
-                AsyncGenerator[tuple[str, Any], None],
-                runner.astream(graph_input, config, stream_mode=["updates", "custom", "values"]),
+                AsyncGenerator[tuple[str, Any], None], runner.astream(graph_input, config, stream_mode=modes)
             )
             async with aclosing(stream):
                 async for mode, chunk in stream:
