@@ -1,8 +1,14 @@
-"""An agent served over MCP (streamable HTTP): ``mcpbridge serve`` against the Agent Server's ``/mcp``.
+"""An agent served over MCP (HTTP): ``mcpbridge serve`` against its floor and the Agent Server's ``/mcp``.
 
-Both serve the same trivial one-node graph (`bench.graphs`); each call starts a
-new thread. The overhead of a round trip is its median minus the median of
-``graph.ainvoke`` in process (a new thread each time, in-memory checkpointer).
+``mcpbridge serve`` and ``langgraph dev`` serve the same trivial one-node graph
+(`bench.graphs`); each call starts a new thread. ``mcpbridge serve`` is judged
+against its floor, measured in the same interleaved rounds: a raw MCP tool round
+trip to a server that answers a constant (`bench.constant_server`, served the
+same way and in the same HTTP mode) plus ``graph.ainvoke`` of the same graph in
+process with the checkpointer ``mcpbridge serve`` uses by default (a new
+``InMemorySaver`` thread each call). The target is round trip / floor <= 1.25,
+as a ratio of medians, with its spread over the rounds; the Agent Server is a
+reported peer.
 """
 
 from __future__ import annotations
@@ -10,11 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,9 +34,11 @@ from mcp.client.streamable_http import streamable_http_client
 
 from bench._env import Env
 from bench._processes import ROOT, START_TIMEOUT, stop_process, tail
-from bench._stats import Block, Summary, interleave, timed
+from bench._stats import Block, Summary, interleave, per_round, timed
+from bench.calls import spread_checks, spread_note
+from bench.constant_server import NAME as CONSTANT_TOOL
 from bench.graphs import trivial
-from bench.results import Check, Metric, Ratio, skipped
+from bench.results import Check, Metric, ratio_of, skipped
 from tests.support.processes import free_port, http_ok, serve_command
 
 AGENT_SERVER_START_TIMEOUT = 180.0
@@ -42,16 +51,21 @@ AGENT_SERVER_ENV = {
     "LANGSMITH_TRACING": "false",
     "LANGCHAIN_TRACING_V2": "false",
 }
-_READY = re.compile(r"mcpbridge: serving .* at (http://\S+)")
+TARGET = 1.25
+"""Round trip through ``mcpbridge serve`` / (raw MCP round trip + ``graph.ainvoke``), ratio of medians."""
+ROUNDS = 10
+_SERVE_READY = re.compile(r"mcpbridge: serving .* at (http://\S+)")
+_CONSTANT_READY = re.compile(r"constant: serving at (http://\S+)")
 MESSAGE = "hi"
 TITLE = "Agent over MCP (HTTP), trivial one-node graph, new thread per call"
+MODES = (("auto", "2026-07-28 era"), ("legacy", "2025-11-25 handshake"))
+"""The client's protocol modes, each measured against the floor in the same mode."""
 
 
-def start_mcpbridge_serve(stack: ExitStack, directory: Path) -> str:
-    """Start ``mcpbridge serve bench.graphs:trivial`` over HTTP; return the URL it prints."""
-    log = directory / "mcpbridge-serve.log"
-    command = [*serve_command(), "serve", "trivial=bench.graphs:trivial", "--transport", "http"]
-    command += ["--host", "127.0.0.1", "--port", "0"]
+def _start_printing_url(
+    stack: ExitStack, command: list[str], log: Path, ready: re.Pattern[str], what: str
+) -> str:
+    """Start ``command`` from the repository root; return the URL it prints (as ``ready`` finds it)."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
@@ -59,16 +73,41 @@ def start_mcpbridge_serve(stack: ExitStack, directory: Path) -> str:
     stack.callback(stop_process, process)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
-        found = _READY.search(tail(log))
+        found = ready.search(tail(log))
         if found:
             return found.group(1)
         if process.poll() is not None:
-            raise RuntimeError(
-                f"`mcpbridge serve` exited with {process.returncode}: {tail(log, 600).strip()}"
-            )
+            raise RuntimeError(f"{what} exited with {process.returncode}: {tail(log, 600).strip()}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"`mcpbridge serve` printed no URL within {START_TIMEOUT:g}s")
+            raise RuntimeError(f"{what} printed no URL within {START_TIMEOUT:g}s")
         time.sleep(0.05)  # polling interval, bounded by the deadline
+
+
+def start_mcpbridge_serve(stack: ExitStack, directory: Path) -> str:
+    """Start ``mcpbridge serve bench.graphs:trivial`` over HTTP; return the URL it prints."""
+    command = [*serve_command(), "serve", "trivial=bench.graphs:trivial", "--transport", "http"]
+    command += ["--host", "127.0.0.1", "--port", "0"]
+    return _start_printing_url(
+        stack, command, directory / "mcpbridge-serve.log", _SERVE_READY, "`mcpbridge serve`"
+    )
+
+
+def served_mode() -> dict[str, bool]:
+    """The HTTP mode ``mcpbridge serve`` serves the bench graph in (its defaults), for the floor to match."""
+    from mcpbridge.serving.server import AgentMCPServer  # needs the serve extra, as `mcpbridge serve` does
+
+    server = AgentMCPServer.from_graphs({"trivial": trivial})
+    return {"stateless": server.stateless, "json_response": False}  # `--json-response` is off by default
+
+
+def start_constant_server(stack: ExitStack, directory: Path, *, stateless: bool, json_response: bool) -> str:
+    """Start `bench.constant_server` in the given HTTP mode; return its URL."""
+    command = [sys.executable, "-m", "bench.constant_server"]
+    command += ["--stateless"] if stateless else []
+    command += ["--json-response"] if json_response else []
+    return _start_printing_url(
+        stack, command, directory / "constant-server.log", _CONSTANT_READY, "the constant MCP server"
+    )
 
 
 def start_agent_server(stack: ExitStack, directory: Path) -> str:
@@ -133,18 +172,27 @@ def _direct() -> Block:
 
 
 async def agent_over_mcp(env: Env, *, agent_server: bool, agent_server_skipped: str = "") -> list[Metric]:
-    """Round trips through ``mcpbridge serve`` (both eras) and the Agent Server's ``/mcp``."""
+    """Round trips through ``mcpbridge serve`` and its floor (both eras), and the Agent Server's ``/mcp``."""
     blocks: dict[str, Block] = {"direct": _direct()}
     notes: dict[str, str] = {}
     problems: dict[str, str] = {}
+    mode = served_mode()
     with ExitStack() as processes:
         async with AsyncExitStack() as clients:
             try:
+                url = start_constant_server(processes, env.workdir, **mode)
+                for protocol, _ in MODES:
+                    client = await clients.enter_async_context(mcp_client(url, protocol))
+                    notes[f"raw_{protocol}"] = f"protocol {client.protocol_version}"
+                    blocks[f"raw_{protocol}"] = _calls(client, CONSTANT_TOOL, {"message": MESSAGE})
+            except Exception as exc:  # reported as a skipped row, as the suite promises
+                problems["raw"] = f"constant MCP server not available: {_first_line(exc)}"
+            try:
                 url = start_mcpbridge_serve(processes, env.workdir)
-                for mode in ("auto", "legacy"):
-                    client = await clients.enter_async_context(mcp_client(url, mode))
-                    notes[f"mcpbridge_{mode}"] = f"protocol {client.protocol_version}"
-                    blocks[f"mcpbridge_{mode}"] = _calls(client, "trivial", {"message": MESSAGE})
+                for protocol, _ in MODES:
+                    client = await clients.enter_async_context(mcp_client(url, protocol))
+                    notes[f"mcpbridge_{protocol}"] = f"protocol {client.protocol_version}"
+                    blocks[f"mcpbridge_{protocol}"] = _calls(client, "trivial", {"message": MESSAGE})
             except Exception as exc:  # reported as a skipped row, as the suite promises
                 problems["mcpbridge"] = f"`mcpbridge serve` not available: {_first_line(exc)}"
             if not agent_server:
@@ -162,8 +210,15 @@ async def agent_over_mcp(env: Env, *, agent_server: bool, agent_server_skipped: 
             counts = {
                 name: min(calls, AGENT_SERVER_CALLS) if name == "agent_server" else calls for name in blocks
             }
-            samples = await interleave(blocks, n=counts, rounds=min(10, *counts.values()), warmup=3)
-    return _serving_metrics(samples, notes, problems)
+            rounds = min(ROUNDS, *counts.values())
+            samples = await interleave(blocks, n=counts, rounds=rounds, warmup=3)
+    http_mode = ", ".join(
+        [
+            "stateless" if mode["stateless"] else "sessions",
+            "JSON" if mode["json_response"] else "event streams",
+        ]
+    )
+    return _serving_metrics(samples, notes, problems, rounds, http_mode)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -171,8 +226,20 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
+def floor_ratios(
+    served: Sequence[float], raw: Sequence[float], direct: Sequence[float], rounds: int
+) -> list[float]:
+    """Per interleaved round: median of ``served`` / (median of ``raw`` + median of ``direct``)."""
+    parts = zip(per_round(served, rounds), per_round(raw, rounds), per_round(direct, rounds), strict=False)
+    return [statistics.median(s) / (statistics.median(r) + statistics.median(d)) for s, r, d in parts]
+
+
 def _serving_metrics(
-    samples: dict[str, list[float]], notes: dict[str, str], problems: dict[str, str]
+    samples: dict[str, list[float]],
+    notes: dict[str, str],
+    problems: dict[str, str],
+    rounds: int,
+    http_mode: str,
 ) -> list[Metric]:
     def metric(id: str, peer: str, key: str) -> Metric:
         s = Summary.of(samples[key])
@@ -181,7 +248,7 @@ def _serving_metrics(
         )
 
     direct = metric("serve.direct", "graph.ainvoke in process", "direct")
-    direct.notes = "the floor: no transport, new thread each call (InMemorySaver)"
+    direct.notes = "no transport, new thread each call (InMemorySaver, as `mcpbridge serve` by default)"
     metrics = [direct]
     server: Metric | None = None
     if "agent_server" in samples:
@@ -190,9 +257,43 @@ def _serving_metrics(
         server.notes = (
             notes["agent_server"] + "; `langgraph dev` (in-memory runtime) answers each call in about 1 s"
         )
-    for mode, era in (("auto", "2026-07-28 era"), ("legacy", "2025-11-25 handshake")):
-        key = f"mcpbridge_{mode}"
-        id = f"serve.mcpbridge.{mode}"
+    for protocol, era in MODES:
+        raw_key, key = f"raw_{protocol}", f"mcpbridge_{protocol}"
+        raw_id, floor_id, id = (
+            f"serve.raw.{protocol}",
+            f"serve.floor.{protocol}",
+            f"serve.mcpbridge.{protocol}",
+        )
+        raw_peer, floor_peer = (
+            f"raw MCP tool round trip ({era})",
+            f"raw MCP round trip + graph.ainvoke ({era})",
+        )
+        floor: Metric | None = None
+        if raw_key in samples:
+            raw = metric(raw_id, raw_peer, raw_key)
+            raw.notes = (
+                f"{notes[raw_key]}; mcp Client -> low-level MCP server answering a constant, "
+                f"served as `mcpbridge serve` is ({http_mode})"
+            )
+            assert raw.median is not None and direct.median is not None and raw.p95 is not None
+            floor = Metric(
+                id=floor_id,
+                title=TITLE,
+                peer=floor_peer,
+                unit="ms",
+                transport="http",
+                median=raw.median + direct.median,
+                p95=raw.p95 + (direct.p95 or 0.0),
+                n=min(raw.n, direct.n),
+                notes=f"the floor of `mcpbridge serve`: median of {raw_id} + median of serve.direct "
+                "(p95: the sum of their p95s)",
+            )
+            metrics += [raw, floor]
+        else:
+            metrics += [
+                skipped(raw_id, TITLE, raw_peer, "ms", problems["raw"], transport="http"),
+                skipped(floor_id, TITLE, floor_peer, "ms", problems["raw"], transport="http"),
+            ]
         if key not in samples:
             metrics.append(
                 skipped(id, TITLE, f"mcpbridge serve ({era})", "ms", problems["mcpbridge"], transport="http")
@@ -200,12 +301,22 @@ def _serving_metrics(
             continue
         served = metric(id, f"mcpbridge serve ({era})", key)
         served.checks.append(_overhead(served, direct))
-        if server is not None and served.median is not None and server.median:
-            served.ratio = Ratio(served.median / server.median, served.id, server.id)
+        name = "round trip / (raw MCP round trip + graph.ainvoke)"
+        spread: list[float] = []
+        if floor is not None:
+            served.ratio = ratio_of(served, floor)
+            spread = floor_ratios(samples[key], samples[raw_key], samples["direct"], rounds)
+        served.checks += [
+            Check(name, None if served.ratio is None else served.ratio.value, "x", "<=", TARGET),
+            *spread_checks(name, spread),
+        ]
+        vs_server = None if server is None else ratio_of(served, server)
         served.checks.append(
-            Check("round trip / Agent Server /mcp", None if served.ratio is None else served.ratio.value, "x")
+            Check("round trip / Agent Server /mcp", None if vs_server is None else vs_server.value, "x")
         )
-        served.notes = notes[key]
+        served.notes = notes[key] + (
+            "; " + spread_note(spread) if floor is not None else "; no floor measured"
+        )
         metrics.append(served)
     if server is not None:
         metrics.append(server)

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import mcp_types as types
 from langchain_core.messages import AIMessage, BaseMessage
+from mcp.shared.inbound import X_MCP_HEADER_KEY
 from pydantic_core import to_jsonable_python
 
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
@@ -113,9 +114,22 @@ class ToolInterface:
     input_schema: dict[str, Any]
     thread_key: str = THREAD_ID
     _validator: ArgumentsValidator = field(init=False, repr=False, compare=False)
+    _declares_headers: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_validator", ArgumentsValidator(self.input_schema))
+        # A superset of the schemas with an annotated property: the SDK does the exact walk.
+        declares = f'"{X_MCP_HEADER_KEY}"' in json.dumps(self.input_schema, default=str)
+        object.__setattr__(self, "_declares_headers", declares)
+
+    @property
+    def header_schema(self) -> dict[str, Any] | None:
+        """The input schema when it declares ``Mcp-Param-*`` headers (``x-mcp-header``), else ``None``.
+
+        What the MCP SDK checks a 2026-era call's ``Mcp-Param-*`` headers against; without a
+        declared header there is nothing to check.
+        """
+        return self.input_schema if self._declares_headers else None
 
     def tool(self, name: str, description: str, *, title: str | None = None) -> types.Tool:
         """The MCP tool."""

@@ -99,6 +99,7 @@ class LocalGraphs:
         self.checkpointer = checkpointer
         self.store: BaseStore = store if store is not None else InMemoryStore()
         self._memory: BaseCheckpointSaver[Any] | None = None
+        self._open: _OpenGraphs | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[_OpenGraphs, None]:
@@ -112,7 +113,21 @@ class LocalGraphs:
         async with open_checkpointer(spec) as saver:
             graphs = _OpenGraphs([_Entry(g) for g in self.graphs], saver, self.store)
             await graphs.describe_all()
-            yield graphs
+            self._open = graphs
+            try:
+                yield graphs
+            finally:
+                if self._open is graphs:
+                    self._open = None
+
+    def header_schema(self, name: str) -> Mapping[str, Any] | None:
+        """The input schema of tool ``name`` if it declares ``Mcp-Param-*`` headers, else ``None``.
+
+        The same for every caller (a graph is described once), so the MCP SDK checks a
+        2026-era call's headers against it without listing the tools for each call; ``None``
+        also while the backend is not running or the graph not yet described.
+        """
+        return None if self._open is None else self._open.header_schema(name)
 
 
 @dataclass
@@ -120,6 +135,8 @@ class _Entry:
     served: ServedGraph
     interface: ToolInterface | None = None
     lock: anyio.Lock = field(default_factory=anyio.Lock)
+    bound: AnyGraph | None = None
+    """A compiled graph with the checkpointer and store, made once (a factory makes one per access)."""
 
     @property
     def name(self) -> str:
@@ -133,6 +150,10 @@ class _OpenGraphs:
         self._entries = {entry.name: entry for entry in entries}
         self._checkpointer = checkpointer
         self._store = store
+        for entry in entries:
+            value: Any = entry.served.graph
+            if isinstance(value, Pregel):
+                entry.bound = self._bind(cast(AnyGraph, value))
         self._busy: set[tuple[str | None, str]] = set()
         """Threads with a call running, by (caller, thread): a caller never sees another's."""
 
@@ -142,6 +163,10 @@ class _OpenGraphs:
                 await self._interface(entry, None)
             except PermissionError:  # the factory wants a user even to be described: wait for one
                 logger.info("graph %r will be described at the first request, with its user", entry.name)
+
+    def header_schema(self, name: str) -> Mapping[str, Any] | None:
+        entry = self._entries.get(name)
+        return None if entry is None or entry.interface is None else entry.interface.header_schema
 
     async def list_tools(self, caller: Caller) -> list[types.Tool]:
         tools: list[types.Tool] = []
@@ -199,9 +224,11 @@ class _OpenGraphs:
         interrupts: list[Any] = []
         async with self._graph(entry, "threads.create_run", user, config) as graph:
             runner: Any = graph  # astream's overloads are partly untyped
+            # `updates` carry interrupts, `values` the final state; `custom` is for progress only (and
+            # streaming it makes LangGraph run each step through its slower streaming path).
+            modes = ["updates", "custom", "values"] if progress.active else ["updates", "values"]
             stream = cast(
-                AsyncGenerator[tuple[str, Any], None],
-                runner.astream(graph_input, config, stream_mode=["updates", "custom", "values"]),
+                AsyncGenerator[tuple[str, Any], None], runner.astream(graph_input, config, stream_mode=modes)
             )
             async with aclosing(stream):
                 async for mode, chunk in stream:
@@ -262,11 +289,10 @@ class _OpenGraphs:
         self, entry: _Entry, access: AccessContext, user: User | None, config: RunnableConfig | None
     ) -> AsyncGenerator[AnyGraph, None]:
         """The graph for one access, with this server's checkpointer and store, as the Agent Server does."""
-        value: Any = entry.served.graph
-        update = {"checkpointer": self._checkpointer, "store": self._store}
-        if isinstance(value, Pregel):
-            yield cast(AnyGraph, value).copy(update=update)
+        if entry.bound is not None:
+            yield entry.bound
             return
+        value: Any = entry.served.graph
         runtime: Any = server_runtime(access, user=user, store=self._store)
         produced = _call_factory(entry.name, cast(Callable[..., Any], value), config or {}, runtime)
         async with _entered(produced) as graph:
@@ -278,7 +304,10 @@ class _OpenGraphs:
                     "compiled graph or a StateGraph",
                     field="graph",
                 )
-            yield cast(AnyGraph, graph).copy(update=update)
+            yield self._bind(cast(AnyGraph, graph))
+
+    def _bind(self, graph: AnyGraph) -> AnyGraph:
+        return graph.copy(update={"checkpointer": self._checkpointer, "store": self._store})
 
 
 def _run_config(graph: str, thread_id: str, run_id: uuid.UUID | None, user: User | None) -> RunnableConfig:

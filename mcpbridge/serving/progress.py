@@ -37,6 +37,11 @@ class ProgressReporter:
         self._sink = sink
         self.count = 0
 
+    @property
+    def active(self) -> bool:
+        """Whether anyone listens: without a sink, a run need not stream what only progress reports."""
+        return self._sink is not None
+
     async def report(self, message: str | None) -> None:
         """Send one event; a client that stopped listening gets no more (the run goes on)."""
         if self._sink is None or message is None:
@@ -50,6 +55,8 @@ class ProgressReporter:
 
     async def update(self, chunk: Any) -> None:
         """Report an ``updates`` chunk: one notification per node that finished."""
+        if self._sink is None:
+            return
         for line in describe_update(chunk):
             await self.report(line)
 

@@ -83,6 +83,8 @@ class AgentMCPServer:
             version=package_version(),
             instructions=instructions,
             lifespan=self._lifespan,
+            # Local graphs' schemas are the same for every caller: no tools/list per 2026-era call.
+            get_tool_input_schema=backend.header_schema if isinstance(backend, LocalGraphs) else None,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
         )
@@ -137,7 +139,7 @@ class AgentMCPServer:
     async def _call_tool(
         self, ctx: ServerRequestContext[OpenBackend], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        progress = ProgressReporter(ctx.session.report_progress)
+        progress = ProgressReporter(ctx.session.report_progress if _wants_progress(ctx) else None)
         return await ctx.lifespan_context.call_tool(
             params.name, params.arguments or {}, _caller(ctx), progress
         )
@@ -254,6 +256,16 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:  # a host name: it may resolve to any address
         return False
+
+
+def _wants_progress(ctx: ServerRequestContext[OpenBackend]) -> bool:
+    """Whether the caller may listen for progress: over HTTP only with a ``progressToken``.
+
+    Elsewhere it is not known (an in-process client's callback comes without a token), so yes.
+    """
+    if not isinstance(ctx.request, Request):
+        return True
+    return ctx.meta is not None and ctx.meta.get("progress_token") is not None
 
 
 def _caller(ctx: ServerRequestContext[OpenBackend]) -> Caller:

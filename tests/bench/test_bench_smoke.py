@@ -51,6 +51,10 @@ MEASURED = {
     "pool.stdio.warm",
     "memory.http2.per_run",
     "serve.direct",
+    "serve.raw.auto",
+    "serve.raw.legacy",
+    "serve.floor.auto",
+    "serve.floor.legacy",
     "call.stdio.langchain_mcp",
     "call.http.langchain_mcp",
     "concurrent.stdio.langchain_mcp",
@@ -133,6 +137,8 @@ def test_judged_metrics_carry_their_targets(results: dict[str, Any]) -> None:
         "concurrent.http.bridge": ">= 0.9",
         "connect.http.eight": "<= 1.5",
         "pool.stdio.warm": "<= 0.05",
+        "serve.mcpbridge.auto": "<= 1.25",
+        "serve.mcpbridge.legacy": "<= 1.25",
     }
     for id, target in judged.items():
         metric = metrics[id]

@@ -175,7 +175,7 @@ def served_example(
     served.stop()
 
 
-GRAPHS = ("echo_agent", "memo", "repeat", "broken", "plain_factory")
+GRAPHS = ("echo_agent", "memo", "repeat", "broken", "plain_factory", "routed")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -9,6 +9,8 @@
   on the ``custom`` stream.
 - ``broken``: a graph whose node raises.
 - ``plain_factory``: a plain (not context manager) factory, reporting the user it was built for.
+- ``routed``: a graph whose ``region`` argument is mirrored into an ``Mcp-Param-Region`` header
+  (``x-mcp-header``), which a 2026-era server checks against the body.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph_sdk.runtime import ServerRuntime
+from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from mcpbridge import ServerConfig, StdioServer
@@ -121,3 +124,18 @@ def plain_factory(runtime: ServerRuntime[Any]) -> CompiledStateGraph[Any, Any, A
     builder.add_edge(START, "answer")
     builder.add_edge("answer", END)
     return builder.compile()
+
+
+class RoutedState(BaseModel):
+    region: str = Field(json_schema_extra={"x-mcp-header": "Region"})
+    text: str = ""
+
+
+def _route(state: RoutedState) -> dict[str, Any]:
+    return {"text": f"{state.region}: {state.text}"}
+
+
+routed = StateGraph(RoutedState)
+routed.add_node("route", _route)
+routed.add_edge(START, "route")
+routed.add_edge("route", END)

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import mcp_types as types
 import pytest
-from mcp import MCPError
+from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.integration.support import RecordFile
 
@@ -142,6 +144,24 @@ async def test_a_graph_with_its_own_schema_gets_its_output(served_tests: ServePr
     assert seen == ["repeat 1 of 2", "repeat 2 of 2", "repeat done"]
     assert refused.is_error
     assert text(refused).startswith("Invalid arguments: times: 'twice' is not of type 'integer'")
+
+
+async def test_mcp_param_headers_must_match_the_arguments(served_tests: ServeProcess) -> None:
+    async def tamper(request: httpx2.Request) -> None:
+        if "mcp-param-region" in request.headers:
+            request.headers["Mcp-Param-Region"] = "us"
+
+    async with http_client(served_tests.url) as client:  # 2026-07-28: the client mirrors `region`
+        with anyio.fail_after(CALL_TIMEOUT):
+            result = await client.call_tool("routed", {"region": "eu", "text": "hi"})
+    assert structured(result)["output"] == {"region": "eu", "text": "eu: hi"}
+    async with (
+        httpx2.AsyncClient(event_hooks={"request": [tamper]}, timeout=CALL_TIMEOUT) as http,
+        Client(streamable_http_client(served_tests.url, http_client=http)) as client,
+    ):
+        with anyio.fail_after(CALL_TIMEOUT), pytest.raises(MCPError) as refused:
+            await client.call_tool("routed", {"region": "eu", "text": "hi"})
+    assert "Mcp-Param-Region header does not match" in refused.value.message
 
 
 async def test_a_failing_run_is_a_readable_error(served_tests: ServeProcess) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mcpbridge.serving.interface import interface_for
 
@@ -14,6 +14,10 @@ class Inner(BaseModel):
 class Outer(BaseModel):
     inner: Inner
     thread_id: str
+
+
+class Routed(BaseModel):
+    region: str = Field(json_schema_extra={"x-mcp-header": "Region"})
 
 
 def test_a_graph_schema_keeps_its_defs_and_gets_a_thread_argument() -> None:
@@ -36,3 +40,12 @@ def test_an_unknown_schema_takes_any_object() -> None:
     parsed = interface.parse({"anything": [1, 2], "thread_id": "t-1"})
     assert not isinstance(parsed, str)
     assert (parsed.input, parsed.thread_id) == ({"anything": [1, 2]}, "t-1")
+
+
+def test_only_a_schema_that_declares_headers_is_offered_for_checking_them() -> None:
+    routed = interface_for(Routed.model_json_schema())
+    assert routed.header_schema is routed.input_schema
+    assert routed.input_schema["properties"]["region"]["x-mcp-header"] == "Region"
+    chat = interface_for({"properties": {"messages": {"type": "array"}}})
+    assert chat.chat and chat.header_schema is None
+    assert interface_for(Outer.model_json_schema()).header_schema is None

@@ -9,9 +9,12 @@ from typing import Any
 import anyio
 import pytest
 from langchain_core.messages import AIMessage
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import interrupt
 from langgraph_sdk.runtime import ServerRuntime
+from pydantic import BaseModel, Field
 
 from mcpbridge._compat import SERVER_RUNTIME_CLASSES
 from mcpbridge.serving import Caller, LocalGraphs, ServedGraph, ServedUser
@@ -94,3 +97,51 @@ async def test_threads_belong_to_their_user_and_take_one_call_at_a_time() -> Non
     assert busy is not None and busy.is_error and text(busy).startswith(f"Thread {thread_id} is busy")
     assert probe is not None and unknown is not None
     assert probe.is_error and text(probe) == text(unknown).replace("nope", thread_id)
+
+
+async def test_header_schemas_are_known_once_described_and_while_running() -> None:
+    class Routed(BaseModel):
+        region: str = Field(json_schema_extra={"x-mcp-header": "Region"})
+
+    def route(state: Routed) -> dict[str, Any]:
+        return {}
+
+    builder = StateGraph(Routed)
+    builder.add_node("route", route)
+    builder.add_edge(START, "route")
+    builder.add_edge("route", END)
+    backend = LocalGraphs([ServedGraph("routed", builder), ServedGraph("echo", echo_graph())])
+    assert backend.header_schema("routed") is None  # not running
+    async with backend.running():
+        schema = backend.header_schema("routed")
+        assert schema is not None and schema["properties"]["region"]["x-mcp-header"] == "Region"
+        assert backend.header_schema("echo") is None  # nothing to check
+        assert backend.header_schema("nope") is None
+    assert backend.header_schema("routed") is None
+
+
+async def test_without_progress_a_run_still_reports_its_interrupts_and_output() -> None:
+    def ask(state: MessagesState) -> dict[str, Any]:
+        get_stream_writer()({"message": "asking"})
+        answer = interrupt({"question": "go on?"})
+        return {"messages": [AIMessage(content=f"got {answer}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", END)
+    heard: list[str | None] = []
+
+    async def sink(progress: float, total: float | None, message: str | None) -> None:
+        heard.append(message)
+
+    backend = LocalGraphs([ServedGraph("ask", builder), ServedGraph("echo", echo_graph())])
+    async with backend.running() as graphs:
+        quiet = await graphs.call_tool("ask", {"message": "hi"}, Caller(), ProgressReporter(None))
+        listened = await graphs.call_tool("ask", {"message": "hi"}, Caller(), ProgressReporter(sink))
+        echoed = await graphs.call_tool("echo", {"message": "hi"}, Caller(), ProgressReporter(None))
+    for result in (quiet, listened):
+        content = result.structured_content or {}
+        assert content["status"] == "interrupted" and content["interrupts"] == [{"question": "go on?"}]
+    assert heard == ["asking", "the run waits for input"]
+    assert text(echoed) == "1 messages"

@@ -51,3 +51,13 @@ async def test_without_a_sink_nothing_is_sent() -> None:
     reporter = ProgressReporter(None)
     await reporter.report("x")
     assert reporter.count == 0
+
+
+async def test_a_reporter_is_active_while_its_sink_listens() -> None:
+    async def gone(progress: float, total: float | None, message: str | None) -> None:
+        raise ConnectionError("the client went away")
+
+    reporter = ProgressReporter(gone)
+    assert reporter.active and not ProgressReporter(None).active
+    await reporter.report("x")
+    assert not reporter.active

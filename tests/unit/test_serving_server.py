@@ -40,3 +40,11 @@ async def test_an_in_memory_client_sees_tools_and_results() -> None:
     assert tool.name == "echo" and tool.input_schema["required"] == ["message"]
     assert text(result) == "1 messages"
     assert (result.structured_content or {})["status"] == "success"
+
+
+def test_local_graphs_give_the_sdk_their_header_schemas_and_remote_assistants_do_not() -> None:
+    local = AgentMCPServer.from_graphs({"echo": echo_graph()})
+    remote = AgentMCPServer.from_remote("http://127.0.0.1:1")
+    # A remote caller may see other tools than another: the SDK lists them per call instead.
+    assert local.lowlevel.get_tool_input_schema is not None
+    assert remote.lowlevel.get_tool_input_schema is None
