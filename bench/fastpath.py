@@ -4,9 +4,10 @@
 one LangGraph ``ToolNode``, interleaved: the thinnest MCP tool (`bench.calls.ThinTool`,
 the raw client's call and nothing else), mcpbridge as shipped (no callback handler
 listens, so the fast path answers), and mcpbridge with the fast path switched off (its
-listener check answering "someone listens", so every call takes LangChain's callback
-machinery). Each repetition is a fresh interleaved run; the medians and the ratios of
-each repetition are printed as JSON, then their spread.
+listener check answering "someone listens", so every call takes the path of a listened
+call: LangChain's callback manager configured, told of the call's start and end). Each
+repetition is a fresh interleaved run; the medians and the ratios of each repetition are
+printed as JSON, then their spread.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from mcpbridge import Bridge
 
 @contextmanager
 def fast_path_off() -> Generator[None]:
-    """Make `MCPTool.ainvoke` take LangChain's path, as when a callback handler listens."""
+    """Make `MCPTool.ainvoke` take the path of a listened call, as when a callback handler listens."""
     check = mcpbridge.tools.no_listeners
 
-    def listened(tool: BaseTool, config: RunnableConfig) -> bool:
+    def listened(tool: BaseTool, config: RunnableConfig | None) -> bool:
         return False
 
     mcpbridge.tools.no_listeners = listened

@@ -420,12 +420,13 @@ class ServerConnection:
         record, recording = call_record()
         self._in_flight += 1
         try:
-            # The SDK's own timeout starts after the request is written; this one also covers the write.
+            # The SDK's own timeout would start after the request is written; this one also covers
+            # the write, so it always ends first: the SDK's is switched off (one timer a call, not two).
             with anyio.CancelScope(deadline=anyio.current_time() + timeout):
                 return await client.call_tool(
                     name,
                     dict(arguments),
-                    read_timeout_seconds=timeout,
+                    read_timeout_seconds=math.inf,
                     progress_callback=progress_callback,
                     meta=types.RequestParamsMeta(**meta) if meta else None,
                 )

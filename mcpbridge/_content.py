@@ -17,6 +17,8 @@ from pydantic_core import ErrorDetails
 __all__ = ["describe_invalid_result", "limit_result", "to_content_blocks"]
 
 _SHOWN_CHARS = 200
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+"""``json.dumps(..., ensure_ascii=False, default=str)``, without making an encoder on every call."""
 
 
 def to_content_blocks(result: types.CallToolResult) -> list[dict[str, Any]]:
@@ -177,7 +179,7 @@ def limit_result(
         if left_out:
             notes.append(f"{left_out:,} characters of media were left out")
     if structured is not None:
-        size = len(json.dumps(structured, ensure_ascii=False, default=str))
+        size = len(_JSON.encode(structured))
         if size > max_chars:
             structured = None
             notes.append(f"its structured content ({size:,} characters) was left out")

@@ -20,19 +20,20 @@ import time
 import typing
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final, Protocol
 
 import mcp_types as types
 from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig, ensure_config
-from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools import FILTERED_ARGS, BaseTool, ToolException
 from langgraph.prebuilt import ToolRuntime
 from langgraph.types import StreamWriter
 from mcp.shared.dispatcher import ProgressFnT
 from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
 
-from mcpbridge._callbacks import no_listeners
+from mcpbridge._callbacks import no_listeners, traced_tool_call
 from mcpbridge._compat import resolve_arun_hints, set_injected_args_keys
 from mcpbridge._content import limit_result, to_content_blocks
 from mcpbridge._schema import ArgumentsValidator
@@ -61,6 +62,16 @@ class ToolCaller(Protocol):
     ) -> types.CallToolResult:
         """Call the tool ``name`` on the server (``headers`` go on the HTTP request, where there is one)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Wiring:
+    """What a tool's calls need beyond its fields: server, identity, validator, the runtime's key."""
+
+    caller: ToolCaller
+    identity: IdentityMeta
+    validator: ArgumentsValidator
+    runtime_key: str
 
 
 @cache
@@ -101,10 +112,7 @@ class MCPTool(BaseTool):
     registered: bool = False
     """Whether a user registered the server: its identity tokens get a ``registered/`` audience."""
 
-    _caller: ToolCaller = PrivateAttr()
-    _identity: IdentityMeta = PrivateAttr()
-    _validator: ArgumentsValidator = PrivateAttr()
-    _runtime_key: str = PrivateAttr()
+    _wiring: _Wiring = PrivateAttr()
 
     def __init__(
         self,
@@ -115,15 +123,22 @@ class MCPTool(BaseTool):
         **data: Any,
     ) -> None:
         super().__init__(**data)
-        self._caller = caller
-        self._identity = identity
-        self._validator = validator
         properties: Mapping[str, Any] = self.args_schema.get("properties") or {}
         key, n = "runtime", 0
         while key in properties:  # a server tool may take an argument called `runtime`
             n += 1
             key = f"mcpbridge_runtime_{n}"
-        self._runtime_key = key
+        self._wiring = _Wiring(caller, identity, validator, key)
+
+    def _wired(self) -> _Wiring:
+        # Read from the private values directly: pydantic's lookup of a private attribute
+        # raises and catches an AttributeError on the way, microseconds on every call.
+        return typing.cast(dict[str, _Wiring], self.__pydantic_private__)["_wiring"]
+
+    @property
+    def _runtime_key(self) -> str:
+        """The name of the injected ``ToolRuntime`` argument."""
+        return self._wired().runtime_key
 
     def get_input_schema(self, config: Any = None) -> type[BaseModel]:
         """The injected-argument schema ToolNode reads; the model sees `tool_call_schema`."""
@@ -137,21 +152,33 @@ class MCPTool(BaseTool):
     ) -> Any:
         """Call the tool; a tool call (as `ToolNode` makes it) gives a `ToolMessage`.
 
-        When no callback handler listens (no tracing, no event stream), the call
-        skips LangChain's callback machinery; the result is the same message.
-        Measured (``python -m bench.fastpath``, stdio, through ``ToolNode``): 0.23 ms
-        (0.18-0.24 ms over 5 runs) saved a call, mcpbridge at 1.14x (1.02-1.17x) the
-        thinnest MCP tool's time with it against 1.27x (1.12-1.33x) without. The
-        decision to keep it is in `mcpbridge._compat`.
+        A tool call takes a path of its own: when no callback handler listens (no
+        tracing, no event stream), it skips LangChain's callback machinery; when one
+        does, the handlers are told of the call's start and end as `BaseTool.arun`
+        tells them (`mcpbridge._callbacks.traced_tool_call`), without its per-call
+        inspection of the tool. The result is the same message either way. Measured
+        (``python -m bench.fastpath``): see `mcpbridge._compat`.
         """
-        if kwargs or self.handle_tool_error is not True or not _is_tool_call(input):
+        if (
+            kwargs
+            or self.handle_tool_error is not True
+            or not _is_tool_call(input)
+            or input.get("id") is None
+        ):
             return await super().ainvoke(input, config, **kwargs)
-        config = ensure_config(config)
-        call_id = input.get("id")
-        if call_id is None or not no_listeners(self, config):
-            return await super().ainvoke(input, config)
-        arguments = dict(input["args"])
-        runtime = arguments.pop(self._runtime_key, None)
+        if no_listeners(self, config):
+            return await self._answer(input, config)
+        wiring = self._wired()
+        hidden = wiring.runtime_key
+        inputs = {k: v for k, v in input["args"].items() if k != hidden and k not in FILTERED_ARGS}
+        return await traced_tool_call(self, input, config, inputs, self._answer)
+
+    async def _answer(self, call: ToolCall, config: RunnableConfig | None) -> ToolMessage:
+        """Run ``call``; a failure the model can read becomes an error message."""
+        call_id = call["id"]
+        assert call_id is not None  # `ainvoke` answers only tool calls with an id here
+        arguments = dict(call["args"])
+        runtime = arguments.pop(self._wired().runtime_key, None)
         try:
             content, artifact = await self._call(arguments, runtime, None if runtime is not None else config)
         except ToolException as exc:
@@ -161,28 +188,31 @@ class MCPTool(BaseTool):
         return ToolMessage(blocks, artifact=artifact, tool_call_id=call_id, name=self.name)
 
     async def _arun(self, /, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
-        runtime = kwargs.pop(self._runtime_key, None)
-        return await self._call(kwargs, runtime, None if runtime is not None else ensure_config())
+        runtime = kwargs.pop(self._wired().runtime_key, None)
+        return await self._call(kwargs, runtime, None)
 
     async def _call(
         self, arguments: dict[str, Any], runtime: Any, config: RunnableConfig | None
     ) -> tuple[list[dict[str, Any]], Any]:
         """Validate, call the server with the run's identity, and shape the result for the model.
 
-        ``config`` is read for the identity only without a ``runtime``.
+        ``config`` is read for the identity only without a ``runtime`` (``None``: the run's config).
         """
-        problems = self._validator.errors(arguments)
+        wiring = self._wired()
+        problems = wiring.validator.errors(arguments)
         if problems:
             raise ToolException(
                 f"Invalid arguments for tool {self.name!r}: "
                 + "; ".join(problems)
                 + ". The tool was not called; correct the arguments and call it again."
             )
+        if runtime is None:
+            config = ensure_config(config)
         identity = identity_from_runtime(runtime, config)
         progress = self._progress_forwarder(runtime)
-        meta, headers = self._identity.for_call(identity, server=self.server, registered=self.registered)
+        meta, headers = wiring.identity.for_call(identity, server=self.server, registered=self.registered)
         try:
-            result = await self._caller.call_tool(
+            result = await wiring.caller.call_tool(
                 self.mcp_name,
                 arguments,
                 meta=meta,
@@ -229,7 +259,17 @@ class _ProgressForwarder:
     of the call, writes it.
     """
 
-    __slots__ = ("_closed", "_context", "_event", "_held", "_last_progress", "_window", "_written", "_writer")
+    __slots__ = (
+        "_closed",
+        "_context",
+        "_held",
+        "_last_progress",
+        "_per_second",
+        "_source",
+        "_window",
+        "_written",
+        "_writer",
+    )
 
     def __init__(
         self, writer: StreamWriter, *, server: str, tool: str, tool_call_id: str | None, per_second: float
@@ -237,16 +277,11 @@ class _ProgressForwarder:
         self._writer = writer
         # The SDK calls back from its reader task, outside the run's context; the writer needs it.
         self._context = contextvars.copy_context()
-        self._event: dict[str, Any] = {
-            "type": PROGRESS_EVENT,
-            "server": server,
-            "tool": tool,
-            "tool_call_id": tool_call_id,
-        }
-        count = max(1, math.floor(min(per_second, _MAX_WINDOW_EVENTS)))  # a huge rate (caps off) too
-        self._window = count / per_second
-        self._written: deque[float] = deque(maxlen=count)  # when the last `count` events were written
-        self._last_progress = -float("inf")
+        self._source = (server, tool, tool_call_id)
+        self._per_second = per_second
+        self._window = 0.0
+        self._written: deque[float] | None = None  # made at the first notification: most calls send none
+        self._last_progress = -math.inf
         self._held: tuple[float, float | None, str | None] | None = None
         self._closed = False
 
@@ -259,6 +294,11 @@ class _ProgressForwarder:
             return
         now = time.monotonic()
         written = self._written
+        if written is None:
+            # a huge rate (caps off) too
+            count = max(1, math.floor(min(self._per_second, _MAX_WINDOW_EVENTS)))
+            self._window = count / self._per_second
+            written = self._written = deque(maxlen=count)  # when the last `count` events were written
         if len(written) == written.maxlen and now - written[0] < self._window:
             self._held = (progress, total, message)
             return
@@ -275,7 +315,16 @@ class _ProgressForwarder:
 
     def _write(self, progress: float, total: float | None, message: str | None) -> None:
         self._last_progress = max(self._last_progress, progress)
-        event = {**self._event, "progress": progress, "total": total, "message": message}
+        server, tool, tool_call_id = self._source
+        event = {
+            "type": PROGRESS_EVENT,
+            "server": server,
+            "tool": tool,
+            "tool_call_id": tool_call_id,
+            "progress": progress,
+            "total": total,
+            "message": message,
+        }
         self._context.run(self._writer, event)
 
 

@@ -145,6 +145,11 @@ def test_judged_metrics_carry_their_targets(results: dict[str, Any]) -> None:
         assert target in metric["target"], (id, metric["target"])
         assert isinstance(metric["pass"], bool), id
         assert metric["ratio"]["value"] > 0 and metric["ratio"]["numerator"] == id
+    for t in ("stdio", "http"):
+        checks = {c["name"]: c for c in metrics[f"call.{t}.bridge"]["checks"]}
+        assert checks["bridge / thinnest in ToolNode"]["target"] == "<= 1.05", checks
+        low = checks["bridge / thinnest in ToolNode, lowest round"]["value"]
+        assert 0 < low <= checks["bridge / thinnest in ToolNode, highest round"]["value"], checks
     factory = metrics["factory.read.bridge"]
     assert [c["target"] for c in factory["checks"]] == ["<= 1 ms", "<= 0", ">= 100"]
     assert factory["checks"][1]["value"] == 0  # a read context connects nothing, at any speed

@@ -9,7 +9,8 @@ from typing import Any, cast
 import pytest
 from langchain_core.callbacks import AsyncCallbackHandler, AsyncCallbackManager, Callbacks
 from langchain_core.globals import set_debug
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool, tool
 from langchain_core.tracers import context as tracer_context
 from langchain_core.tracers.context import register_configure_hook
@@ -116,3 +117,17 @@ def test_a_registered_configure_hook_listens() -> None:
         hooks = configure_hooks()
         assert hooks is not None
         hooks.pop()
+
+
+def test_the_enclosing_runs_handlers_listen_when_the_config_has_none() -> None:
+    """Without callbacks of its own, a call has the enclosing run's (as `ensure_config` merges them)."""
+    token = var_child_runnable_config.set({"callbacks": [AsyncCallbackHandler()]})
+    try:
+        configs: tuple[RunnableConfig | None, ...] = (None, {}, {"tags": ["t"]})
+        for config in configs:
+            assert not no_listeners(plain, config)
+            assert listens(plain, ensure_config(config))
+        assert no_listeners(plain, {"callbacks": []})  # the call's own callbacks win, as in `ensure_config`
+    finally:
+        var_child_runnable_config.reset(token)
+    assert no_listeners(plain, None)

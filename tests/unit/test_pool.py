@@ -203,7 +203,7 @@ async def test_users_never_share_a_session_of_a_default_factory() -> None:
         for user in ("alice", "bob", "alice", "bob", "carol"):
             async with factory(run_runtime(User(user))) as graph:
                 [ping] = graph.nodes["tools"].bound.tools_by_name.values()  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
-                sessions.setdefault(user, set()).add(id(ping._caller))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportPrivateUsage]
+                sessions.setdefault(user, set()).add(id(ping._wiring.caller))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportPrivateUsage]
     assert all(len(ids) == 1 for ids in sessions.values())
     assert len(set().union(*sessions.values())) == 3
 
@@ -234,7 +234,7 @@ def test_the_factorys_own_pool_is_closed_at_the_loops_shutdown() -> None:
             for _ in range(2):
                 async with factory(run_runtime(User("alice"))) as graph:
                     [ping] = graph.nodes["tools"].bound.tools_by_name.values()  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownVariableType]
-                    opened.append(ping._caller)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportPrivateUsage]
+                    opened.append(ping._wiring.caller)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportPrivateUsage]
 
     asyncio.run(runs())
     first, second = opened

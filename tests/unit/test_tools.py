@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
-from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.callbacks import AsyncCallbackHandler, AsyncCallbackManager
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.prebuilt import ToolRuntime
 from mcp.server.mcpserver import Context, MCPServer
@@ -22,6 +24,7 @@ from mcpbridge.events import PROGRESS_EVENT
 from ._helpers import LowLevel, Protocol, ai_calls, call, tool, tool_call, tool_graph, tools_by_name
 
 THREAD = "thread-7"
+PARENT_RUN = uuid.UUID("00000000-0000-4000-8000-000000000007")
 
 
 def run_config(run_id: uuid.UUID) -> RunnableConfig:
@@ -541,6 +544,67 @@ async def test_the_same_message_with_and_without_callback_listeners(
         quiet.status,
     )
     assert listener.events == [f"start {name} {args}", f"end {quiet.status}"]
+
+
+class EverythingSeen(AsyncCallbackHandler):
+    """Records every argument of the tool events, but the run ids (new on every call)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    async def on_tool_start(
+        self, serialized: dict[str, Any], input_str: str, *, run_id: uuid.UUID, **kwargs: Any
+    ) -> None:
+        self.seen.append(("start", serialized, input_str, kwargs))
+
+    async def on_tool_end(self, output: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
+        self.seen.append(("end", comparable(output), kwargs))
+
+    async def on_tool_error(self, error: BaseException, *, run_id: uuid.UUID, **kwargs: Any) -> None:
+        self.seen.append(("error", str(error), kwargs))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("add", {"a": 1, "b": 2}),
+        ("refuse", {"reason": "policy"}),
+        ("add", {"a": "one"}),
+        ("uses_runtime", {"runtime": "r", "thread_id": "x"}),
+    ],
+    ids=["success", "tool-error", "invalid-arguments", "own-runtime-argument"],
+)
+async def test_handlers_are_told_what_langchains_own_path_tells_them(
+    server: MCPServer, name: str, args: dict[str, Any]
+) -> None:
+    """The bridge's path for a listened tool call gives the handlers LangChain's events, field for field."""
+    ours, langchains = EverythingSeen(), EverythingSeen()
+    async with Bridge([MemoryServer(name="demo", server=server)]) as bridge:
+        tool_ = tools_by_name(bridge)[name]
+        for handler, invoke in ((ours, tool_.ainvoke), (langchains, partial(BaseTool.ainvoke, tool_))):
+            parent = await AsyncCallbackManager.configure([handler]).on_chain_start({}, {}, run_id=PARENT_RUN)
+            config: RunnableConfig = {
+                "callbacks": parent.get_child(),
+                "tags": ["t"],
+                "metadata": {"m": 1},
+                "run_name": "named",
+                "configurable": {"thread_id": THREAD},
+            }
+            runtime = ToolRuntime(
+                state={},
+                context=None,
+                config=config,
+                stream_writer=lambda _: None,
+                tool_call_id="call-1",
+                store=None,
+            )
+            tool_key = "mcpbridge_runtime_1" if name == "uses_runtime" else "runtime"
+            await invoke(tool_call(name, {**args, tool_key: runtime}), config)
+    assert ours.seen == langchains.seen
+    assert [event[0] for event in ours.seen] == ["start", "end"]
+    assert ours.seen[0][3]["parent_run_id"] == PARENT_RUN
+    assert ours.seen[0][3]["inputs"] == args  # the injected runtime is left out
 
 
 @pytest.mark.anyio
