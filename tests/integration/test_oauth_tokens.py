@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import socket
 import sys
@@ -194,9 +195,14 @@ async def authorized(store: InMemoryStore, oauth: OAuthFlow, url: str, user: str
 
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_concurrent_runs_with_an_expired_token_refresh_once(
-    auth_server: AuthorizationServer, mcp_url: str, redirect_uri: str, workers: int
+    auth_server: AuthorizationServer,
+    mcp_url: str,
+    redirect_uri: str,
+    workers: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Eight callers, on one token store or two over one store (two workers): one refresh, no revocation."""
+    caplog.set_level(logging.DEBUG)
     store = InMemoryStore()
     stores = [TokenStore(store, KEYS, poll=0.02) for _ in range(workers)]
     seen: list[Tokens] = []
@@ -227,6 +233,12 @@ async def test_concurrent_runs_with_an_expired_token_refresh_once(
             assert again[0] == again[1] and again[0].access_token != rejected
             assert len(auth_server.events("refresh_token.consumed")) == consumed + 2
             assert len(auth_server.events("grant.revoked")) == revoked
+    logged = "\n".join(caplog.messages)
+    assert "tokens refreshed for user 'alice'" in logged  # the log was captured
+    for kept in [*seen, *again]:
+        assert kept.refresh_token is not None
+        assert kept.access_token.get_secret_value() not in logged
+        assert kept.refresh_token.get_secret_value() not in logged
 
 
 async def test_a_revoked_grant_deletes_the_tokens_and_asks_for_authorization(
