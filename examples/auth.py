@@ -13,7 +13,10 @@ Authorization:
   every thread action is filtered to the caller's own threads, so another user
   gets 404 (a copy keeps its original's metadata, and only the owner may read
   the original). A thread's owner never changes.
-- **Store** items live under the caller's identity as first namespace label.
+- **Store** items live under the caller's identity as first namespace label. The
+  namespace mcpbridge keeps OAuth tokens, pending authorizations and client
+  registrations in (``mcpbridge.oauth.RESERVED_NAMESPACE``) is refused (403) to every
+  user, a user whose identity would lead there included.
 - **Assistants** are shared for reading: every authenticated user may read,
   search and run them (the graph's default assistant belongs to no one).
   Creating, updating and deleting an assistant needs the ``assistants:write``
@@ -37,6 +40,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from langgraph_sdk import Auth
+
+from mcpbridge.oauth import RESERVED_NAMESPACE, reserved
 
 USERS: dict[str, Auth.types.MinimalUserDict] = {
     "alice-token": {
@@ -97,10 +102,16 @@ def _stamp_owner(value: dict[str, Any], identity: str) -> None:
 
 @auth.on.store
 async def own_namespace(ctx: Auth.types.AuthContext, value: Any) -> None:
-    """Keep each user's store items under their identity."""
+    """Keep each user's store items under their identity; mcpbridge's OAuth records are nobody's."""
     namespace = tuple(value.get("namespace") or ())
     if not namespace or namespace[0] != ctx.user.identity:
-        value["namespace"] = (ctx.user.identity, *namespace)
+        namespace = (ctx.user.identity, *namespace)
+        value["namespace"] = namespace
+    if reserved(namespace):
+        raise Auth.exceptions.HTTPException(
+            status_code=403,
+            detail=f"The store namespace {'/'.join(RESERVED_NAMESPACE)} is reserved for the deployment.",
+        )
 
 
 @auth.on.assistants

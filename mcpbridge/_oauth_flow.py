@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 from urllib.parse import quote, urlencode
 
 import httpx2
@@ -143,6 +143,35 @@ class Tokens:
     client_id: str
     token_endpoint: str
     revocation_endpoint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The tokens as JSON, secrets in clear: for sealing (`TokenStore`), never for a log or state."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["access_token"] = self.access_token.get_secret_value()
+        data["refresh_token"] = None if self.refresh_token is None else self.refresh_token.get_secret_value()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Tokens:
+        """The tokens `to_json` wrote.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not such a document.
+        """
+        refresh = data.get("refresh_token")
+        expires_at = data.get("expires_at")
+        return cls(
+            access_token=SecretStr(str(data["access_token"])),
+            refresh_token=None if refresh is None else SecretStr(str(refresh)),
+            expires_at=None if expires_at is None else float(expires_at),
+            scope=data.get("scope"),
+            token_type=str(data.get("token_type", "Bearer")),
+            issuer=str(data["issuer"]),
+            resource=str(data["resource"]),
+            client_id=str(data["client_id"]),
+            token_endpoint=str(data["token_endpoint"]),
+            revocation_endpoint=data.get("revocation_endpoint"),
+        )
 
     def expires_within(self, seconds: float, now: float | None = None) -> bool:
         """Whether the access token expires within ``seconds`` (``False`` when no expiry was given)."""
@@ -345,11 +374,12 @@ class OAuthFlow:
         """New tokens for ``tokens``' refresh token (the authorization server may rotate it).
 
         Raises:
-            OAuthError: ``refresh``: there is no refresh token, or the authorization server refused it
-                (the user authorizes again).
+            OAuthError: ``authorization_needed``: there is no refresh token, or the authorization server
+                refused it or the client (the user authorizes again); ``refresh``: the authorization
+                server could not be reached or failed (try again later).
         """
         if tokens.refresh_token is None:
-            raise _refused(server, "refresh", "there is no refresh token", what="The refresh")
+            raise _refused(server, "authorization_needed", "there is no refresh token", what="The refresh")
         data = {
             "grant_type": "refresh_token",
             "refresh_token": tokens.refresh_token.get_secret_value(),
@@ -471,6 +501,8 @@ class OAuthFlow:
             endpoint, data, client, server=server, what="token_endpoint", reason=reason
         )
         what = "The code exchange" if reason == "token" else "The refresh"
+        if reason == "refresh" and 400 <= response.status_code < 500:
+            reason = "authorization_needed"  # the grant or client is refused: only a new authorization helps
         if response.status_code != 200:
             raise _refused(
                 server,

@@ -139,7 +139,10 @@ class OAuthError(ServerRefusedError):
         server: The server the authorization was for (empty when a callback's ``state`` is unknown).
         reason: One of ``discovery``, ``registration``, ``url_refused``, ``state_missing``,
             ``state_unknown``, ``state_expired``, ``state_user``, ``issuer_mismatch``,
-            ``denied``, ``code_missing``, ``token``, ``refresh``, ``revoke``.
+            ``denied``, ``code_missing``, ``token``, ``refresh`` (the authorization server could
+            not be reached; try later), ``authorization_needed`` (the user has no usable tokens for
+            the server, or the authorization server refused their refresh: they authorize again),
+            ``revoke``.
 
     Example:
         ```python

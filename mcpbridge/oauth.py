@@ -6,13 +6,18 @@ authorization server sends the user's browser back to the deployment's
 callback, a different request, which completes it (`OAuthFlow.complete`) with
 the ``state`` as its only credential: bound to the user, the server and an
 expiry, and used once. Every URL the flow fetches passes the deployment's
-`mcpbridge.UrlPolicy`. See the OAuth guide.
+`mcpbridge.UrlPolicy`. The tokens are kept sealed per user and server in a
+`TokenStore`, which refreshes them once however many runs need them; `oauth_routes`
+serves the callback and "disconnect this server" in the deployment's HTTP app.
+See the OAuth guide.
 """
 
 from __future__ import annotations
 
 from mcpbridge._oauth_discovery import Discovery
 from mcpbridge._oauth_flow import AuthorizationRequest, Authorized, OAuthFlow, OAuthSettings, Tokens
+from mcpbridge._oauth_routes import oauth_routes, request_identity
+from mcpbridge._oauth_sealing import KEYS_ENV, KeyRing
 from mcpbridge._oauth_state import (
     ClientRegistry,
     OAuthClient,
@@ -21,18 +26,27 @@ from mcpbridge._oauth_state import (
     StoreClientRegistry,
     StoreStateStore,
 )
+from mcpbridge._oauth_tokens import RESERVED_NAMESPACE, Connection, TokenStore, reserved
 
 __all__ = [
     "AuthorizationRequest",
     "Authorized",
     "ClientRegistry",
+    "Connection",
     "Discovery",
+    "KEYS_ENV",
+    "KeyRing",
     "OAuthClient",
     "OAuthFlow",
     "OAuthSettings",
     "PendingAuthorization",
+    "RESERVED_NAMESPACE",
     "StateStore",
     "StoreClientRegistry",
     "StoreStateStore",
+    "TokenStore",
     "Tokens",
+    "oauth_routes",
+    "request_identity",
+    "reserved",
 ]

@@ -237,7 +237,7 @@ async def test_refresh_rotates_the_refresh_token_and_a_reused_one_is_refused(
         assert len(auth_server.events("grant.revoked")) == revoked + 1
         with pytest.raises(OAuthError):
             await flow.refresh(fresh, server="protected")
-    assert caught.value.reason == "refresh"
+    assert caught.value.reason == "authorization_needed"
     assert "invalid_grant" in str(caught.value)
     assert tokens.refresh_token.get_secret_value() not in str(caught.value)
 
@@ -290,7 +290,7 @@ async def test_revoking_alices_grant_leaves_bobs(
         with pytest.raises(OAuthError) as caught:
             await flow.refresh(alice, server="protected")
         fresh = await flow.refresh(bob, server="protected")
-    assert caught.value.reason == "refresh"
+    assert caught.value.reason == "authorization_needed"
     assert claims(fresh)["sub"] == "bob"
     assert (await whoami(mcp_url, fresh))["subject"] == "bob"
 

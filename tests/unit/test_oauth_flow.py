@@ -162,7 +162,7 @@ async def test_refresh_without_a_refresh_token() -> None:
         async with flow(documents) as oauth:
             with pytest.raises(OAuthError) as caught:
                 await oauth.refresh(tokens, server="linear")
-    assert caught.value.reason == "refresh"
+    assert caught.value.reason == "authorization_needed"
 
 
 def test_the_metadata_document_url_must_be_https_with_a_path() -> None:
