@@ -1,8 +1,9 @@
 """The results as a table: ``python -m bench.table [results.json] [--readme]``.
 
-Without ``--readme`` it prints the table of a results file (default:
-``bench/results/latest.json``); with it, the ``## The last run`` section of
-``docs/performance.md`` (the command, date, machine, and the table as Markdown).
+Without options it prints the table of a results file (default:
+``bench/results/latest.json``); ``--readme`` prints the ``## The last run`` section of
+``docs/performance.md`` (the command, date, machine, and the table as Markdown), and
+``--targets`` the README's table of the metrics that have a target.
 """
 
 from __future__ import annotations
@@ -100,6 +101,37 @@ def rows(data: Mapping[str, Any]) -> list[list[str]]:
     return table
 
 
+TARGETS_BEGIN = "<!-- bench targets: python -m bench.table --targets -->"
+TARGETS_END = "<!-- end of bench targets -->"
+
+
+def targets(data: Mapping[str, Any]) -> str:
+    """The metrics that have a target, as the README's Markdown table (between its markers)."""
+    several = data.get("runs", 1) > 1
+    columns = ["Metric", "Peer", "Judged by", *(["Across runs"] if several else []), "Target", "Result"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
+    for m in data["metrics"]:
+        if m["target"] is None:
+            continue
+        judged = [c for c in m["checks"] if c["target"] is not None]
+        cells = [
+            m["title"],
+            m["peer"],
+            "; ".join(f"{c['name']} {_with_unit(c['value'], c['unit'])}" for c in judged) or "-",
+            *([_across_runs(m)] if several else []),
+            "; ".join(c["target"] for c in judged),
+            _result(m),
+        ]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    runs = data.get("runs", 1)
+    about = (
+        f"{data['started'][:10]}, `{data['command']}`"
+        + (f", {runs} runs" if runs > 1 else "")
+        + f", {machine_summary(data)}."
+    )
+    return "\n".join([TARGETS_BEGIN, "", _wrap(about), "", *lines, "", TARGETS_END])
+
+
 def markdown(data: Mapping[str, Any]) -> str:
     """The table in Markdown."""
     columns = headers(data)
@@ -193,10 +225,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--readme", action="store_true", help="print the 'The last run' section of docs/performance.md"
     )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument(
+        "--targets", action="store_true", help="print the README's table of the metrics that have a target"
+    )
     args = parser.parse_args(argv)
     data: dict[str, Any] = json.loads(args.path.read_text(encoding="utf-8"))
     if args.readme:
         print(readme_section(data))
+    elif args.targets:
+        print(targets(data))
     elif args.markdown:
         print(markdown(data))
     else:
