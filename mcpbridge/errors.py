@@ -31,7 +31,7 @@ tokens, environment values) never appear in messages.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "ConfigError",
@@ -143,6 +143,8 @@ class OAuthError(ServerRefusedError):
             not be reached; try later), ``authorization_needed`` (the user has no usable tokens for
             the server, or the authorization server refused their refresh: they authorize again),
             ``revoke``.
+        authorization_url: With ``authorization_needed`` raised for a run: where to send the
+            user to authorize the server (show it to that user only; never log it).
 
     Example:
         ```python
@@ -153,9 +155,18 @@ class OAuthError(ServerRefusedError):
         ```
     """
 
-    def __init__(self, message: str, *, server: str, reason: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        server: str,
+        reason: str,
+        field: str | None = None,
+        authorization_url: str | None = None,
+    ) -> None:
         super().__init__(message, server=server, field=field)
         self.reason = reason
+        self.authorization_url = authorization_url
 
 
 class ServerError(MCPBridgeError, RuntimeError):
@@ -181,11 +192,14 @@ class ServerFailure:
         server: The server's name.
         reason: A readable account of the failure, with what to do about it.
         required: Whether the server was required.
+        authorization_url: Where the run's user authorizes the server, when it needs their OAuth
+            authorization (the agent's middleware asks them in an interrupt); never logged.
     """
 
     server: str
     reason: str
     required: bool
+    authorization_url: str | None = field(default=None, repr=False, compare=False)
 
 
 class ConnectError(ServerError):

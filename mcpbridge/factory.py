@@ -31,7 +31,7 @@ from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
 from langgraph.graph.state import StateGraph
 from langgraph.pregel import Pregel
-from langgraph.types import Command
+from langgraph.types import Command, interrupt
 from langgraph_sdk.runtime import ServerRuntime
 
 from mcpbridge._names import ConflictPolicy
@@ -230,9 +230,18 @@ class BridgeMiddleware(AgentMiddleware[Any, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
-        """Tell the ``custom`` stream, before the first model call, which optional servers are missing."""
+        """Before the first model call, ask for the OAuth authorizations the run's user has not given.
+
+        Every server refused for want of the user's authorization is listed in one interrupt, a
+        URL-mode input request (``{"type": "mcp_input_request", "requests": {server: {"kind":
+        "elicitation", "mode": "url", "message", "url"}}}``); resume with ``{server: {"action":
+        "accept" | "decline"}}``. A resumed run is a new factory call, which connects the servers
+        the user has authorized since. Then the ``custom`` stream hears which optional servers
+        are missing.
+        """
         if self.failures and not self._reported:
             self._reported = True  # one middleware per run: the graph is built for each run
+            self.failures = _authorize(self.failures)
             _write_skipped(self.failures)
         return await handler(request)
 
@@ -293,6 +302,33 @@ class _RunOnlyModel(BaseChatModel):
             "this graph serves state reads, updates and schema requests"
         )
         raise UsageError(msg)
+
+
+_INPUT_REQUEST: Final = "mcp_input_request"
+"""The ``type`` of the interrupt payload asking the user for input (URL-mode: authorize a server)."""
+
+
+def _authorize(failures: Mapping[str, ServerFailure]) -> dict[str, ServerFailure]:
+    """Interrupt once for the servers needing the user's authorization; the failures, with their answers."""
+    needed = {name: f for name, f in failures.items() if f.authorization_url is not None}
+    if not needed:
+        return dict(failures)
+    requests = {
+        name: {"kind": "elicitation", "mode": "url", "message": f.reason, "url": f.authorization_url}
+        for name, f in needed.items()
+    }
+    answer: Any = interrupt({"type": _INPUT_REQUEST, "requests": requests})
+    answers: Mapping[str, Any] = cast("Mapping[str, Any]", answer) if isinstance(answer, Mapping) else {}
+    updated = dict(failures)
+    for name, failure in needed.items():
+        given: Any = answers.get(name)
+        action: Any = cast("Mapping[str, Any]", given).get("action") if isinstance(given, Mapping) else None
+        if action == "accept":
+            why = "the user has not completed its authorization yet"
+        else:
+            why = "the user declined to authorize it"
+        updated[name] = ServerFailure(server=failure.server, reason=why, required=failure.required)
+    return updated
 
 
 def _write_skipped(failures: Mapping[str, ServerFailure]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from mcpbridge._oauth_discovery import Discovery
 from mcpbridge._oauth_flow import AuthorizationRequest, Authorized, OAuthFlow, OAuthSettings, Tokens
 from mcpbridge._oauth_routes import oauth_routes, request_identity
+from mcpbridge._oauth_run import OAuthCredentials
 from mcpbridge._oauth_sealing import KEYS_ENV, KeyRing
 from mcpbridge._oauth_state import (
     ClientRegistry,
@@ -37,6 +38,7 @@ __all__ = [
     "KEYS_ENV",
     "KeyRing",
     "OAuthClient",
+    "OAuthCredentials",
     "OAuthFlow",
     "OAuthSettings",
     "PendingAuthorization",

@@ -21,6 +21,7 @@ server fails the run with `ConnectError`.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -36,7 +37,7 @@ from mcpbridge._templating import render_server
 from mcpbridge._uservalues import bad_value, refused_header
 from mcpbridge.config import LogLevel, ServerConfig, validate_server
 from mcpbridge.credentials import CredentialProvider, apply_credentials
-from mcpbridge.errors import ConfigError, ServerFailure, ServerRefusedError
+from mcpbridge.errors import ConfigError, OAuthError, ServerFailure, ServerRefusedError
 from mcpbridge.urlpolicy import UrlPolicy
 
 __all__ = [
@@ -384,7 +385,9 @@ class UserServers:
                 credentials = None if provider is None else await provider(user, rendered)
                 chosen[server.name] = apply_credentials(rendered, credentials)
             except ServerRefusedError as exc:
-                refused.append(_refusal(server.name, _reason(exc), required=server.required))
+                url = exc.authorization_url if isinstance(exc, OAuthError) else None
+                failure = _refusal(server.name, _reason(exc), required=server.required)
+                refused.append(dataclasses.replace(failure, authorization_url=url) if url else failure)
             except Exception as exc:  # a provider's own failure: the server is refused, with the reason
                 # The exception's text may hold what the provider was handling: name its type only.
                 reason = f"the credentials provider failed ({type(exc).__name__}); check its logs"

@@ -75,6 +75,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "KEYS_ENV",
         "KeyRing",
         "OAuthClient",
+        "OAuthCredentials",
         "OAuthFlow",
         "OAuthSettings",
         "PendingAuthorization",

@@ -1,0 +1,114 @@
+"""A run's side of OAuth without an authorization server: the interrupt, the provider's scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain.agents import create_agent
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
+
+from mcpbridge import HttpServer, ServerRefusedError, StdioServer, UrlPolicy
+from mcpbridge.errors import ServerFailure
+from mcpbridge.factory import BridgeMiddleware
+from mcpbridge.oauth import (
+    KeyRing,
+    OAuthCredentials,
+    OAuthFlow,
+    OAuthSettings,
+    StoreClientRegistry,
+    StoreStateStore,
+    TokenStore,
+)
+from mcpbridge.scoping import UserContext
+from mcpbridge.testing import OfflineChatModel
+
+pytestmark = pytest.mark.anyio
+
+URL = "https://as.example/authorize?state=s3cret"
+
+
+def needs(server: str) -> ServerFailure:
+    return ServerFailure(
+        server=server, reason="needs the user's authorization", required=False, authorization_url=URL
+    )
+
+
+SAVER = InMemorySaver()
+
+
+def agent(failures: dict[str, ServerFailure]) -> Any:
+    """The run's graph, as the factory builds it for each run (a resume included)."""
+    return create_agent(
+        OfflineChatModel(), tools=[], middleware=[BridgeMiddleware(failures)], checkpointer=SAVER
+    )
+
+
+async def run_until_interrupt(failures: dict[str, ServerFailure], thread: str) -> dict[str, Any]:
+    config: dict[str, Any] = {"configurable": {"thread_id": thread}}
+    result = await agent(failures).ainvoke({"messages": [("user", "hi")]}, config)
+    return {"config": config, "result": result}
+
+
+async def test_one_interrupt_lists_every_server_needing_authorization_with_its_url() -> None:
+    failures = {
+        "a": needs("a"),
+        "b": needs("b"),
+        "c": ServerFailure(server="c", reason="down", required=False),
+    }
+    ran = await run_until_interrupt(failures, "one")
+    (pending,) = ran["result"]["__interrupt__"]
+    assert pending.value == {
+        "type": "mcp_input_request",
+        "requests": {
+            name: {
+                "kind": "elicitation",
+                "mode": "url",
+                "message": "needs the user's authorization",
+                "url": URL,
+            }
+            for name in ("a", "b")
+        },
+    }
+    assert URL not in repr(failures["a"])
+
+
+async def test_a_declined_server_is_skipped_with_the_reason() -> None:
+    failures = {"a": needs("a"), "b": needs("b")}
+    ran = await run_until_interrupt(failures, "declined")
+    # The resumed run's factory call refuses the servers again, for want of their tokens.
+    graph = agent({"a": needs("a"), "b": needs("b")})
+    events: list[Any] = []
+    resume = Command(resume={"a": {"action": "decline"}, "b": {"action": "accept"}})
+    async for event in graph.astream(resume, ran["config"], stream_mode="custom"):
+        events.append(event)
+    (skipped,) = [e for e in events if e.get("type") == "mcp_servers_skipped"]
+    assert skipped["servers"] == [
+        {"server": "a", "reason": "the user declined to authorize it"},
+        {"server": "b", "reason": "the user has not completed its authorization yet"},
+    ]
+
+
+async def test_no_interrupt_without_a_server_needing_authorization() -> None:
+    ran = await run_until_interrupt({"c": ServerFailure(server="c", reason="down", required=False)}, "none")
+    assert "__interrupt__" not in ran["result"]
+
+
+def credentials(servers: list[str] | None = None) -> OAuthCredentials:
+    store = InMemoryStore()
+    settings = OAuthSettings(
+        redirect_uri="http://127.0.0.1:1/cb", url_policy=UrlPolicy(allow=["127.0.0.1:*"])
+    )
+    flow = OAuthFlow(settings, states=StoreStateStore(store), clients=StoreClientRegistry(store))
+    return OAuthCredentials(flow, TokenStore(store, KeyRing.parse(KeyRing.generate("k1"))), servers=servers)
+
+
+async def test_the_provider_covers_only_its_http_servers_and_refuses_anonymous_runs() -> None:
+    oauth = credentials(["linear"])
+    alice = UserContext(identity="alice")
+    assert await oauth(alice, HttpServer(name="other", url="http://127.0.0.1:1/mcp")) is None
+    assert await credentials()(alice, StdioServer(name="linear", command="true")) is None
+    with pytest.raises(ServerRefusedError, match="no authenticated user"):
+        await oauth(UserContext(), HttpServer(name="linear", url="http://127.0.0.1:1/mcp"))
