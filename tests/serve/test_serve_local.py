@@ -274,6 +274,21 @@ async def test_sqlite_threads_outlive_the_server(tmp_path: Path) -> None:
     assert text(again) == "you said: remember me | and me"
 
 
+async def test_over_stdio_threads_outlive_a_process_per_call_by_default(tmp_path: Path) -> None:
+    records = RecordFile(tmp_path / "calls.jsonl")
+    env = serve_env(records)
+    args = ["tests.serve.graphs:memo"]  # no --checkpointer
+    with anyio.fail_after(CALL_TIMEOUT * 2):
+        async with stdio_serve_client(args, env) as client:
+            first = await client.call_tool("memo", {"message": "remember me"})
+        async with stdio_serve_client(args, env) as client:
+            again = await client.call_tool(
+                "memo", {"message": "and me", "thread_id": structured(first)["thread_id"]}
+            )
+    assert text(again) == "you said: remember me | and me"
+    assert (Path(env["MCPBRIDGE_STATE_DIR"]) / "threads.sqlite").stat().st_size > 0
+
+
 def _thread_id_in_text(result: types.CallToolResult) -> str:
     """What a client that reads only text blocks finds as the thread id."""
     for block in result.content:
@@ -348,10 +363,12 @@ async def test_a_malformed_stdio_line_gets_an_error_answer(tmp_path: Path) -> No
         async with process:
             assert process.stdin is not None and process.stdout is not None
             await process.stdin.send(lines)
-            await process.stdin.aclose()
             output = b""
-            async for chunk in process.stdout:
+            async for chunk in process.stdout:  # stdin stays open until the ping is answered
                 output += chunk
+                if output.count(b"\n") >= 3:
+                    break
+            await process.stdin.aclose()
             await process.wait()
     answers = [json.loads(line) for line in output.decode().splitlines()]
     assert [answer.get("error", {}).get("code") for answer in answers[:2]] == [-32700, -32600]
