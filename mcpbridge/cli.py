@@ -63,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--path", default="/mcp", help="HTTP path of the MCP endpoint (default: /mcp)")
     serve.add_argument(
         "--checkpointer",
-        default="memory",
+        default=None,
         metavar="SPEC",
-        help="where threads are kept: memory (default), sqlite:PATH, or postgres://user:pass@host/db",
+        help="where threads are kept: memory, sqlite:PATH, or postgres://user:pass@host/db (default: "
+        "over stdio a SQLite file in the user's state directory, over HTTP memory)",
     )
     serve.add_argument(
         "--auth",
@@ -131,7 +132,11 @@ def _only_errors(group: BaseExceptionGroup[Any]) -> bool:
 
 
 def _server(args: argparse.Namespace) -> tuple[AgentMCPServer, str]:
-    from mcpbridge.serving.checkpointers import parse_checkpointer, require_checkpointer
+    from mcpbridge.serving.checkpointers import (
+        default_checkpointer,
+        parse_checkpointer,
+        require_checkpointer,
+    )
     from mcpbridge.serving.loading import load_config_graphs, parse_graph_arg
     from mcpbridge.serving.remote import RemoteTokenCheck
     from mcpbridge.serving.server import AgentMCPServer
@@ -141,7 +146,7 @@ def _server(args: argparse.Namespace) -> tuple[AgentMCPServer, str]:
             "--auth is for --transport http; over stdio the caller is the local user", field="auth"
         )
     if args.remote:
-        if args.checkpointer != "memory":
+        if args.checkpointer is not None:
             raise ConfigError("--checkpointer does not apply to --remote: the Agent Server keeps the threads")
         auth: UserVerifier | None = None
         if args.auth == "remote":
@@ -156,7 +161,11 @@ def _server(args: argparse.Namespace) -> tuple[AgentMCPServer, str]:
         return server, f"the assistants of {args.remote}"
     if args.auth == "remote":
         raise ConfigError("--auth remote needs --remote URL", field="auth")
-    checkpointer = parse_checkpointer(args.checkpointer)
+    checkpointer = (
+        parse_checkpointer(args.checkpointer)
+        if args.checkpointer is not None
+        else default_checkpointer(args.transport)
+    )
     require_checkpointer(checkpointer)
     if str(Path.cwd()) not in sys.path and "" not in sys.path:
         sys.path.insert(

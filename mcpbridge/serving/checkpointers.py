@@ -1,17 +1,22 @@
 """Where served threads are kept: in memory, in a SQLite file, or in Postgres.
 
-``memory`` (the default) keeps threads for the life of the process;
-``sqlite:PATH`` needs ``mcpbridge[sqlite]`` and ``postgres://...`` needs
-``mcpbridge[postgres]``. Both are imported only when asked for, and a missing
-package is a `ConfigError` that names the extra to install.
+``memory`` keeps threads for the life of the process; ``sqlite:PATH`` keeps them
+in a file, and ``postgres://...`` needs ``mcpbridge[postgres]``. Both are imported
+only when asked for, and a missing package is a `ConfigError` that names the extra
+to install. `default_checkpointer` is what ``mcpbridge serve`` uses when none is
+given: over stdio a SQLite file in the user's state directory, since clients may
+start a new server process per call.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -19,7 +24,18 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from mcpbridge.errors import ConfigError
 
-__all__ = ["CheckpointerSpec", "open_checkpointer", "parse_checkpointer", "require_checkpointer"]
+__all__ = [
+    "STATE_DIR_ENV",
+    "CheckpointerSpec",
+    "default_checkpointer",
+    "open_checkpointer",
+    "parse_checkpointer",
+    "require_checkpointer",
+    "state_directory",
+]
+
+STATE_DIR_ENV = "MCPBRIDGE_STATE_DIR"
+"""The environment variable that overrides `state_directory`."""
 
 _SCHEMES = "memory, sqlite:PATH (e.g. sqlite:threads.db) or postgres://user:password@host:5432/db"
 
@@ -57,6 +73,36 @@ def parse_checkpointer(spec: str) -> CheckpointerSpec:
     if sep and scheme in ("postgres", "postgresql"):
         return CheckpointerSpec("postgres", text)
     raise ConfigError(f"unknown checkpointer {spec!r}; use {_SCHEMES}", field="checkpointer")
+
+
+def state_directory() -> Path:
+    """The mcpbridge directory in the user's state directory (``$MCPBRIDGE_STATE_DIR`` overrides it).
+
+    ``$XDG_STATE_HOME/mcpbridge`` (``~/.local/state/mcpbridge``) on Linux,
+    ``~/Library/Application Support/mcpbridge`` on macOS, ``%LOCALAPPDATA%/mcpbridge`` on Windows.
+    """
+    override = os.environ.get(STATE_DIR_ENV)
+    if override:
+        return Path(override)
+    home = Path.home()
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "mcpbridge"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "mcpbridge"
+    return Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "mcpbridge"
+
+
+def default_checkpointer(transport: Literal["stdio", "http"]) -> CheckpointerSpec:
+    """The checkpointer of ``mcpbridge serve`` without ``--checkpointer``.
+
+    Over stdio, ``sqlite:`` ``threads.sqlite`` in `state_directory` (created), so threads outlive
+    the process of each call; over HTTP, memory (the server outlives its calls).
+    """
+    if transport == "http":
+        return CheckpointerSpec("memory")
+    directory = state_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    return CheckpointerSpec("sqlite", str(directory / "threads.sqlite"))
 
 
 _PACKAGES = {

@@ -3,9 +3,11 @@
 A message-based agent (its state has ``messages``) takes a ``message`` string
 and an optional ``thread_id``; any other graph takes its own input schema (an
 object, ``$defs`` kept at the root so every ``$ref`` stays valid) plus an
-optional ``thread_id``. The result's text is the final assistant message (or the
-output as JSON), and ``structuredContent`` holds ``thread_id``, ``run_id``,
-``status``, the final ``message`` and, for other graphs, the ``output``.
+optional ``thread_id``. The result's first text block is the final assistant
+message (or the output as JSON); ``structuredContent`` holds ``thread_id``,
+``run_id``, ``status``, the final ``message`` (its content cut at `MAX_MESSAGE_CHARS`)
+and, for other graphs, the ``output``; a second text block carries it as JSON, for
+clients that read text only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_
 from mcpbridge.errors import MCPBridgeError
 
 __all__ = [
+    "MAX_MESSAGE_CHARS",
     "CallInput",
     "RunOutcome",
     "ToolInterface",
@@ -40,11 +43,16 @@ THREAD_ID = "thread_id"
 _ALT_THREAD_ID = "mcpbridge_thread_id"
 _MAX_SUMMARY = 300
 
+MAX_MESSAGE_CHARS = 2000
+"""How much of the answer ``structuredContent.message.content`` repeats; the first text block has it all."""
+
 _THREAD_PROPERTY: dict[str, Any] = {
     "type": "string",
     "description": "Continue this conversation thread (the thread_id of an earlier result); "
     "leave it out to start a new thread.",
 }
+
+_ANY_JSON = ["object", "array", "string", "number", "boolean", "null"]
 
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -58,10 +66,24 @@ OUTPUT_SCHEMA: dict[str, Any] = {
         },
         "message": {
             "type": ["object", "null"],
-            "description": "The final assistant message: role, content (text) and id.",
+            "description": "The final assistant message: role, content (text, cut past "
+            f"{MAX_MESSAGE_CHARS} characters; the first text block has it all) and id.",
+            "properties": {
+                "role": {"type": "string"},
+                "content": {"type": "string"},
+                "id": {"type": "string"},
+                "truncated": {"type": "boolean", "description": "Whether content was cut."},
+            },
         },
-        "output": {"description": "The graph's output, for graphs that are not message-based."},
-        "interrupts": {"type": "array", "description": "What an interrupted run waits for."},
+        "output": {
+            "type": _ANY_JSON,
+            "description": "The graph's output, for graphs that are not message-based.",
+        },
+        "interrupts": {
+            "type": "array",
+            "items": {"type": _ANY_JSON},
+            "description": "What an interrupted run waits for.",
+        },
     },
     "required": ["thread_id", "run_id", "status"],
 }
@@ -197,7 +219,11 @@ class ToolInterface:
                 "while it waits)."
             )
         return types.CallToolResult(
-            content=[types.TextContent(type="text", text=text or "(the run ended without a message)")],
+            content=[
+                types.TextContent(type="text", text=text or "(the run ended without a message)"),
+                # What the spec asks of structured content; for clients that read text only.
+                types.TextContent(type="text", text=json.dumps(structured, ensure_ascii=False)),
+            ],
             structured_content=structured,
         )
 
@@ -283,7 +309,12 @@ def _message_json(message: Any) -> dict[str, Any]:
     message_id: Any = (
         message.id if isinstance(message, BaseMessage) else cast(Mapping[str, Any], message).get("id")
     )
-    found: dict[str, Any] = {"role": "assistant", "content": message_text(message)}
+    content = message_text(message)
+    found: dict[str, Any] = {"role": "assistant", "content": content}
+    if len(content) > MAX_MESSAGE_CHARS:
+        cut = len(content) - MAX_MESSAGE_CHARS
+        found["content"] = content[:MAX_MESSAGE_CHARS] + f"… [{cut} more characters in the text block]"
+        found["truncated"] = True
     if message_id:
         found["id"] = str(message_id)
     return found

@@ -10,23 +10,29 @@ Agent Server (`RemoteAssistants`).
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import socket
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import anyio
 import mcp_types as types
 import uvicorn
+from anyio.streams.memory import MemoryObjectSendStream
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpbridge._version import package_version
 from mcpbridge.errors import ConfigError
@@ -174,7 +180,7 @@ class AgentMCPServer:
             )
         elif issuer_url or resource_url:
             raise ConfigError("issuer_url and resource_url need auth (a token verifier)", field="auth")
-        return self.lowlevel.streamable_http_app(
+        app = self.lowlevel.streamable_http_app(
             streamable_http_path=path,
             json_response=json_response,
             stateless_http=self.stateless,
@@ -182,13 +188,20 @@ class AgentMCPServer:
             auth=settings,
             token_verifier=verifier,
         )
+        app.add_middleware(_RefuseNonMessages, path=path)
+        return app
 
     async def run_stdio(self) -> None:
         """Serve over this process's stdin and stdout until stdin closes."""
         if self.auth is not None:
             logger.warning("auth applies to HTTP only; over stdio every call runs without a user")
         async with stdio_server() as (read_stream, write_stream):
-            await self.lowlevel.run(read_stream, write_stream, self.lowlevel.create_initialization_options())
+            # The SDK drops a line that is no JSON-RPC message silently; the client is told instead.
+            send, receive = anyio.create_memory_object_stream[SessionMessage | Exception]()
+            async with anyio.create_task_group() as group:
+                group.start_soon(_answer_malformed, read_stream, send, write_stream)
+                await self.lowlevel.run(receive, write_stream, self.lowlevel.create_initialization_options())
+                group.cancel_scope.cancel()
 
     async def run_http(
         self,
@@ -234,6 +247,91 @@ class AgentMCPServer:
             anyio.run(self.run_stdio)
         else:
             anyio.run(lambda: self.run_http(**options))
+
+
+class _RefuseNonMessages:
+    """Answer a POST whose JSON body is no JSON-RPC message ``-32600`` (the SDK says ``-32602``)."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            parsed: Any = json.loads(body)
+        except ValueError:
+            parsed = None  # not JSON: the SDK answers -32700
+        else:
+            try:
+                types.jsonrpc_message_adapter.validate_python(parsed, by_name=False)
+            except ValidationError:
+                if not _looks_like_a_message(parsed):
+                    error = {
+                        "code": types.INVALID_REQUEST,
+                        "message": "Invalid Request: not a JSON-RPC message",
+                    }
+                    answer = {"jsonrpc": "2.0", "id": None, "error": error}
+                    await JSONResponse(answer, status_code=400)(scope, receive, send)
+                    return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _looks_like_a_message(value: Any) -> bool:
+    """Whether ``value`` is a JSON-RPC request, notification or response, whatever its params."""
+    if not isinstance(value, dict):
+        return False
+    item = cast(dict[str, Any], value)
+    if item.get("jsonrpc") != "2.0":
+        return False
+    if "method" in item:
+        return isinstance(item["method"], str) and isinstance(item.get("id", 0), int | str)
+    return "id" in item and ("result" in item or "error" in item)
+
+
+class _Sender(Protocol):
+    async def send(self, item: SessionMessage, /) -> None: ...
+
+
+async def _answer_malformed(
+    source: AsyncIterable[SessionMessage | Exception],
+    sink: MemoryObjectSendStream[SessionMessage | Exception],
+    replies: _Sender,
+) -> None:
+    """Pass messages on; answer a line that is no JSON-RPC message with a JSON-RPC error."""
+    async with sink:
+        async for item in source:
+            if not isinstance(item, ValidationError):
+                await sink.send(item)
+                continue
+            invalid_json = any(error["type"] == "json_invalid" for error in item.errors())
+            error = types.ErrorData(
+                code=types.PARSE_ERROR if invalid_json else types.INVALID_REQUEST,
+                message="Parse error: not JSON"
+                if invalid_json
+                else "Invalid Request: not a JSON-RPC message",
+            )
+            await replies.send(SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=None, error=error)))
 
 
 def _warn_when_exposed(host: str, *, authenticated: bool) -> None:

@@ -46,6 +46,7 @@ def serve_env(records: RecordFile, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPBRIDGE_")}
     env.update({"MCPBRIDGE_RECORD": str(records.path), "MCPBRIDGE_MODEL": "", "PYTHONUNBUFFERED": "1"})
     env[EXAMPLE_SERVER_ENV] = ECHO_MODULE  # the example agent's stdio server
+    env["MCPBRIDGE_STATE_DIR"] = str(records.path.parent / "state")  # not the user's own threads
     env.update(extra)
     return env
 

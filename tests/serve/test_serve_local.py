@@ -6,6 +6,7 @@ the ``_meta`` they carried) shows what reached it, whatever the client was told.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.integration.support import RecordFile
+from tests.integration.support import ROOT, RecordFile
+from tests.support.processes import serve_command
 
 from .conftest import GRAPHS, ServeProcess, http_client, serve_env, stdio_serve_client
 
@@ -26,7 +28,9 @@ CALL_TIMEOUT = 60.0
 
 
 def text(result: types.CallToolResult) -> str:
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
+    """The answer: the first text block (the second carries the structured content as JSON)."""
+    first = result.content[0] if result.content else None
+    return first.text if isinstance(first, types.TextContent) else ""
 
 
 def structured(result: types.CallToolResult) -> dict[str, Any]:
@@ -268,3 +272,104 @@ async def test_sqlite_threads_outlive_the_server(tmp_path: Path) -> None:
         async with stdio_serve_client(args, serve_env(records)) as client:
             again = await client.call_tool("memo", {"message": "and me", "thread_id": thread_id})
     assert text(again) == "you said: remember me | and me"
+
+
+async def test_over_stdio_threads_outlive_a_process_per_call_by_default(tmp_path: Path) -> None:
+    records = RecordFile(tmp_path / "calls.jsonl")
+    env = serve_env(records)
+    args = ["tests.serve.graphs:memo"]  # no --checkpointer
+    with anyio.fail_after(CALL_TIMEOUT * 2):
+        async with stdio_serve_client(args, env) as client:
+            first = await client.call_tool("memo", {"message": "remember me"})
+        async with stdio_serve_client(args, env) as client:
+            again = await client.call_tool(
+                "memo", {"message": "and me", "thread_id": structured(first)["thread_id"]}
+            )
+    assert text(again) == "you said: remember me | and me"
+    assert (Path(env["MCPBRIDGE_STATE_DIR"]) / "threads.sqlite").stat().st_size > 0
+
+
+def _thread_id_in_text(result: types.CallToolResult) -> str:
+    """What a client that reads only text blocks finds as the thread id."""
+    for block in result.content:
+        if isinstance(block, types.TextContent) and block.text.startswith("{"):
+            return json.loads(block.text)["thread_id"]
+    raise AssertionError(f"no thread id in the text of {result.content!r}")
+
+
+async def test_a_text_only_reader_continues_the_thread_over_http(served_tests: ServeProcess) -> None:
+    async with http_client(served_tests.url) as client:
+        with anyio.fail_after(CALL_TIMEOUT):
+            first = await client.call_tool("memo", {"message": "one"})
+            thread_id = _thread_id_in_text(first)
+            second = await client.call_tool("memo", {"message": "two", "thread_id": thread_id})
+    assert thread_id == structured(first)["thread_id"]
+    assert text(second) == "you said: one | two"
+
+
+async def test_a_text_only_reader_finds_the_thread_over_stdio(tmp_path: Path) -> None:
+    records = RecordFile(tmp_path / "calls.jsonl")
+    with anyio.fail_after(CALL_TIMEOUT * 2):
+        async with stdio_serve_client(["tests.serve.graphs:memo"], serve_env(records)) as client:
+            first = await client.call_tool("memo", {"message": "one"})
+            second = await client.call_tool(
+                "memo", {"message": "two", "thread_id": _thread_id_in_text(first)}
+            )
+    assert text(second) == "you said: one | two"
+
+
+async def test_a_long_answer_is_sent_once_in_full(served_tests: ServeProcess) -> None:
+    said = "y" * 300_000
+    async with http_client(served_tests.url) as client:
+        with anyio.fail_after(CALL_TIMEOUT):
+            result = await client.call_tool("memo", {"message": said})
+    assert text(result) == f"you said: {said}"
+    assert structured(result)["message"]["truncated"] is True
+    size = len(result.model_dump_json(by_alias=True))
+    assert size < len(said) + 10_000  # the answer once, not three times
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        [{"jsonrpc": "2.0", "id": 1, "method": "ping"}],
+        {"hello": "world"},
+        {"jsonrpc": "1.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 1, "method": 7},
+        "just a string",
+    ],
+)
+async def test_an_http_post_that_is_no_json_rpc_message_is_an_invalid_request(
+    served_tests: ServeProcess, body: Any
+) -> None:
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    async with httpx2.AsyncClient(timeout=CALL_TIMEOUT) as http:
+        response = await http.post(served_tests.url, json=body, headers=headers)
+        not_json = await http.post(served_tests.url, content=b"{bad", headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32600
+    assert response.json()["id"] is None
+    assert not_json.json()["error"]["code"] == -32700
+
+
+async def test_a_malformed_stdio_line_gets_an_error_answer(tmp_path: Path) -> None:
+    records = RecordFile(tmp_path / "calls.jsonl")
+    command = [*serve_command(), "serve", "tests.serve.graphs:memo"]
+    ping = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    lines = f'{{bad\n{{"hello": "world"}}\n{ping}\n'.encode()
+    with anyio.fail_after(CALL_TIMEOUT):
+        process = await anyio.open_process(command, cwd=ROOT, env=serve_env(records))
+        async with process:
+            assert process.stdin is not None and process.stdout is not None
+            await process.stdin.send(lines)
+            output = b""
+            async for chunk in process.stdout:  # stdin stays open until the ping is answered
+                output += chunk
+                if output.count(b"\n") >= 3:
+                    break
+            await process.stdin.aclose()
+            await process.wait()
+    answers = [json.loads(line) for line in output.decode().splitlines()]
+    assert [answer.get("error", {}).get("code") for answer in answers[:2]] == [-32700, -32600]
+    assert answers[2]["id"] == 1 and "result" in answers[2]  # the server goes on

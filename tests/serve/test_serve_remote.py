@@ -28,7 +28,9 @@ ALICE = {"Authorization": "Bearer alice-token"}
 
 
 def text(result: types.CallToolResult) -> str:
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
+    """The answer: the first text block (the second carries the structured content as JSON)."""
+    first = result.content[0] if result.content else None
+    return first.text if isinstance(first, types.TextContent) else ""
 
 
 def structured(result: types.CallToolResult) -> dict[str, Any]:

@@ -24,5 +24,6 @@ def echo_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
 
 
 def text(result: types.CallToolResult) -> str:
-    """The text blocks of a tool result, joined."""
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
+    """The answer: the first text block (the second carries the structured content as JSON)."""
+    first = result.content[0] if result.content else None
+    return first.text if isinstance(first, types.TextContent) else ""

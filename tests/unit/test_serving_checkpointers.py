@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from mcpbridge import ConfigError
 from mcpbridge.serving import open_checkpointer
-from mcpbridge.serving.checkpointers import parse_checkpointer, require_checkpointer
+from mcpbridge.serving.checkpointers import (
+    STATE_DIR_ENV,
+    CheckpointerSpec,
+    default_checkpointer,
+    parse_checkpointer,
+    require_checkpointer,
+    state_directory,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -35,3 +45,20 @@ async def test_a_missing_checkpointer_package_names_the_extra() -> None:
     with pytest.raises(ConfigError, match="langgraph-checkpoint-postgres"):
         async with open_checkpointer(spec):
             pass
+
+
+def test_over_stdio_threads_default_to_sqlite_in_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
+    spec = default_checkpointer("stdio")
+    assert spec == CheckpointerSpec("sqlite", str(tmp_path / "state" / "threads.sqlite"))
+    assert (tmp_path / "state").is_dir()
+    assert default_checkpointer("http") == CheckpointerSpec("memory")
+
+
+def test_the_state_directory_follows_xdg_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(STATE_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert state_directory() == tmp_path / "mcpbridge"

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import mcp_types as types
+from jsonschema import Draft202012Validator
+from langchain_core.messages import AIMessage
 from pydantic import BaseModel, Field
 
-from mcpbridge.serving.interface import interface_for
+from mcpbridge.serving.interface import MAX_MESSAGE_CHARS, OUTPUT_SCHEMA, RunOutcome, interface_for
 
 
 class Inner(BaseModel):
@@ -49,3 +56,48 @@ def test_only_a_schema_that_declares_headers_is_offered_for_checking_them() -> N
     chat = interface_for({"properties": {"messages": {"type": "array"}}})
     assert chat.chat and chat.header_schema is None
     assert interface_for(Outer.model_json_schema()).header_schema is None
+
+
+def _properties(schema: Any) -> Iterator[tuple[str, Any]]:
+    """Every property schema of ``schema``, nested ones and array items included."""
+    for name, sub in (schema.get("properties") or {}).items():
+        yield name, sub
+        yield from _properties(sub)
+    if isinstance(schema.get("items"), dict):
+        yield from _properties(schema["items"])
+
+
+def test_the_output_schema_is_valid_draft_2020_12_with_every_property_typed() -> None:
+    Draft202012Validator.check_schema(OUTPUT_SCHEMA)
+    untyped = [name for name, sub in _properties(OUTPUT_SCHEMA) if "type" not in sub]
+    assert untyped == []
+    chat = interface_for({"properties": {"messages": {}}})
+    result = chat.result(RunOutcome("t-1", "r-1", {"messages": [AIMessage("hi", id="m-1")]}))
+    Draft202012Validator(OUTPUT_SCHEMA).validate(result.structured_content)
+    other = interface_for(None)
+    stopped = other.result(RunOutcome("t-1", "r-1", {"x": 1}, interrupts=[{"question": "go on?"}]))
+    Draft202012Validator(OUTPUT_SCHEMA).validate(stopped.structured_content)
+
+
+def test_the_second_text_block_carries_the_structured_content() -> None:
+    chat = interface_for({"properties": {"messages": {}}})
+    result = chat.result(RunOutcome("t-1", "r-1", {"messages": [AIMessage("hi", id="m-1")]}))
+    first, second = result.content
+    assert isinstance(first, types.TextContent) and first.text == "hi"
+    assert isinstance(second, types.TextContent)
+    assert json.loads(second.text) == result.structured_content
+    assert json.loads(second.text)["thread_id"] == "t-1"
+
+
+def test_a_long_answer_is_cut_in_the_structured_content_only() -> None:
+    answer = "x" * (MAX_MESSAGE_CHARS * 50)
+    chat = interface_for({"properties": {"messages": {}}})
+    result = chat.result(RunOutcome("t-1", "r-1", {"messages": [AIMessage(answer)]}))
+    first, second = result.content
+    assert isinstance(first, types.TextContent) and first.text == answer
+    assert result.structured_content is not None
+    message = result.structured_content["message"]
+    assert message["truncated"] is True
+    assert message["content"].startswith("x" * MAX_MESSAGE_CHARS)
+    assert len(message["content"]) < MAX_MESSAGE_CHARS + 100
+    assert isinstance(second, types.TextContent) and len(second.text) < MAX_MESSAGE_CHARS + 300
