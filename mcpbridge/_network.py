@@ -11,11 +11,13 @@ Contract:
   ``Host`` header is the URL's. Refused addresses are logged, never shown to users.
 - `ResponseCap`, a response event hook (so it holds on any transport, proxies
   included), fails a response body larger than ``max_response_bytes`` before it
-  is parsed: at once when ``Content-Length`` says so, else once the
-  bytes counted as they stream in pass the cap, so an oversized answer never
-  lands in memory. The failure is a `ResponseTooLarge`, an ``httpx2.StreamError``,
-  which the SDK turns into that request's error (the session goes on). Event
-  streams are left to the SDK's per-event cap, except where the SDK has none
+  is parsed: at once when ``Content-Length`` says so, else (no length declared:
+  a chunked body) once the bytes counted as they stream in pass the cap, so an
+  oversized answer never lands in memory. A body whose declared length is within
+  the cap is not wrapped: the HTTP layer reads no byte past that length. The
+  failure is a `ResponseTooLarge`, an ``httpx2.StreamError``, which the SDK
+  turns into that request's error (the session goes on). Event streams are left
+  to the SDK's per-event cap, except where the SDK has none
   (the legacy SSE transport): there each event is counted.
 - `http_client` builds the ``httpx2.AsyncClient`` of one server: no redirects
   followed (a redirect to another host would skip the URL check), and, for
@@ -278,6 +280,10 @@ class ResponseCap:
         if events and not self.events_counted:
             return
         declared = _declared_length(response.headers.get("content-length"))
+        if not events and declared is not None and declared <= self.limit:
+            # A body of a declared length within the cap is left unwrapped (the common case, and
+            # the cheap one): httpcore2 reads no byte past a declared Content-Length.
+            return
         stream = response.stream
         assert isinstance(stream, httpx2.AsyncByteStream)
         response.stream = _CappedStream(
