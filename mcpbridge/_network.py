@@ -276,13 +276,13 @@ class ResponseCap:
 
     async def __call__(self, response: httpx2.Response) -> None:
         """Wrap ``response``'s body (not read yet: hooks run once the headers are in) in a counter."""
+        declared = _declared_length(response.headers.get("content-length"))
+        if declared is not None and declared <= self.limit:
+            # A body of a declared length within the cap (so each of its events too) is left
+            # unwrapped, the common and cheap case: httpcore2 reads no byte past that length.
+            return
         events = response.headers.get("content-type", "").lower().startswith("text/event-stream")
         if events and not self.events_counted:
-            return
-        declared = _declared_length(response.headers.get("content-length"))
-        if not events and declared is not None and declared <= self.limit:
-            # A body of a declared length within the cap is left unwrapped (the common case, and
-            # the cheap one): httpcore2 reads no byte past a declared Content-Length.
             return
         stream = response.stream
         assert isinstance(stream, httpx2.AsyncByteStream)
@@ -296,9 +296,10 @@ class ResponseCap:
 
 
 def _declared_length(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
+    if value is None:
         return None
-    return int(value.strip())
+    value = value.strip()
+    return int(value) if value.isdigit() else None
 
 
 _EVENT_ENDS: Final = (b"\n\n", b"\r\r", b"\r\n\r\n")
