@@ -11,11 +11,13 @@ Contract:
   ``Host`` header is the URL's. Refused addresses are logged, never shown to users.
 - `ResponseCap`, a response event hook (so it holds on any transport, proxies
   included), fails a response body larger than ``max_response_bytes`` before it
-  is parsed: at once when ``Content-Length`` says so, else once the
-  bytes counted as they stream in pass the cap, so an oversized answer never
-  lands in memory. The failure is a `ResponseTooLarge`, an ``httpx2.StreamError``,
-  which the SDK turns into that request's error (the session goes on). Event
-  streams are left to the SDK's per-event cap, except where the SDK has none
+  is parsed: at once when ``Content-Length`` says so, else (no length declared:
+  a chunked body) once the bytes counted as they stream in pass the cap, so an
+  oversized answer never lands in memory. A body whose declared length is within
+  the cap is not wrapped: the HTTP layer reads no byte past that length. The
+  failure is a `ResponseTooLarge`, an ``httpx2.StreamError``, which the SDK
+  turns into that request's error (the session goes on). Event streams are left
+  to the SDK's per-event cap, except where the SDK has none
   (the legacy SSE transport): there each event is counted.
 - `http_client` builds the ``httpx2.AsyncClient`` of one server: no redirects
   followed (a redirect to another host would skip the URL check), and, for
@@ -274,10 +276,14 @@ class ResponseCap:
 
     async def __call__(self, response: httpx2.Response) -> None:
         """Wrap ``response``'s body (not read yet: hooks run once the headers are in) in a counter."""
+        declared = _declared_length(response.headers.get("content-length"))
+        if declared is not None and declared <= self.limit:
+            # A body of a declared length within the cap (so each of its events too) is left
+            # unwrapped, the common and cheap case: httpcore2 reads no byte past that length.
+            return
         events = response.headers.get("content-type", "").lower().startswith("text/event-stream")
         if events and not self.events_counted:
             return
-        declared = _declared_length(response.headers.get("content-length"))
         stream = response.stream
         assert isinstance(stream, httpx2.AsyncByteStream)
         response.stream = _CappedStream(
@@ -290,9 +296,10 @@ class ResponseCap:
 
 
 def _declared_length(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
+    if value is None:
         return None
-    return int(value.strip())
+    value = value.strip()
+    return int(value) if value.isdigit() else None
 
 
 _EVENT_ENDS: Final = (b"\n\n", b"\r\r", b"\r\n\r\n")

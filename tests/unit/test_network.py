@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
@@ -215,6 +216,60 @@ async def test_event_streams_are_counted_per_event_when_asked() -> None:
             await client.get("http://s.test/")
     async with _client(_Body(big), ResponseCap(16, "s"), headers) as client:
         await client.get("http://s.test/")  # left to the SDK's own per-event cap
+
+
+@asynccontextmanager
+async def _raw_http_server(head: bytes, body_chunks: list[bytes]) -> AsyncGenerator[tuple[int, list[int]]]:
+    """A TCP server on 127.0.0.1 answering each request with ``head`` then ``body_chunks``.
+
+    Yields its port and the count of body chunks it managed to send (it stops when the client closes).
+    """
+    server = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = server.extra(anyio.abc.SocketAttribute.local_port)
+    sent = [0]
+
+    async def answer(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            try:
+                await stream.send(head)
+                for chunk in body_chunks:
+                    await stream.send(chunk)
+                    sent[0] += 1
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                return
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(server.serve, answer)
+        yield port, sent
+        group.cancel_scope.cancel()
+    await server.aclose()
+
+
+async def test_an_oversized_chunked_answer_over_a_real_connection_is_refused() -> None:
+    # No Content-Length: the body is counted as it streams, whatever the headers promise.
+    piece = b"x" * 65536
+    chunk = b"%x\r\n" % len(piece) + piece + b"\r\n"
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    async with _raw_http_server(head, [chunk] * 64 + [b"0\r\n\r\n"]) as (port, sent):
+        server = HttpServer(name="s", url=f"http://127.0.0.1:{port}/mcp", max_response_bytes=200_000)
+        with anyio.fail_after(10):
+            async with http_client(server) as client:
+                with pytest.raises(ResponseTooLarge):
+                    await client.post(f"http://127.0.0.1:{port}/mcp", content=b"{}")
+    assert sent[0] < 64  # dropped before the whole answer arrived
+
+
+async def test_a_declared_length_within_the_cap_is_read_without_a_counter_and_never_past_it() -> None:
+    # A server declaring a small body and sending more: only the declared bytes are read.
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n"
+    async with _raw_http_server(head, [b"0123456789", b"y" * 1_000_000]) as (port, _):
+        server = HttpServer(name="s", url=f"http://127.0.0.1:{port}/mcp", max_response_bytes=100)
+        with anyio.fail_after(10):
+            async with http_client(server) as client:
+                async with client.stream("POST", f"http://127.0.0.1:{port}/mcp", content=b"{}") as response:
+                    assert type(response.stream).__name__ != "_CappedStream"  # no wrapper: the cheap path
+                    assert await response.aread() == b"0123456789"
 
 
 # --- configuration -------------------------------------------------------------------------------
