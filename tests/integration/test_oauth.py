@@ -40,6 +40,7 @@ from tests.support.oidc import (
     authorization_server,
     login,
     metadata_document,
+    protected_server,
 )
 from tests.support.processes import REPO_ROOT, child, free_port, port_open, wait_until
 
@@ -75,12 +76,8 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authorizat
 @pytest.fixture(scope="module")
 def mcp_url(auth_server: AuthorizationServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The protected MCP server's URL (a process of its own, stopped by its handle)."""
-    port, log = free_port(), tmp_path_factory.mktemp("protected") / "protected.log"
-    command = [sys.executable, "-m", "tests.support.servers.protected", "--port", str(port)]
-    command += ["--issuer", auth_server.issuer]
-    with child(command, cwd=REPO_ROOT, env=dict(os.environ), log=log) as process:
-        wait_until(lambda: port_open(port), process, log, "the protected MCP server", 30)
-        yield f"http://127.0.0.1:{port}/mcp"
+    with protected_server(auth_server.issuer, tmp_path_factory.mktemp("protected")) as url:
+        yield url
 
 
 @pytest.fixture

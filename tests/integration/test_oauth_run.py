@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,8 +37,7 @@ from mcpbridge.oauth import (
 )
 from mcpbridge.scoping import Scoped, UserServers
 from mcpbridge.testing import OfflineChatModel
-from tests.support.oidc import AuthorizationServer, authorization_server, login
-from tests.support.processes import REPO_ROOT, child, free_port, port_open, wait_until
+from tests.support.oidc import AuthorizationServer, authorization_server, login, protected_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -58,12 +55,9 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authorizat
 
 @pytest.fixture(scope="module")
 def mcp_url(auth_server: AuthorizationServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port, log = free_port(), tmp_path_factory.mktemp("protected") / "protected.log"
-    command = [sys.executable, "-m", "tests.support.servers.protected", "--port", str(port)]
-    command += ["--issuer", auth_server.issuer]
-    with child(command, cwd=REPO_ROOT, env=dict(os.environ), log=log) as process:
-        wait_until(lambda: port_open(port), process, log, "the protected MCP server", 30)
-        yield f"http://127.0.0.1:{port}/mcp"
+    """The protected MCP server's URL (a process of its own, stopped by its handle)."""
+    with protected_server(auth_server.issuer, tmp_path_factory.mktemp("protected")) as url:
+        yield url
 
 
 @dataclass

@@ -22,6 +22,7 @@ import re
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Generator, Mapping, Sequence
@@ -35,7 +36,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 import httpx2
 import trustme
 
-from tests.support.processes import HOST, REPO_ROOT, child, free_port, http_ok, wait_until
+from tests.support.processes import HOST, REPO_ROOT, child, free_port, http_ok, port_open, wait_until
 
 __all__ = [
     "OIDC_PROVIDER_VERSION",
@@ -47,6 +48,7 @@ __all__ = [
     "install",
     "login",
     "metadata_document",
+    "protected_server",
     "require_node",
 ]
 
@@ -262,6 +264,28 @@ class MetadataDocument:
     url: str
     ca_path: Path
     fetches: int = 0
+
+
+@contextmanager
+def protected_server(issuer: str, directory: Path) -> Generator[str, None, None]:
+    """The URL of an MCP server protected by ``issuer`` (``tests.support.servers.protected``).
+
+    It runs as a process of its own, stopped by its handle when the block ends; its log
+    is ``directory / "protected.log"``.
+    """
+    port, log = free_port(), directory / "protected.log"
+    command = [
+        sys.executable,
+        "-m",
+        "tests.support.servers.protected",
+        "--port",
+        str(port),
+        "--issuer",
+        issuer,
+    ]
+    with child(command, cwd=REPO_ROOT, env=dict(os.environ), log=log) as process:
+        wait_until(lambda: port_open(port), process, log, "the protected MCP server", 30)
+        yield f"http://{HOST}:{port}/mcp"
 
 
 @contextmanager
