@@ -47,6 +47,7 @@ from langchain_core.tracers import context as tracer_context
 from langgraph_sdk.runtime import _ExecutionRuntime, _ReadRuntime  # pyright: ignore[reportPrivateUsage]
 
 __all__ = [
+    "pending_interrupt_values",
     "RUN_ACCESS",
     "SERVER_RUNTIME_CLASSES",
     "ConfigureHook",
@@ -152,3 +153,41 @@ def set_transport_pool(transport: httpx2.AsyncHTTPTransport, pool: httpcore2.Asy
     <mcpbridge.urlpolicy.UrlPolicy>` cannot check the addresses connected to.
     """
     transport._pool = pool  # pyright: ignore[reportPrivateUsage]
+
+
+async def pending_interrupt_values(config: Any) -> list[Any]:
+    """The values of the interrupts this task left pending, when the run resumes it (else none).
+
+    LangGraph keeps them as the task's ``__interrupt__`` writes of the checkpoint the run
+    resumes; the task's scratchpad has resume values only then, so other calls cost nothing.
+    """
+    from langgraph._internal._constants import (
+        CONFIG_KEY_CHECKPOINTER,
+        CONFIG_KEY_SCRATCHPAD,
+        CONFIG_KEY_TASK_ID,
+        INTERRUPT,
+        NS_END,
+        NS_SEP,
+    )
+
+    conf = cast("dict[str, Any]", cast("dict[str, Any]", config or {}).get("configurable") or {})
+    scratchpad: Any = conf.get(CONFIG_KEY_SCRATCHPAD)
+    saver: Any = conf.get(CONFIG_KEY_CHECKPOINTER)
+    if scratchpad is None or saver is None:
+        return []
+    if not scratchpad.resume and scratchpad.get_null_resume(False) is None:
+        return []
+    task_ns: str = conf.get("checkpoint_ns") or ""
+    parent_ns = NS_SEP.join(task_ns.split(NS_SEP)[:-1]) if NS_END in task_ns else task_ns
+    saved: Any = await saver.aget_tuple(
+        {"configurable": {"thread_id": conf.get("thread_id"), "checkpoint_ns": parent_ns}}
+    )
+    if saved is None:
+        return []
+    values: list[Any] = []
+    writes = cast("list[tuple[str, str, Any]]", saved.pending_writes or [])
+    for task_id, channel, value in writes:
+        if task_id == conf.get(CONFIG_KEY_TASK_ID) and channel == INTERRUPT:
+            items = cast("list[Any]", value) if isinstance(value, (list, tuple)) else [value]
+            values.extend(getattr(item, "value", None) for item in items)
+    return values

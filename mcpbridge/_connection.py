@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import anyio
 import anyio.abc
@@ -393,6 +393,10 @@ class ServerConnection:
         except Exception as exc:  # no listening: the TTL still bounds how stale the tools get
             logger.debug("MCP server %r: subscriptions/listen ended: %s", self.name, exc)
 
+    input_rounds: Final = True
+    """`call_tool` takes ``input_round``: a server's input requests become interrupts."""
+
+    @overload
     async def call_tool(
         self,
         name: str,
@@ -401,10 +405,36 @@ class ServerConnection:
         meta: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         progress_callback: ProgressFnT | None = None,
-    ) -> types.CallToolResult:
+        input_round: None = None,
+    ) -> types.CallToolResult: ...
+
+    @overload
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        progress_callback: ProgressFnT | None = None,
+        input_round: tuple[types.InputResponses | None, str | None],
+    ) -> types.CallToolResult | types.InputRequiredResult: ...
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        progress_callback: ProgressFnT | None = None,
+        input_round: tuple[types.InputResponses | None, str | None] | None = None,
+    ) -> types.CallToolResult | types.InputRequiredResult:
         """Call one tool; every failure becomes `ToolCallError` within ``call_timeout``.
 
         ``headers`` are added to the HTTP request of this call (HTTP transports only).
+        With ``input_round`` (the answers and ``requestState`` of the round before, or
+        ``(None, None)`` first), a server's ``input_required`` result is returned to the caller.
 
         Raises:
             ToolTimeoutError: No answer within ``call_timeout``; the request was cancelled.
@@ -423,6 +453,17 @@ class ServerConnection:
             # The SDK's own timeout would start after the request is written; this one also covers
             # the write, so it always ends first: the SDK's is switched off (one timer a call, not two).
             with anyio.CancelScope(deadline=anyio.current_time() + timeout):
+                if input_round is not None:
+                    return await client.session.call_tool(
+                        name,
+                        dict(arguments),
+                        read_timeout_seconds=math.inf,
+                        progress_callback=progress_callback,
+                        input_responses=input_round[0],
+                        request_state=input_round[1],
+                        meta=types.RequestParamsMeta(**meta) if meta else None,
+                        allow_input_required=True,
+                    )
                 return await client.call_tool(
                     name,
                     dict(arguments),

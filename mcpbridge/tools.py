@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
 from mcpbridge._callbacks import no_listeners, traced_tool_call
 from mcpbridge._compat import resolve_arun_hints, set_injected_args_keys
 from mcpbridge._content import limit_result, to_content_blocks
+from mcpbridge._input import call_with_input
 from mcpbridge._schema import ArgumentsValidator
 from mcpbridge.errors import MCPBridgeError, UsageError
 from mcpbridge.events import PROGRESS_EVENT
@@ -59,7 +60,7 @@ class ToolCaller(Protocol):
         meta: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         progress_callback: ProgressFnT | None = None,
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         """Call the tool ``name`` on the server (``headers`` go on the HTTP request, where there is one)."""
         ...
 
@@ -212,18 +213,32 @@ class MCPTool(BaseTool):
         progress = self._progress_forwarder(runtime)
         meta, headers = wiring.identity.for_call(identity, server=self.server, registered=self.registered)
         try:
-            result = await wiring.caller.call_tool(
-                self.mcp_name,
-                arguments,
-                meta=meta,
-                headers=headers,
-                progress_callback=None if progress is None else progress.receive,
-            )
+            receive = None if progress is None else progress.receive
+            if getattr(wiring.caller, "input_rounds", False):
+                result = await call_with_input(
+                    wiring.caller,
+                    server=self.server,
+                    tool=self.name,
+                    mcp_name=self.mcp_name,
+                    signer=wiring.identity.signer,
+                    arguments=arguments,
+                    runtime=runtime,
+                    config=config,
+                    meta=meta,
+                    headers=headers,
+                    progress=receive,
+                )
+            else:
+                result = await wiring.caller.call_tool(
+                    self.mcp_name, arguments, meta=meta, headers=headers, progress_callback=receive
+                )
         except MCPBridgeError as exc:
             raise ToolException(str(exc)) from exc
         finally:
             if progress is not None:
                 progress.close()
+        if isinstance(result, types.InputRequiredResult):
+            raise ToolException(f"tool {self.name!r} asked for input this server connection cannot give")
         blocks, structured = limit_result(
             to_content_blocks(result), result.structured_content, max_chars=self.max_result_chars
         )

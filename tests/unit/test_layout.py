@@ -21,6 +21,7 @@ HOMES = {
     "mcpbridge.testing": "test_public_api.py",
     "mcpbridge.users": "test_public_api.py",  # deprecated alias of mcpbridge.scoping
     "mcpbridge.models": "test_public_api.py",  # deprecated alias of mcpbridge.testing
+    "mcpbridge.interrupts": "test_input.py",  # the names of the interrupts `mcpbridge._input` raises
 }
 """Modules whose tests live elsewhere than the rule says, and where."""
 

@@ -1,0 +1,196 @@
+"""A server's input requests (2026-07-28 ``input_required``) as LangGraph interrupts.
+
+Each round with questions pauses the run with an `INPUT_REQUEST` interrupt. Its value
+carries the exchange's bookkeeping (server, tool, call, round, the server's
+``requestState``) sealed with an HMAC, so the interrupt kept in the checkpoint is where
+a resumed run, in a new process with new connections, continues from: the earlier
+rounds are never sent again. A sealed entry that does not verify is refused. Rounds
+that carry only state continue at once, without a human.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, cast
+
+import mcp_types as types
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import interrupt
+
+from mcpbridge._compat import pending_interrupt_values
+from mcpbridge.errors import UsageError
+from mcpbridge.interrupts import INPUT_REQUEST, INPUT_SECRET_ENV
+
+__all__ = ["InputExchange", "TamperedStateError", "seal_key"]
+
+MAX_ROUNDS: Final = 10
+"""The most rounds of one call's exchange (the SDK's default)."""
+_SEALED: Final = "mcpbridge_state"
+_PROCESS_KEY: Final = secrets.token_bytes(32)
+
+Round = Callable[[types.InputResponses | None, str | None], Awaitable[Any]]
+
+
+class TamperedStateError(UsageError):
+    """The sealed state of an input exchange in the checkpoint does not verify."""
+
+
+def seal_key(signer_key: Any | None) -> bytes:
+    """The sealing key: from `INPUT_SECRET_ENV`, else the identity signer's key, else per process."""
+    secret = os.environ.get(INPUT_SECRET_ENV)
+    if secret:
+        material = secret.encode()
+    elif isinstance(signer_key, (str, bytes)):
+        material = signer_key.encode() if isinstance(signer_key, str) else signer_key
+    else:
+        return _PROCESS_KEY
+    return hmac.new(material, b"mcpbridge input state", hashlib.sha256).digest()
+
+
+def _seal(key: bytes, entry: Mapping[str, Any]) -> str:
+    body = base64.urlsafe_b64encode(
+        json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+    ).decode()
+    mac = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{mac}"
+
+
+def _open(key: bytes, sealed: object) -> dict[str, Any]:
+    if not isinstance(sealed, str) or "." not in sealed:
+        raise TamperedStateError("the input request's state in the checkpoint is malformed; refused")
+    body, mac = sealed.rsplit(".", 1)
+    if not hmac.compare_digest(mac, hmac.new(key, body.encode(), hashlib.sha256).hexdigest()):
+        raise TamperedStateError("the input request's state in the checkpoint was altered; refused")
+    return json.loads(base64.urlsafe_b64decode(body.encode()))
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(by_alias=True, exclude_none=True) if callable(dump) else value
+
+
+def _describe(request: types.InputRequest) -> dict[str, Any]:
+    if isinstance(request, types.ElicitRequest):
+        params: Any = request.params
+        mode = getattr(params, "mode", "form") or "form"
+        return {
+            "kind": "elicitation",
+            "mode": mode,
+            "message": params.message,
+            "schema": _plain(getattr(params, "requested_schema", None)) if mode == "form" else None,
+            "url": getattr(params, "url", None),
+        }
+    kind = "sampling" if isinstance(request, types.CreateMessageRequest) else "roots"
+    return {"kind": kind, "mode": None, "message": None, "schema": None, "url": None}
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else {}
+
+
+def _responses(requests: Mapping[str, Any], resume: object) -> types.InputResponses:
+    """The resume value as the server's ``inputResponses``; a key not answered is cancelled."""
+    answers = _mapping(resume)
+    out: types.InputResponses = {}
+    for key in requests:
+        answer: Any = answers.get(key)
+        given = _mapping(answer)
+        action = given.get("action")
+        if action not in ("accept", "decline", "cancel"):
+            action = "cancel"
+        content: Any = given.get("content") if action == "accept" else None
+        kept = dict(cast("Mapping[str, Any]", content)) if isinstance(content, Mapping) else None
+        out[key] = types.ElicitResult(action=action, content=kept)
+    return out
+
+
+class InputExchange:
+    """One tool call's exchange of input rounds with a server, kept in the checkpoint."""
+
+    def __init__(self, *, key: bytes, server: str, tool: str, tool_call_id: str | None) -> None:
+        self._key = key
+        self._who = {"server": server, "tool": tool, "tool_call_id": tool_call_id}
+
+    async def resumed(self, config: RunnableConfig | None) -> dict[str, Any] | None:
+        """The verified entry of this call's pending interrupt, if the run resumes one."""
+        for value in await pending_interrupt_values(config):
+            found = _mapping(value)
+            if found.get("type") != INPUT_REQUEST:
+                continue
+            entry = _open(self._key, found.get(_SEALED))
+            if all(entry.get(k) == v for k, v in self._who.items()):
+                return entry
+        return None
+
+    async def drive(self, first: Any, call: Round, entry: dict[str, Any] | None) -> Any:
+        """Answer rounds until the server gives its result; a round with questions interrupts."""
+        current = first
+        rounds = 0 if entry is None else int(entry["round"])
+        asked = 0 if entry is None else int(entry["asked"])
+        if entry is not None:
+            # The run resumes: the pending round's answers are the latest resume value, not a new call.
+            answers: Any = None
+            for _ in range(asked):
+                answers = interrupt(None)  # earlier interrupts of this task return their resume values
+            current = await call(_responses(entry["requests"], answers), entry["state"])
+        while isinstance(current, types.InputRequiredResult):
+            rounds += 1
+            if rounds > MAX_ROUNDS:
+                raise TamperedStateError(f"the server asked for input more than {MAX_ROUNDS} rounds")
+            if not current.input_requests:
+                current = await call(None, current.request_state)
+                continue
+            requests = {k: _describe(r) for k, r in current.input_requests.items()}
+            asked += 1
+            entry = {**self._who, "round": rounds, "asked": asked, "state": current.request_state}
+            sealed = _seal(self._key, {**entry, "requests": requests})
+            answers = interrupt({"type": INPUT_REQUEST, **self._who, "requests": requests, _SEALED: sealed})
+            current = await call(_responses(requests, answers), current.request_state)
+        return current
+
+
+async def call_with_input(
+    caller: Any,
+    *,
+    server: str,
+    tool: str,
+    mcp_name: str,
+    signer: Any,
+    arguments: Mapping[str, Any],
+    runtime: Any,
+    config: RunnableConfig | None,
+    meta: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    progress: Any,
+) -> types.CallToolResult:
+    """Call ``mcp_name`` on ``caller``; the server's input requests interrupt the run, durably.
+
+    Every round carries the same ``_meta`` (the run's identity) and headers.
+    """
+    run_config: Any = getattr(runtime, "config", None) or config
+    exchange = InputExchange(
+        key=seal_key(getattr(signer, "key", None)),
+        server=server,
+        tool=tool,
+        tool_call_id=getattr(runtime, "tool_call_id", None),
+    )
+
+    async def call(responses: types.InputResponses | None, state: str | None) -> Any:
+        return await caller.call_tool(
+            mcp_name,
+            arguments,
+            meta=meta,
+            headers=headers,
+            progress_callback=progress,
+            input_round=(responses, state),
+        )
+
+    entry = await exchange.resumed(run_config)
+    first = None if entry is not None else await call(None, None)
+    return await exchange.drive(first, call, entry)

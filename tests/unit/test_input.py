@@ -1,0 +1,54 @@
+"""The sealed bookkeeping of input exchanges, and the mapping of resume values to answers."""
+
+from __future__ import annotations
+
+import mcp_types as types
+import pytest
+
+from mcpbridge import _input
+from mcpbridge.interrupts import INPUT_REQUEST, INPUT_SECRET_ENV
+
+KEY = b"k" * 32
+
+
+def test_a_sealed_entry_opens_with_its_key_only() -> None:
+    sealed = _input._seal(KEY, {"round": 1, "state": "s"})  # pyright: ignore[reportPrivateUsage]
+    assert _input._open(KEY, sealed) == {"round": 1, "state": "s"}  # pyright: ignore[reportPrivateUsage]
+    with pytest.raises(_input.TamperedStateError, match="altered"):
+        _input._open(b"x" * 32, sealed)  # pyright: ignore[reportPrivateUsage]
+    body, mac = sealed.rsplit(".", 1)
+    with pytest.raises(_input.TamperedStateError, match="altered"):
+        _input._open(KEY, f"{body[:-2]}AA.{mac}")  # pyright: ignore[reportPrivateUsage]
+    with pytest.raises(_input.TamperedStateError, match="malformed"):
+        _input._open(KEY, None)  # pyright: ignore[reportPrivateUsage]
+
+
+def test_the_key_comes_from_the_environment_else_the_signer_else_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(INPUT_SECRET_ENV, raising=False)
+    assert _input.seal_key(None) == _input.seal_key(None)
+    from_signer = _input.seal_key("a-signer-secret")
+    assert from_signer not in (_input.seal_key(None), b"a-signer-secret")
+    monkeypatch.setenv(INPUT_SECRET_ENV, "deployment secret")
+    assert _input.seal_key("a-signer-secret") != from_signer  # the deployment secret wins
+
+
+def test_resume_values_become_elicitation_results() -> None:
+    requests = {"a": {}, "b": {}, "c": {}, "d": {}}
+    resume = {
+        "a": {"action": "accept", "content": {"name": "Ada"}},
+        "b": {"action": "decline", "content": {"ignored": True}},
+        "c": {"action": "nonsense"},
+    }
+    answers = _input._responses(requests, resume)  # pyright: ignore[reportPrivateUsage]
+    assert answers == {
+        "a": types.ElicitResult(action="accept", content={"name": "Ada"}),
+        "b": types.ElicitResult(action="decline"),
+        "c": types.ElicitResult(action="cancel"),
+        "d": types.ElicitResult(action="cancel"),  # not answered
+    }
+
+
+def test_the_interrupt_type_is_documented() -> None:
+    assert INPUT_REQUEST == "mcp_input_request"
