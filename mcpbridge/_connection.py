@@ -40,9 +40,10 @@ from typing import Any, Final, overload
 import anyio
 import anyio.abc
 import mcp_types as types
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client.session import IncomingMessage
 from mcp.shared.dispatcher import ProgressFnT
+from mcp_types.jsonrpc import HEADER_MISMATCH
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcpbridge._failures import (
@@ -454,15 +455,8 @@ class ServerConnection:
             # the write, so it always ends first: the SDK's is switched off (one timer a call, not two).
             with anyio.CancelScope(deadline=anyio.current_time() + timeout):
                 if input_round is not None:
-                    return await client.session.call_tool(
-                        name,
-                        dict(arguments),
-                        read_timeout_seconds=math.inf,
-                        progress_callback=progress_callback,
-                        input_responses=input_round[0],
-                        request_state=input_round[1],
-                        meta=types.RequestParamsMeta(**meta) if meta else None,
-                        allow_input_required=True,
+                    return await self._call_round(
+                        client, name, arguments, meta, progress_callback, input_round
                     )
                 return await client.call_tool(
                     name,
@@ -488,6 +482,41 @@ class ServerConnection:
             if reset is not None:
                 CALL_HEADERS.reset(reset)
         raise call_timeout(self.config, name)  # only the deadline ends the scope without an answer
+
+    async def _call_round(
+        self,
+        client: Client,
+        name: str,
+        arguments: Mapping[str, Any],
+        meta: Mapping[str, Any] | None,
+        progress_callback: ProgressFnT | None,
+        input_round: tuple[types.InputResponses | None, str | None],
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """One round of a call whose ``input_required`` answers go back to the caller.
+
+        As ``Client.call_tool`` does, a 2026-era server's ``HEADER_MISMATCH`` (the tool's
+        listed schema is stale) is answered by listing the tools again and resending once.
+        """
+
+        async def send() -> types.CallToolResult | types.InputRequiredResult:
+            return await client.session.call_tool(
+                name,
+                dict(arguments),
+                read_timeout_seconds=math.inf,
+                progress_callback=progress_callback,
+                input_responses=input_round[0],
+                request_state=input_round[1],
+                meta=types.RequestParamsMeta(**meta) if meta else None,
+                allow_input_required=True,
+            )
+
+        try:
+            return await send()
+        except MCPError as exc:
+            if exc.code != HEADER_MISMATCH or client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                raise
+        await client.list_tools(cache_mode="refresh")
+        return await send()
 
     async def _list_tools(self, client: Client) -> tuple[list[types.Tool], types.ListToolsResult]:
         """The wanted tools of every page, and the first page (its cache hints)."""

@@ -13,7 +13,9 @@ import mcp_types as types
 import pytest
 from mcp.client._memory import InMemoryTransport
 from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
+from mcp_types.jsonrpc import HEADER_MISMATCH
 
 from mcpbridge import MemoryServer, ToolCallError
 from mcpbridge._connection import ServerConnection
@@ -260,3 +262,31 @@ async def test_every_state_change_is_logged_in_order(caplog: pytest.LogCaptureFi
         "RECONNECTING -> READY",
         "READY -> CLOSED",
     ]
+
+
+@pytest.mark.parametrize("code", [HEADER_MISMATCH, types.INVALID_PARAMS])
+async def test_an_input_round_resends_once_after_a_header_mismatch(code: int) -> None:
+    """A 2026-era ``HEADER_MISMATCH`` (a stale listed schema) is relisted and resent once, as the SDK does."""
+    server = MCPServer("stale")
+    calls: list[str] = []
+
+    @server.tool()
+    async def stale(text: str) -> str:
+        """Fails its first call as the server's mismatch check would."""
+        calls.append(text)
+        if len(calls) == 1:
+            raise MCPError(code=code, message="the listed schema is stale")
+        return text
+
+    conn = ServerConnection(MemoryServer(name="stale", server=server), client_info=_CLIENT, log_level=None)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            await group.start(conn.run)
+            if code == HEADER_MISMATCH:
+                result = await conn.call_tool("stale", {"text": "hi"}, input_round=(None, None))
+                assert isinstance(result, types.CallToolResult) and calls == ["hi", "hi"]
+            else:  # any other error is the call's answer: no resend
+                with pytest.raises(ToolCallError):
+                    await conn.call_tool("stale", {"text": "hi"}, input_round=(None, None))
+                assert calls == ["hi"]
+            conn.close()
