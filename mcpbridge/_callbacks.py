@@ -28,9 +28,8 @@ from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
 from langchain_core.tracers import context as tracer_context
 from langchain_core.utils.env import env_var_is_set
-from langsmith import utils as langsmith_utils
 
-from mcpbridge._compat import configure_hooks
+from mcpbridge._compat import configure_hooks, langsmith_tracing
 
 __all__ = ["no_listeners", "traced_tool_call"]
 
@@ -53,16 +52,15 @@ def no_listeners(tool: BaseTool, config: RunnableConfig | None) -> bool:
         return False
     if tool.callbacks or tool.verbose or get_debug():
         return False
-    tracing = langsmith_utils.tracing_is_enabled()  # pyright: ignore[reportUnknownMemberType]
-    if tracer_context.tracing_v2_callback_var.get() is not None or tracing:
+    if tracer_context.tracing_v2_callback_var.get() is not None or langsmith_tracing():
         return False
-    if any(os.environ.get(name, "") not in _UNSET for name in _V1_TRACING_ENV):
-        return False
+    for name in _V1_TRACING_ENV:
+        if os.environ.get(name, "") not in _UNSET:
+            return False
     hooks = configure_hooks()
     if hooks is None:
         return False
-    for hook in hooks:
-        var, _inheritable, handler_class, env_var = hook
+    for var, _inheritable, handler_class, env_var in hooks:
         if var.get() is not None or (handler_class is not None and env_var and env_var_is_set(env_var)):
             return False
     return True

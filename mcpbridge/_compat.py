@@ -44,10 +44,15 @@ import httpcore2
 import httpx2
 from langchain_core.tools import BaseTool
 from langchain_core.tracers import context as tracer_context
+from langgraph._internal import _constants as _lg_constants
 from langgraph_sdk.runtime import _ExecutionRuntime, _ReadRuntime  # pyright: ignore[reportPrivateUsage]
+from langsmith import utils as _ls_utils
+from langsmith._internal import _context as _ls_context
 
 __all__ = [
+    "langsmith_tracing",
     "pending_interrupt_values",
+    "resuming",
     "RUN_ACCESS",
     "SERVER_RUNTIME_CLASSES",
     "ConfigureHook",
@@ -78,6 +83,37 @@ def configure_hooks() -> list[ConfigureHook] | None:
     if not isinstance(hooks, list):
         return None
     return cast(list[ConfigureHook], hooks)
+
+
+_LS_ENABLED: ContextVar[Any] | None = getattr(_ls_context, "_TRACING_ENABLED", None)
+_LS_RUN_TREE: ContextVar[Any] | None = getattr(_ls_context, "_PARENT_RUN_TREE_REF", None)
+_LS_READABLE: Final = (
+    _LS_ENABLED is not None and _LS_RUN_TREE is not None and hasattr(_ls_context, "_GLOBAL_TRACING_ENABLED")
+)
+
+
+def langsmith_tracing() -> bool:
+    """Whether LangSmith traces here: ``langsmith.utils.tracing_is_enabled()``, without its context dict.
+
+    Upstream: ``tracing_is_enabled`` reads the ``_TRACING_ENABLED`` context variable, the
+    current run tree, ``_GLOBAL_TRACING_ENABLED`` and then the environment (through its
+    cached ``get_env_var``), in that order (``langsmith._internal._context``; checked with
+    langsmith 0.15.1). It builds the whole tracing context on the way, a few microseconds
+    on every tool call. Without these names, the public function is called.
+    """
+    if not _LS_READABLE or _LS_ENABLED is None or _LS_RUN_TREE is None:
+        return bool(_ls_utils.tracing_is_enabled())  # pyright: ignore[reportUnknownMemberType]
+    value: Any = _LS_ENABLED.get()
+    if value is not None:
+        return bool(value)
+    tree: Any = _LS_RUN_TREE.get()
+    if tree is not None and tree() is not None:
+        return True
+    fallback: Any = _ls_context._GLOBAL_TRACING_ENABLED  # pyright: ignore[reportPrivateUsage]
+    if fallback is not None:
+        return bool(fallback)
+    default: Any = _ls_utils.get_env_var("TRACING", default="")  # pyright: ignore[reportUnknownMemberType]
+    return _ls_utils.get_env_var("TRACING_V2", default=default) == "true"  # pyright: ignore[reportUnknownMemberType]
 
 
 def set_injected_args_keys(tool_class: type[BaseTool], key_attribute: str) -> None:
@@ -155,6 +191,20 @@ def set_transport_pool(transport: httpx2.AsyncHTTPTransport, pool: httpcore2.Asy
     transport._pool = pool  # pyright: ignore[reportPrivateUsage]
 
 
+def resuming(config: Any) -> bool:
+    """Whether the task of ``config`` runs again with resume values (a cheap test, no checkpoint read).
+
+    Upstream: the task's scratchpad (``CONFIG_KEY_SCRATCHPAD``) holds the resume values
+    of a resumed task (checked with langgraph 1.2.24). Without a scratchpad (outside a
+    graph), nothing resumes.
+    """
+    conf: Any = config.get("configurable") if config else None
+    scratchpad: Any = conf.get(_lg_constants.CONFIG_KEY_SCRATCHPAD) if conf else None
+    if scratchpad is None:
+        return False
+    return bool(scratchpad.resume) or scratchpad.get_null_resume(False) is not None
+
+
 async def pending_interrupt_values(config: Any) -> list[Any]:
     """The values of the interrupts this task left pending, when the run resumes it (else none).
 
@@ -173,9 +223,7 @@ async def pending_interrupt_values(config: Any) -> list[Any]:
     conf = cast("dict[str, Any]", cast("dict[str, Any]", config or {}).get("configurable") or {})
     scratchpad: Any = conf.get(CONFIG_KEY_SCRATCHPAD)
     saver: Any = conf.get(CONFIG_KEY_CHECKPOINTER)
-    if scratchpad is None or saver is None:
-        return []
-    if not scratchpad.resume and scratchpad.get_null_resume(False) is None:
+    if scratchpad is None or saver is None or not resuming(config):
         return []
     task_ns: str = conf.get("checkpoint_ns") or ""
     parent_ns = NS_SEP.join(task_ns.split(NS_SEP)[:-1]) if NS_END in task_ns else task_ns

@@ -49,7 +49,6 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcpbridge._failures import (
     ConnectFailed,
     call_failure,
-    call_timeout,
     connect_timeout,
     describe_failure,
     ends_session,
@@ -451,37 +450,36 @@ class ServerConnection:
         record, recording = call_record()
         self._in_flight += 1
         try:
-            # The SDK's own timeout would start after the request is written; this one also covers
-            # the write, so it always ends first: the SDK's is switched off (one timer a call, not two).
-            with anyio.CancelScope(deadline=anyio.current_time() + timeout):
-                if input_round is not None:
-                    return await self._call_round(
-                        client, name, arguments, meta, progress_callback, input_round
-                    )
-                return await client.call_tool(
-                    name,
-                    dict(arguments),
-                    read_timeout_seconds=math.inf,
-                    progress_callback=progress_callback,
-                    meta=types.RequestParamsMeta(**meta) if meta else None,
-                )
+            # The SDK's own request clock bounds the answer (its cancel scope is there anyway, so a
+            # call costs no second one); the transport bounds the write (`_transport`).
+            if input_round is not None:
+                return await self._call_round(client, name, arguments, meta, progress_callback, input_round)
+            return await client.call_tool(
+                name,
+                dict(arguments),
+                read_timeout_seconds=timeout,
+                progress_callback=progress_callback,
+                meta=types.RequestParamsMeta(**meta) if meta else None,
+            )
         except anyio.get_cancelled_exc_class():
             self._abandoned = True  # the server may still run the call: no later run gets this session
             raise
         except Exception as exc:  # boundary: every failure becomes a readable tool error
-            if isinstance(exc, TimeoutError):
+            timed_out = isinstance(exc, TimeoutError) or (
+                isinstance(exc, MCPError) and exc.code == types.REQUEST_TIMEOUT
+            )
+            if timed_out:
                 self._abandoned = True
             tail = await self._stderr.tail() if ends_session(exc) else ""
             failure = call_failure(self.config, name, exc, oversized=record.oversized, stderr_tail=tail)
             if failure.broken is not None and self._client in (client, None):  # not a newer session
                 self._break(failure.broken)
-            raise failure.error from (None if isinstance(exc, TimeoutError) else exc)
+            raise failure.error from (None if timed_out else exc)
         finally:
             self._in_flight -= 1
             end_call_record(recording)
             if reset is not None:
                 CALL_HEADERS.reset(reset)
-        raise call_timeout(self.config, name)  # only the deadline ends the scope without an answer
 
     async def _call_round(
         self,
@@ -502,7 +500,7 @@ class ServerConnection:
             return await client.session.call_tool(
                 name,
                 dict(arguments),
-                read_timeout_seconds=math.inf,
+                read_timeout_seconds=self.config.call_timeout,
                 progress_callback=progress_callback,
                 input_responses=input_round[0],
                 request_state=input_round[1],

@@ -23,7 +23,7 @@ import mcp_types as types
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
-from mcpbridge._compat import pending_interrupt_values
+from mcpbridge._compat import pending_interrupt_values, resuming
 from mcpbridge.errors import UsageError
 from mcpbridge.interrupts import INPUT_REQUEST, INPUT_SECRET_ENV
 
@@ -174,12 +174,6 @@ async def call_with_input(
     Every round carries the same ``_meta`` (the run's identity) and headers.
     """
     run_config: Any = getattr(runtime, "config", None) or config
-    exchange = InputExchange(
-        key=seal_key(getattr(signer, "key", None)),
-        server=server,
-        tool=tool,
-        tool_call_id=getattr(runtime, "tool_call_id", None),
-    )
 
     async def call(responses: types.InputResponses | None, state: str | None) -> Any:
         return await caller.call_tool(
@@ -191,6 +185,20 @@ async def call_with_input(
             input_round=(responses, state),
         )
 
-    entry = await exchange.resumed(run_config)
-    first = None if entry is not None else await call(None, None)
+    resumes = resuming(run_config)
+    first: Any = None
+    if not resumes:
+        # Most calls: one round, answered; the exchange (and its key) is made only when asked.
+        first = await call(None, None)
+        if not isinstance(first, types.InputRequiredResult):
+            return first
+    exchange = InputExchange(
+        key=seal_key(getattr(signer, "key", None)),
+        server=server,
+        tool=tool,
+        tool_call_id=getattr(runtime, "tool_call_id", None),
+    )
+    entry = await exchange.resumed(run_config) if resumes else None
+    if first is None and entry is None:
+        first = await call(None, None)
     return await exchange.drive(first, call, entry)

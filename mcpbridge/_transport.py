@@ -5,6 +5,10 @@ stack, so the caller owns them: leaving the stack closes the session and stops
 the server process. HTTP clients come from `mcpbridge._network.http_client`
 (the shared TLS context, the byte cap, the per-call headers, the URL policy).
 A stdio server's stderr goes to a `StderrLog`, whose end failure messages quote.
+
+A call's answer is bounded by the SDK's request clock; its write, by the transport:
+a stdio (or SSE) server that stops reading would otherwise hold every later write,
+so those transports' writes end within the server's ``call_timeout`` (`bounded_writes`).
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import functools
 import io
 import tempfile
-from contextlib import AsyncExitStack
-from typing import Any, Final
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from types import TracebackType
+from typing import Any, Final, Protocol, Self
 
 import anyio
 import httpx2
@@ -24,13 +30,14 @@ from mcp.client.session import LoggingFnT, MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import SessionMessage
 
 from mcpbridge._network import http_client
 from mcpbridge.caching import Discovered
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer
 from mcpbridge.errors import UsageError
 
-__all__ = ["StderrLog", "open_client"]
+__all__ = ["StderrLog", "bounded_writes", "open_client"]
 
 _STDERR_TAIL_CHARS: Final = 2000
 
@@ -120,20 +127,22 @@ async def open_client(
                 env=dict(config.env) if config.env else None,
                 cwd=config.cwd,
             )
-            transport = stdio_client(params, errlog=await stderr.open())  # pyright: ignore[reportArgumentType]
+            opened = stdio_client(params, errlog=await stderr.open())  # pyright: ignore[reportArgumentType]
+            transport = bounded_writes(opened, config.call_timeout)
         case HttpServer():
             client = await stack.enter_async_context(http_client(config))
             transport = streamable_http_client(
                 config.url, http_client=client, max_sse_event_size=config.max_response_bytes
             )
         case SseServer():
-            transport = sse_client(
+            opened = sse_client(
                 config.url,
                 timeout=config.http_timeout,
                 sse_read_timeout=config.sse_read_timeout,
                 httpx_client_factory=_sse_client_factory(config),
                 auth=config.auth,
             )
+            transport = bounded_writes(opened, config.call_timeout)
             mode, prior = "legacy", None
         case MemoryServer():
             transport = config.server
@@ -163,3 +172,62 @@ def _sse_client_factory(config: SseServer) -> Any:
         return http_client(config, events_counted=True, timeout=timeout, auth=auth)
 
     return factory
+
+
+class _WriteStream(Protocol):
+    """What the SDK's transports yield to write with (their ``WriteStream``)."""
+
+    async def send(self, item: SessionMessage, /) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+class _BoundedWriteStream:
+    """A transport's write stream whose every send ends within ``timeout`` seconds.
+
+    Where the writer task waits for the next message (a memory stream), the message
+    changes hands at once, with no timer; only a writer still busy (a server not
+    reading, or concurrent calls) makes a send wait, under `anyio.fail_after`.
+    """
+
+    __slots__ = ("_inner", "_now", "_timeout")
+
+    def __init__(self, inner: _WriteStream, timeout: float) -> None:
+        self._inner = inner
+        self._now: Callable[[SessionMessage], None] | None = getattr(inner, "send_nowait", None)
+        self._timeout = timeout
+
+    async def send(self, item: SessionMessage, /) -> None:
+        """Hand ``item`` to the writer; `TimeoutError` when it takes none within the timeout."""
+        if self._now is not None:
+            try:
+                self._now(item)
+                return
+            except anyio.WouldBlock:
+                pass
+        with anyio.fail_after(self._timeout):
+            await self._inner.send(item)
+
+    async def aclose(self) -> None:
+        """Close the stream, as the transport's own does."""
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+@asynccontextmanager
+async def bounded_writes(
+    transport: AbstractAsyncContextManager[tuple[Any, Any]],
+    write_timeout: float,
+) -> AsyncGenerator[tuple[Any, _BoundedWriteStream]]:
+    """``transport``, with every write ending within ``write_timeout`` seconds."""
+    async with transport as (read_stream, write_stream):
+        yield read_stream, _BoundedWriteStream(write_stream, write_timeout)

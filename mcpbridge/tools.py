@@ -134,7 +134,8 @@ class MCPTool(BaseTool):
     def _wired(self) -> _Wiring:
         # Read from the private values directly: pydantic's lookup of a private attribute
         # raises and catches an AttributeError on the way, microseconds on every call.
-        return typing.cast(dict[str, _Wiring], self.__pydantic_private__)["_wiring"]
+        private: dict[str, _Wiring] = self.__pydantic_private__  # pyright: ignore[reportAssignmentType]
+        return private["_wiring"]
 
     @property
     def _runtime_key(self) -> str:
@@ -179,13 +180,16 @@ class MCPTool(BaseTool):
         call_id = call["id"]
         assert call_id is not None  # `ainvoke` answers only tool calls with an id here
         arguments = dict(call["args"])
-        runtime = arguments.pop(self._wired().runtime_key, None)
+        wiring = self._wired()
+        runtime = arguments.pop(wiring.runtime_key, None)
         try:
-            content, artifact = await self._call(arguments, runtime, None if runtime is not None else config)
+            content, artifact = await self._call(
+                arguments, runtime, None if runtime is not None else config, wiring
+            )
         except ToolException as exc:
             message = exc.args[0] if exc.args else "Tool execution error"
             return ToolMessage(message, tool_call_id=call_id, name=self.name, status="error")
-        blocks = typing.cast("list[str | dict[Any, Any]]", content)  # the type ToolMessage declares
+        blocks: list[Any] = content  # the type ToolMessage declares: list[str | dict]
         return ToolMessage(blocks, artifact=artifact, tool_call_id=call_id, name=self.name)
 
     async def _arun(self, /, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
@@ -193,13 +197,17 @@ class MCPTool(BaseTool):
         return await self._call(kwargs, runtime, None)
 
     async def _call(
-        self, arguments: dict[str, Any], runtime: Any, config: RunnableConfig | None
+        self,
+        arguments: dict[str, Any],
+        runtime: Any,
+        config: RunnableConfig | None,
+        wiring: _Wiring | None = None,
     ) -> tuple[list[dict[str, Any]], Any]:
         """Validate, call the server with the run's identity, and shape the result for the model.
 
         ``config`` is read for the identity only without a ``runtime`` (``None``: the run's config).
         """
-        wiring = self._wired()
+        wiring = wiring or self._wired()
         problems = wiring.validator.errors(arguments)
         if problems:
             raise ToolException(

@@ -231,6 +231,27 @@ async def test_call_timeout_cancels_the_call_on_the_server(
     assert fine["add"].status == "success" and text_of(fine["add"]) == "5.0"
 
 
+@pytest.mark.parametrize("protocol", ["auto", "legacy"])
+async def test_stdio_server_that_stops_reading_cannot_hold_a_call(
+    protocol: Protocol, record_file: RecordFile, children: ChildProcesses
+) -> None:
+    """A frozen server fills its stdin pipe; every later call still ends within its call_timeout."""
+    big = "x" * 1_000_000  # far past a pipe's buffer: its write cannot finish while the server is frozen
+    server = echo_stdio(protocol=protocol, call_timeout=1, env={"MCPBRIDGE_RECORD": str(record_file.path)})
+    with anyio.fail_after(60):
+        async with Bridge([server]) as bridge:
+            graph = tool_graph(bridge.tools)
+            frozen = await run_tool_calls(graph, [call("freeze", "freeze", seconds=40)], run_config())
+            stuck = await run_tool_calls(graph, [call("fail", "big", message=big)], run_config())
+            held = await run_tool_calls(graph, [call("add", "add", a=1, b=2)], run_config())
+    children.assert_none_left()
+
+    assert record_file.entries(tool="freeze"), "the server never froze"
+    for answer in (frozen["freeze"], stuck["big"], held["add"]):
+        assert answer.status == "error"
+        assert "call_timeout=1s" in text_of(answer), text_of(answer)
+
+
 # --- servers that cannot be connected ----------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ to a file path to have every call recorded there as a JSON line, and
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import anyio
@@ -59,6 +60,14 @@ async def slow(seconds: float, ctx: Context) -> str:
         record("echo", "slow", ctx, phase="cancelled")
         raise
     return f"slept {seconds}s"
+
+
+@server.tool()
+async def freeze(seconds: float, ctx: Context) -> str:
+    """Block this whole process for `seconds`: it reads nothing, not even its stdin, meanwhile."""
+    record("echo", "freeze", ctx, phase="start")
+    time.sleep(seconds)  # noqa: ASYNC251  (on purpose: the event loop, and so the stdin reader, stop too)
+    return f"froze {seconds}s"
 
 
 @server.tool()
