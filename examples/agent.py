@@ -14,7 +14,9 @@ stored one (store namespace ``["mcp_credentials"]``, key ``"remote"``); the serv
 register in the store (namespace ``["mcp_servers"]``), for their own runs, on https
 unless ``MCPBRIDGE_ALLOWED_HOSTS`` admits a host; ``*_crash`` tools only with ``mcp:admin``.
 Tools named ``*_slow`` wait for a person's approval. With ``MCPBRIDGE_IDENTITY_SECRET``
-set, every call carries a signed identity.
+set, every call carries a signed identity. With ``MCPBRIDGE_DEMO_OAUTH_URL`` set, runs also
+get an MCP server protected by OAuth (tools ``oauth_*``, ``examples/oauth.py``): a user who
+has not authorized it is asked to, in an interrupt naming its authorization URL.
 
 The model is ``MCPBRIDGE_MODEL=provider:model`` (resolved for runs only), else the offline
 model, which calls the tools a message names (``call local_whoami``, ``remote_count {"to": 3}``).
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from langchain.agents.middleware import HumanInTheLoopMiddleware
 
+from examples import oauth
 from mcpbridge import (
     GraphFactory,
     HttpServer,
@@ -55,8 +58,9 @@ SERVER_ENV = "MCPBRIDGE_EXAMPLE_SERVER"
 """The module run over stdio, ``mcpbridge.testing.echo`` unless set (the tests set their own)."""
 
 SYSTEM_PROMPT = (
-    "You are a helpful assistant with the tools of two MCP echo servers: `local_*` (a subprocess) "
-    "and `remote_*` (over HTTP). Call a tool when the user asks for one."
+    "You are a helpful assistant with the tools of MCP servers: `local_*` (an echo server in a "
+    "subprocess), `remote_*` (one over HTTP) and, where the deployment has it, `oauth_*` (a server "
+    "protected by OAuth). Call a tool when the user asks for one."
 )
 
 
@@ -110,6 +114,7 @@ servers = UserServers(
             when=may_use_remote,
             credentials=StoreCredentials(servers=["remote"], required=False),
         ),
+        *([Scoped(oauth.server(), credentials=oauth.credentials())] if oauth.enabled() else []),
     ],
     registered=RegisteredServers(
         policy=UrlPolicy(allow=[h for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h]),

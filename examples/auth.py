@@ -4,6 +4,10 @@ Named in ``langgraph.json`` as ``./examples/auth.py:auth``. Every request needs
 ``Authorization: Bearer <token>`` with one of the tokens below; anything else is
 answered 401. ``disable_studio_auth`` is set in ``langgraph.json``, so the
 LangSmith Studio shortcut of ``langgraph dev`` does not bypass the tokens either.
+The custom routes of ``examples/oauth_app.py`` go through this auth too
+(``enable_custom_route_auth``), except mcpbridge's OAuth callback
+(`CALLBACK_PATH`): the authorization server's redirect carries no bearer token,
+and its ``state`` authenticates it.
 
 Authorization:
 
@@ -43,6 +47,9 @@ from langgraph_sdk import Auth
 
 from mcpbridge.oauth import RESERVED_NAMESPACE, reserved
 
+CALLBACK_PATH = "/mcpbridge/oauth/callback"
+"""mcpbridge's OAuth callback route (``examples/oauth_app.py``), let through without a bearer token."""
+
 USERS: dict[str, Auth.types.MinimalUserDict] = {
     "alice-token": {
         "identity": "alice",
@@ -63,8 +70,13 @@ auth = Auth()
 
 
 @auth.authenticate
-async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
-    """Map the bearer token to its user; 401 for a missing, malformed or unknown token."""
+async def authenticate(path: str, authorization: str | None) -> Auth.types.MinimalUserDict:
+    """Map the bearer token to its user; 401 for a missing, malformed or unknown token.
+
+    The OAuth callback gets an unauthenticated user: its ``state`` says whose authorization it completes.
+    """
+    if path == CALLBACK_PATH:
+        return {"identity": "", "is_authenticated": False}
     scheme, _, token = (authorization or "").partition(" ")
     user = USERS.get(token.strip()) if scheme.lower() == "bearer" else None
     if user is None:

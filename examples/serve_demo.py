@@ -84,6 +84,7 @@ def config_in(workdir: Path) -> Path:
     data["dependencies"] = [str(ROOT)]
     for spec in [*data["graphs"].values(), data["auth"]]:
         spec["path"] = str(ROOT / spec["path"])
+    data["http"]["app"] = str(ROOT / data["http"]["app"])
     path = workdir / "langgraph.json"
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return path

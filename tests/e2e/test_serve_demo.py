@@ -34,8 +34,11 @@ def test_the_config_copy_only_makes_paths_absolute(tmp_path: Path) -> None:
     auth_path, _, name = copy["auth"]["path"].partition(":")
     assert (Path(graph_path), variable) == (ROOT / "examples" / "agent.py", "make_graph")
     assert (Path(auth_path), name) == (ROOT / "examples" / "auth.py", "auth")
+    app_path, _, app = copy["http"]["app"].partition(":")
+    assert (Path(app_path), app) == (ROOT / "examples" / "oauth_app.py", "app")
+    assert copy["http"]["enable_custom_route_auth"] is True
     assert copy["dependencies"] == [str(ROOT)]
-    for key in ("graphs", "auth", "dependencies"):
+    for key in ("graphs", "auth", "http", "dependencies"):
         del copy[key], original[key]
     assert copy == original
     assert original == {"$schema": original["$schema"], "python_version": "3.11"}

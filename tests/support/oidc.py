@@ -267,11 +267,13 @@ class MetadataDocument:
 
 
 @contextmanager
-def protected_server(issuer: str, directory: Path) -> Generator[str, None, None]:
+def protected_server(
+    issuer: str, directory: Path, *, record: Path | None = None
+) -> Generator[str, None, None]:
     """The URL of an MCP server protected by ``issuer`` (``tests.support.servers.protected``).
 
     It runs as a process of its own, stopped by its handle when the block ends; its log
-    is ``directory / "protected.log"``.
+    is ``directory / "protected.log"``. With ``record``, it writes each call's subject there.
     """
     port, log = free_port(), directory / "protected.log"
     command = [
@@ -283,6 +285,8 @@ def protected_server(issuer: str, directory: Path) -> Generator[str, None, None]
         "--issuer",
         issuer,
     ]
+    if record is not None:
+        command += ["--record", str(record)]
     with child(command, cwd=REPO_ROOT, env=dict(os.environ), log=log) as process:
         wait_until(lambda: port_open(port), process, log, "the protected MCP server", 30)
         yield f"http://{HOST}:{port}/mcp"

@@ -85,6 +85,9 @@ def portable_config(config: Path, directory: Path) -> Path:
     auth: dict[str, Any] | None = data.get("auth")
     if auth and "path" in auth:
         auth["path"] = absolute(auth["path"])
+    http: dict[str, Any] | None = data.get("http")
+    if http and "app" in http:
+        http["app"] = absolute(http["app"])
     if isinstance(data.get("env"), str):
         data["env"] = str((base / data["env"]).resolve())
     target = directory / "langgraph.json"

@@ -3,15 +3,18 @@
 It serves its protected resource metadata (RFC 9728), answers a request without a
 valid token with a 401 naming it, and verifies each bearer token as a JWT signed
 by the authorization server's keys (its JWKS), issued by it for this server's URL
-(the audience). Its ``whoami`` tool answers the token's subject and scopes.
+(the audience). Its ``whoami`` tool answers the token's subject and scopes, and with
+``--record PATH`` also writes them to that file as one JSON line per call (its own record
+of who called).
 
-Run: ``python -m tests.support.servers.protected --port N --issuer http://127.0.0.1:M``.
+Run: ``python -m tests.support.servers.protected --port N --issuer http://127.0.0.1:M [--record PATH]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -54,7 +57,7 @@ class JwtVerifier:
         return await anyio.to_thread.run_sync(self._verify, token)
 
 
-def build(issuer: str, url: str) -> MCPServer:
+def build(issuer: str, url: str, record: Path | None = None) -> MCPServer:
     server = MCPServer(
         "protected",
         token_verifier=JwtVerifier(issuer, url),
@@ -71,7 +74,11 @@ def build(issuer: str, url: str) -> MCPServer:
         """The subject and scopes of the caller's token."""
         token = get_access_token()
         assert token is not None
-        return json.dumps({"subject": token.subject, "scopes": token.scopes, "client_id": token.client_id})
+        seen = json.dumps({"subject": token.subject, "scopes": token.scopes, "client_id": token.client_id})
+        if record is not None:
+            with record.open("a", encoding="utf-8") as file:
+                file.write(seen + "\n")
+        return seen
 
     return server
 
@@ -81,9 +88,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--issuer", required=True)
+    parser.add_argument("--record", type=Path, default=None, help="where to record each call's subject")
     args = parser.parse_args()
     url = f"http://{args.host}:{args.port}/mcp"
-    build(args.issuer, url).run("streamable-http", host=args.host, port=args.port)
+    build(args.issuer, url, args.record).run("streamable-http", host=args.host, port=args.port)
 
 
 if __name__ == "__main__":
