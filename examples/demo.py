@@ -228,6 +228,7 @@ async def main() -> None:
                 async for mode, chunk in stream:
                     show_chunk(mode, chunk, tools)
     print(f"\nDone in {time.perf_counter() - started:.1f}s; both servers are stopped.")
+    print("On the Agent Server, with a server protected by OAuth: python -m examples.serve_demo")
 
 
 def model_name(model: Any) -> str:

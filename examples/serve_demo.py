@@ -9,9 +9,13 @@ It starts the example MCP server (``python -m mcpbridge.testing.echo``) over str
 HTTP on a free port, then ``langgraph dev`` (the in-memory Agent Server) with
 ``langgraph.json``, whose agent (``examples/agent.py``) reaches that server as ``remote``
 and starts its own stdio copy (``local``) for each user, kept warm between their runs.
-It prints how to talk to the agent and stops both processes on Ctrl-C, SIGTERM or any
-exit. The Agent Server keeps its threads in ``.langgraph_api/`` of ``--workdir`` (default: the
-repository root).
+When Node.js and npm are on the machine, it also starts a real authorization server
+(``oidc-provider`` from npm, installed into ``.cache/`` on first use; users alice and bob)
+and an MCP server it protects, which the agent reaches as ``oauth``: a user's first run
+that calls ``oauth_whoami`` asks them to authorize in an interrupt (``--no-oauth`` skips
+this; without Node it says how to get it). It prints how to talk to the agent and stops
+every process on Ctrl-C, SIGTERM or any exit. The Agent Server keeps its threads in
+``.langgraph_api/`` of ``--workdir`` (default: the repository root).
 
 No model provider is needed: without ``MCPBRIDGE_MODEL`` the agent uses the offline
 model, which calls the tools a message names.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -140,8 +145,71 @@ Tokens:         alice-token (local + remote tools), bob-token (local tools only)
 Or with langgraph-sdk: get_client(url="{url}", headers={{"Authorization": "Bearer alice-token"}}),
 then client.runs.stream(thread_id, "agent", input=..., stream_mode=["updates", "custom"]);
 try 'call remote_count {{"to": 3}}' to see its progress in the custom stream.
-Press Ctrl-C to stop.
 """
+
+
+OAUTH_HOW_TO = """
+OAuth, step by step (alice; bob works the same way with bob-token):
+
+    T=$(curl -s {url}/threads -H 'Authorization: Bearer alice-token' -H 'Content-Type: application/json' \\
+      -d '{{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["thread_id"])')
+    curl -s {url}/threads/$T/runs/wait -H 'Authorization: Bearer alice-token' \\
+      -H 'Content-Type: application/json' -d '{ask}'
+
+The run stops in an interrupt: "__interrupt__" -> value -> requests -> oauth -> url. Open that
+URL in a browser, sign in as alice (any password) and consent; the authorization server sends
+the browser back to {url}/mcpbridge/oauth/callback. Then resume the run:
+
+    curl -s {url}/threads/$T/runs/wait -H 'Authorization: Bearer alice-token' \\
+      -H 'Content-Type: application/json' -d '{resume}'
+
+oauth_whoami answers with alice's subject, as the protected server saw it in her token; her
+later runs need no login. POST {url}/mcpbridge/oauth/disconnect with {{"server": "oauth"}}
+(and her bearer token) disconnects it.
+"""
+
+
+def oauth_instructions(url: str, oauth: tuple[str, str] | str) -> str:
+    """How to try the OAuth flow, or why it is off and how to turn it on."""
+    if isinstance(oauth, str):
+        return f"\nOAuth:          off: {oauth}\n"
+    mcp_url, issuer = oauth
+    ask = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "call oauth_whoami"}]}}
+    resume = {"assistant_id": "agent", "command": {"resume": {"oauth": {"action": "accept"}}}}
+    head = (
+        f'OAuth:          {mcp_url}   (the agent\'s "oauth" server, tools oauth_*)\n'
+        f"                authorized by {issuer}   (oidc-provider; users alice, bob)\n"
+    )
+    return head + OAUTH_HOW_TO.format(url=url, ask=json.dumps(ask), resume=json.dumps(resume))
+
+
+def start_oauth(stack: ExitStack, logs: Path, env: dict[str, str], url: str) -> tuple[str, str] | str:
+    """Start oidc-provider and the MCP server it protects; their URLs, or why OAuth is off.
+
+    Sets the agent's OAuth variables in ``env`` (the protected server's URL, the callback
+    URL, a key ring for the tokens unless one is set).
+    """
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        return (
+            f"needs {' and '.join(missing)} (Node.js 20 or later with npm, e.g. "
+            "`apt-get install -y nodejs npm`); install them and run this again"
+        )
+    from mcpbridge.oauth import KeyRing
+    from tests.support.oidc import authorization_server, install, protected_server
+
+    print("Starting the OAuth authorization server (oidc-provider; installed on first use)...", flush=True)
+    try:
+        install()
+        issuer = stack.enter_context(authorization_server(logs)).issuer
+        mcp_url = stack.enter_context(protected_server(issuer, logs))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"the authorization server did not start ({first}); see {logs}"
+    env["MCPBRIDGE_DEMO_OAUTH_URL"] = mcp_url
+    env["MCPBRIDGE_DEMO_OAUTH_REDIRECT_URI"] = f"{url}/mcpbridge/oauth/callback"
+    env.setdefault("MCPBRIDGE_OAUTH_KEYS", KeyRing.generate("demo"))
+    return mcp_url, issuer
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -155,6 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=2024, help="Agent Server port (0: any free port)")
     parser.add_argument("--mcp-port", type=int, default=0, help="MCP server port (0: any free port)")
     parser.add_argument("--workdir", type=Path, default=ROOT, help="where the Agent Server keeps its state")
+    parser.add_argument(
+        "--no-oauth",
+        action="store_true",
+        help="skip the OAuth-protected server and its authorization server",
+    )
     args = parser.parse_args(argv)
     port, mcp_port = args.port or free_port(), args.mcp_port or free_port()
     if not port_free(port):
@@ -166,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true", **os.environ}
     env.setdefault("MCPBRIDGE_ALLOWED_HOSTS", f"{HOST}:*")  # users may register servers on this machine
     env["MCPBRIDGE_DEMO_HTTP_URL"] = mcp_url
+    for name in ("MCPBRIDGE_DEMO_OAUTH_URL", "MCPBRIDGE_DEMO_OAUTH_REDIRECT_URI"):
+        env.pop(name, None)  # the demo's own, or none
     signal.signal(signal.SIGTERM, _interrupt)
     echo = [sys.executable, "-m", "mcpbridge.testing.echo", "--http", "--port", str(mcp_port)]
     agent = [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser", "--no-reload"]
@@ -174,8 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="mcpbridge-demo-") as logs, ExitStack() as stack:
             log = Path(logs) / "servers.log"
             echo_process = start(stack, echo, lambda: port_open(mcp_port), log=log, cwd=workdir, env=env)
+            oauth = "--no-oauth was given" if args.no_oauth else start_oauth(stack, Path(logs), env, url)
             agent_process = start(stack, agent, lambda: http_ok(f"{url}/ok"), log=log, cwd=workdir, env=env)
-            print(instructions(url, mcp_url, log), flush=True)
+            text = instructions(url, mcp_url, log) + oauth_instructions(url, oauth)
+            print(f"{text}Press Ctrl-C to stop.", flush=True)
             while echo_process.poll() is None and agent_process.poll() is None:
                 time.sleep(1)
             print(f"a server exited:\n{log.read_text(errors='replace')[-4000:]}", file=sys.stderr)
