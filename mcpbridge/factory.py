@@ -72,7 +72,9 @@ such as `UserServers`."""
 _CHECKED_TOOL_SETS: Final = 256
 """Tool sets a factory remembers as checked against its read graph."""
 
-GraphBuilder: TypeAlias = Callable[[list[BaseTool]], AnyGraph | StateGraph[Any, Any, Any, Any]]
+GraphBuilder: TypeAlias = Callable[..., AnyGraph | StateGraph[Any, Any, Any, Any]]
+"""Builds a graph from the run's MCP tools: ``build(tools)``, or ``build(tools, failures)`` when it
+has a ``failures`` parameter (the servers the run could not connect, by name)."""
 
 
 def graph_factory(
@@ -90,7 +92,10 @@ def graph_factory(
     ``build(tools)`` is called with ``[]`` once for every non-run context (the
     graph is cached) and with the run's MCP tools for every run. Both graphs must
     have the same topology; a difference raises `TopologyMismatchError` (or logs
-    a warning when ``on_mismatch="warn"``).
+    a warning when ``on_mismatch="warn"``). A builder with a ``failures`` parameter
+    also gets the servers the run could not connect, by name (none outside runs);
+    `mcpbridge.oauth.authorization_node` makes of them the node that asks the user for
+    the OAuth authorizations the run lacks, as `agent_factory`'s agents do.
 
     Args:
         servers: The MCP servers, or a function of the `ServerRuntime` returning them.
@@ -344,9 +349,44 @@ def _write_skipped(failures: Mapping[str, ServerFailure]) -> None:
     )
 
 
+def authorization_node(failures: Mapping[str, ServerFailure]) -> Callable[..., None]:
+    """A node asking the run's user, in one interrupt, for the OAuth authorizations the run lacks.
+
+    For `graph_factory` builders: give it the ``failures`` the builder receives, and put the
+    node before the graph's first model call (it changes no state). It raises the interrupt
+    `agent_factory`'s agents raise (a URL-mode input request per server, see the OAuth
+    guide), then tells the ``custom`` stream which optional servers the run goes without.
+    Resume with ``{server: {"action": "accept" | "decline"}}``; the resumed run is a new
+    factory call, which connects the servers the user has authorized since.
+
+    Example:
+        ```python
+        def build(tools, failures):
+            graph = StateGraph(MessagesState)
+            graph.add_node("authorize", authorization_node(failures))
+            graph.add_node("agent", call_model_with(tools))
+            graph.add_edge(START, "authorize")
+            graph.add_edge("authorize", "agent")
+            ...
+        ```
+    """
+    given = dict(failures)
+
+    def authorize(state: Any) -> None:
+        if given:
+            _write_skipped(_authorize(given))
+
+    return authorize
+
+
 def _compiled(build: GraphBuilder) -> Callable[[list[BaseTool], Mapping[str, ServerFailure]], AnyGraph]:
+    try:
+        with_failures = "failures" in inspect.signature(build).parameters
+    except (TypeError, ValueError):  # no signature to read (some builtins): the one-argument form
+        with_failures = False
+
     def compiled(tools: list[BaseTool], failures: Mapping[str, ServerFailure]) -> AnyGraph:
-        graph = build(tools)
+        graph = build(tools, failures=failures) if with_failures else build(tools)
         if isinstance(graph, StateGraph):
             return graph.compile()  # pyright: ignore[reportUnknownMemberType]
         return graph

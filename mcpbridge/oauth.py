@@ -8,7 +8,8 @@ the ``state`` as its only credential: bound to the user, the server and an
 expiry, and used once. Every URL the flow fetches passes the deployment's
 `mcpbridge.UrlPolicy`. The tokens are kept sealed per user and server in a
 `TokenStore`, which refreshes them once however many runs need them; `oauth_routes`
-serves the callback and "disconnect this server" in the deployment's HTTP app.
+serves the callback and "disconnect this server" in the deployment's HTTP app;
+`authorization_node` asks for the missing authorizations in `graph_factory` graphs.
 See the OAuth guide.
 """
 
@@ -28,6 +29,7 @@ from mcpbridge._oauth_state import (
     StoreStateStore,
 )
 from mcpbridge._oauth_tokens import RESERVED_NAMESPACE, Connection, TokenStore, reserved
+from mcpbridge.factory import authorization_node
 
 __all__ = [
     "AuthorizationRequest",
@@ -48,6 +50,7 @@ __all__ = [
     "StoreStateStore",
     "TokenStore",
     "Tokens",
+    "authorization_node",
     "oauth_routes",
     "request_identity",
     "reserved",

@@ -11,21 +11,24 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import pytest
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import BaseTool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 from pydantic import SecretStr
 
 from mcpbridge import HttpServer, UrlPolicy
 from mcpbridge._compat import RUN_ACCESS, server_runtime
-from mcpbridge.factory import agent_factory
+from mcpbridge.errors import ServerFailure
+from mcpbridge.factory import agent_factory, graph_factory
 from mcpbridge.oauth import (
     KeyRing,
     OAuthCredentials,
@@ -34,6 +37,7 @@ from mcpbridge.oauth import (
     StoreClientRegistry,
     StoreStateStore,
     TokenStore,
+    authorization_node,
 )
 from mcpbridge.scoping import Scoped, UserServers
 from mcpbridge.testing import OfflineChatModel
@@ -172,3 +176,52 @@ async def test_a_declined_server_is_skipped_and_the_run_goes_on(mcp_url: str) ->
             resumed = await app.run("alice", "d", Command(resume={SERVER: {"action": "decline"}}))
             assert "__interrupt__" not in resumed
             assert not [m for m in resumed["messages"] if isinstance(m, ToolMessage)]
+
+
+def own_graph(tools: list[BaseTool], failures: Mapping[str, ServerFailure]) -> Any:
+    """A `graph_factory` builder's graph: the authorization node, then a node calling ``whoami``."""
+
+    async def call(state: MessagesState) -> dict[str, Any]:
+        found = [t for t in tools if t.name == "whoami"]
+        if not found:
+            return {"messages": [AIMessage("no whoami tool")]}
+        answer = await found[0].ainvoke({"type": "tool_call", "id": "c1", "name": "whoami", "args": {}})
+        return {"messages": [answer]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("authorize", authorization_node(failures))
+    graph.add_node("call", call)
+    graph.add_edge(START, "authorize")
+    graph.add_edge("authorize", "call")
+    return graph
+
+
+async def test_a_graph_factory_graph_asks_in_its_authorization_node_and_calls_as_the_user(
+    mcp_url: str,
+) -> None:
+    store = InMemoryStore()
+    settings = OAuthSettings(redirect_uri=REDIRECT, url_policy=LOCAL)
+    saver = InMemorySaver()
+    with anyio.fail_after(60):
+        async with OAuthFlow(
+            settings, states=StoreStateStore(store), clients=StoreClientRegistry(store)
+        ) as flow:
+            tokens = TokenStore(store, KEYS)
+            server = HttpServer(name=SERVER, url=mcp_url, required=False)
+            servers = UserServers([Scoped(server, credentials=OAuthCredentials(flow, tokens))])
+            factory = graph_factory(servers, own_graph, pool=False, tool_cache=False)
+
+            async def run(given: Any) -> dict[str, Any]:
+                runtime = server_runtime(RUN_ACCESS, user=RunUser("alice"), store=store)
+                async with factory(runtime) as graph:
+                    graph.checkpointer = saver
+                    return await graph.ainvoke(given, {"configurable": {"thread_id": "own"}})
+
+            request = asked(await run(ASK))[SERVER]
+            assert request["mode"] == "url"
+            done = await flow.complete(
+                user="alice", params=await login(request["url"], "alice", redirect_uri=REDIRECT)
+            )
+            await tokens.put("alice", done.server, done.server_url, done.tokens)
+            resumed = await run(Command(resume={SERVER: {"action": "accept"}}))
+    assert subject(resumed) == "alice"

@@ -6,13 +6,16 @@ from typing import Any
 
 import pytest
 from langchain.agents import create_agent
+from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from mcpbridge import HttpServer, ServerRefusedError, StdioServer, UrlPolicy
+from mcpbridge._compat import server_runtime
 from mcpbridge.errors import ServerFailure
-from mcpbridge.factory import BridgeMiddleware
+from mcpbridge.factory import BridgeMiddleware, graph_factory
 from mcpbridge.oauth import (
     KeyRing,
     OAuthCredentials,
@@ -21,6 +24,7 @@ from mcpbridge.oauth import (
     StoreClientRegistry,
     StoreStateStore,
     TokenStore,
+    authorization_node,
 )
 from mcpbridge.scoping import UserContext
 from mcpbridge.testing import OfflineChatModel
@@ -94,6 +98,52 @@ async def test_a_declined_server_is_skipped_with_the_reason() -> None:
 async def test_no_interrupt_without_a_server_needing_authorization() -> None:
     ran = await run_until_interrupt({"c": ServerFailure(server="c", reason="down", required=False)}, "none")
     assert "__interrupt__" not in ran["result"]
+
+
+def with_node(failures: dict[str, ServerFailure]) -> Any:
+    """A `graph_factory` graph of one's own: `authorization_node` first, then a step of the graph's."""
+    graph = StateGraph(MessagesState)
+    graph.add_node("authorize", authorization_node(failures))
+    graph.add_node("reply", lambda state: {"messages": [AIMessage("done")]})
+    graph.add_edge(START, "authorize")
+    graph.add_edge("authorize", "reply")
+    return graph.compile(checkpointer=SAVER)
+
+
+async def test_the_authorization_node_raises_the_agents_interrupt_and_reports_the_answers() -> None:
+    failures = {"a": needs("a"), "c": ServerFailure(server="c", reason="down", required=False)}
+    config: dict[str, Any] = {"configurable": {"thread_id": "node"}}
+    first = await with_node(failures).ainvoke({"messages": [("user", "hi")]}, config)
+    from_agent = (await run_until_interrupt(failures, "node-agent"))["result"]
+    (pending,) = first["__interrupt__"]
+    assert pending.value == from_agent["__interrupt__"][0].value
+    assert pending.value["requests"]["a"]["url"] == URL
+    events: list[Any] = []
+    resume = Command(resume={"a": {"action": "decline"}})
+    async for event in with_node(failures).astream(resume, config, stream_mode=["custom", "values"]):
+        events.append(event)
+    (skipped,) = [data for mode, data in events if mode == "custom"]
+    assert skipped["servers"] == [
+        {"server": "a", "reason": "the user declined to authorize it"},
+        {"server": "c", "reason": "down"},
+    ]
+    assert events[-1][1]["messages"][-1].content == "done"
+
+
+async def test_the_authorization_node_passes_without_failures_and_graph_factory_hands_them_over() -> None:
+    config: dict[str, Any] = {"configurable": {"thread_id": "node-none"}}
+    result = await with_node({}).ainvoke({"messages": [("user", "hi")]}, config)
+    assert "__interrupt__" not in result and result["messages"][-1].content == "done"
+    given: list[Any] = []
+
+    def build(tools: list[Any], failures: Any) -> Any:
+        given.append(dict(failures))
+        return with_node(failures)
+
+    factory = graph_factory([], build)
+    async with factory(server_runtime("assistants.read", user=None, store=None)) as graph:
+        assert graph is not None
+    assert given == [{}]  # outside runs: no failures
 
 
 def credentials(servers: list[str] | None = None) -> OAuthCredentials:

@@ -85,6 +85,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "StoreStateStore",
         "TokenStore",
         "Tokens",
+        "authorization_node",
         "oauth_routes",
         "request_identity",
         "reserved",
