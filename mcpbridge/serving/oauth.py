@@ -352,13 +352,18 @@ class ResourceTokenVerifier:
         endpoint = metadata.get("introspection_endpoint")
         if not isinstance(endpoint, str):
             raise self._unavailable(issuer, fetched, "its metadata names no introspection_endpoint")
-        body = await self._post_json(
+        response = await self._request(
             issuer,
             fetched,
+            "POST",
             endpoint,
+            "introspection_endpoint",
             data={"token": token, "token_type_hint": "access_token"},
             auth=(introspection.client_id, introspection.client_secret),
         )
+        if response.status_code == 400:  # invalid_request: of this token, the request's only variable part
+            return _refused("its introspection was answered 400")
+        body = self._json(issuer, fetched, endpoint, response)
         if body.get("active") is not True:
             return _refused("inactive")
         if body.get("iss", issuer) != issuer:
@@ -431,10 +436,6 @@ class ResourceTokenVerifier:
 
     async def _get_json(self, issuer: str, fetched: _Fetched, url: str, what: str) -> dict[str, Any]:
         return self._json(issuer, fetched, url, await self._request(issuer, fetched, "GET", url, what))
-
-    async def _post_json(self, issuer: str, fetched: _Fetched, url: str, **options: Any) -> dict[str, Any]:
-        response = await self._request(issuer, fetched, "POST", url, "introspection_endpoint", **options)
-        return self._json(issuer, fetched, url, response)
 
     async def _request(
         self, issuer: str, fetched: _Fetched, method: str, url: str, what: str, **options: Any

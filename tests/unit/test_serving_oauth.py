@@ -351,10 +351,11 @@ async def test_the_introspection_cache_is_bounded() -> None:
         ("another issuer", active(iss=OTHER)),
         ("expired", active(exp=int(time.time()) - 120)),
         ("no subject", active(sub=None)),
+        ("answered 400", {"error": "invalid_request"}),
     ],
 )
 async def test_introspection_refusals(why: str, answer: dict[str, Any]) -> None:
-    documents = introspection_server(answer)
+    documents = introspection_server(answer, status=400 if "error" in answer else 200)
     async with verifier_of(documents, introspection=Introspection("rs", "s")) as verifier:
         assert await verifier.verify_token("opaque") is None, why
         assert await verifier.verify_token("opaque") is None
