@@ -64,7 +64,8 @@ INTROSPECTOR: dict[str, Any] = {
     "grant_types": [],
 }
 """The served agent's own client at the authorization server, for introspection."""
-GRAPHS = ["plain_factory=tests.serve.graphs:plain_factory", "memo=tests.serve.graphs:memo"]
+GRAPHS = [f"{name}=tests.serve.graphs:{name}" for name in ("plain_factory", "memo")]
+AGENT = "echo_agent=tests.serve.graphs:echo_agent"
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -102,7 +103,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         try:
             served.append(
                 start_serve(
-                    [*GRAPHS, *common, "--resource", f"http://127.0.0.1:{jwt_port}/mcp"],
+                    [*GRAPHS, AGENT, *common, "--resource", f"http://127.0.0.1:{jwt_port}/mcp"],
                     directory / "jwt",
                     serve_env(records),
                     records,
@@ -311,14 +312,21 @@ async def test_without_a_token_the_401_names_the_resource_metadata(deployment: D
 
 async def test_an_oauth_client_logs_in_and_runs_the_agent_as_its_user(deployment: Deployment) -> None:
     served = deployment.jwt_served
+    records = served.records.view()
     storage = MemoryStorage()
     with anyio.fail_after(CALL_TIMEOUT):
         async with oauth_client(served.url, "alice", storage) as alice:
             tools = {tool.name for tool in (await alice.list_tools()).tools}
             result = await alice.call_tool("plain_factory", {"message": "who?"})
-    assert tools == {"plain_factory", "memo"}
+            called = await alice.call_tool("echo_agent", {"message": "call echo_whoami"})
+    assert tools == {"plain_factory", "memo", "echo_agent"}
     assert not result.is_error, text(result)
     assert text(result) == "built for alice (threads.create_run)"
+    # The agent's own MCP server receives the subject as the run's user, in _meta.
+    assert not called.is_error, text(called)
+    [call] = records.entries(tool="whoami")
+    assert call["meta"]["dev.mcpbridge/user_id"] == "alice"
+    assert call["meta"]["dev.mcpbridge/thread_id"] == structured(called)["thread_id"]
     assert (
         storage.tokens is not None and storage.client is not None
     )  # logged in through DCR and the code flow
