@@ -300,6 +300,11 @@ class ResourceTokenVerifier:
 
     async def _key(self, issuer: str, kid: str | None) -> dict[str, Any] | None:
         fetched = self._issuers[issuer]
+        fresh = (
+            fetched.keys_at is not None and time.monotonic() - fetched.keys_at < self.resource.jwks_max_age
+        )
+        if fresh and (found := _find(fetched, kid)) is not None:
+            return found  # the usual case: no lock, no await
         async with fetched.lock:
             now = time.monotonic()
             if fetched.keys_at is None or now - fetched.keys_at >= self.resource.jwks_max_age:
