@@ -11,7 +11,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -455,3 +456,68 @@ def _authenticated(token: Any) -> Any:
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 
     return AuthenticatedUser(token)
+
+
+# --- the served app, in memory -------------------------------------------------------------------
+
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+
+
+@asynccontextmanager
+async def app_client(
+    handle: Callable[[httpx2.Request], httpx2.Response], monkeypatch: pytest.MonkeyPatch
+) -> AsyncGenerator[httpx2.AsyncClient, None]:
+    """A client of the served app (its lifespan running), the authorization server answering ``handle``."""
+    original = ResourceTokenVerifier.__init__
+
+    def in_memory(self: ResourceTokenVerifier, settings: ProtectedResource, **_: Any) -> None:
+        original(self, settings, transport=httpx2.MockTransport(handle))
+
+    monkeypatch.setattr(ResourceTokenVerifier, "__init__", in_memory)
+    server = AgentMCPServer.from_graphs({"memo": memo}, oauth=resource())
+    app = server.http_app(host="agents.example.com")
+    transport = httpx2.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx2.AsyncClient(transport=transport, base_url="https://agents.example.com") as client,
+    ):
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {**HEADERS, "Authorization": f"Bearer {token}"}
+
+
+async def test_the_app_serves_the_metadata_and_answers_401_and_403(
+    rsa_key: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with app_client(authorization_server((rsa_key, "k1")).handle, monkeypatch) as client:
+        documents = [
+            (await client.get(path)).json()
+            for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource")
+        ]
+        unauthenticated = await client.post("/mcp", json=PING, headers=HEADERS)
+        forged = await client.post("/mcp", json=PING, headers=bearer(sign(rsa_key, aud=OTHER)))
+        unscoped = await client.post("/mcp", json=PING, headers=bearer(sign(rsa_key, scope="other")))
+    assert documents[0] == documents[1]
+    assert (documents[0]["resource"], documents[0]["authorization_servers"]) == (RESOURCE, [ISSUER])
+    metadata_url = "https://agents.example.com/.well-known/oauth-protected-resource/mcp"
+    for refused in (unauthenticated, forged):
+        assert refused.status_code == 401
+        assert f'resource_metadata="{metadata_url}"' in refused.headers["www-authenticate"]
+    assert unscoped.status_code == 403
+    assert 'error="insufficient_scope"' in unscoped.headers["www-authenticate"]
+
+
+async def test_the_app_answers_503_when_the_authorization_server_is_down(
+    rsa_key: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    async with app_client(down, monkeypatch) as client:
+        answer = await client.post("/mcp", json=PING, headers=bearer(sign(rsa_key)))
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "temporarily_unavailable"
+    assert answer.headers["retry-after"] == "5"
