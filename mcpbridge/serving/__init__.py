@@ -8,7 +8,8 @@ server.run("http", port=8000)
 ```
 
 Calls keep threads (``thread_id``), report progress, can be cancelled, and over
-HTTP run as the user a bearer token verifies. ``mcpbridge serve`` is the command line.
+HTTP run as the user a bearer token verifies (or, as an OAuth protected resource,
+the subject of an access token: `ProtectedResource`). ``mcpbridge serve`` is the command line.
 Its web stack (starlette, uvicorn) is the ``serve`` extra: ``pip install 'mcpbridge[serve]'``.
 """
 
@@ -27,6 +28,7 @@ from mcpbridge.serving.backend import Backend, Caller, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
+from mcpbridge.serving.oauth import Introspection, ProtectedResource
 from mcpbridge.serving.remote import RemoteAssistants, RemoteTokenCheck
 from mcpbridge.serving.server import AgentMCPServer
 from mcpbridge.serving.users import ServedUser, UserVerifier
@@ -38,8 +40,10 @@ __all__ = [
     "Backend",
     "Caller",
     "CheckpointerSpec",
+    "Introspection",
     "LocalGraphs",
     "OpenBackend",
+    "ProtectedResource",
     "RemoteAssistants",
     "RemoteTokenCheck",
     "ServedGraph",
