@@ -381,3 +381,6 @@ async def _tokens_are_nowhere_else(deployment: Deployment, users: dict[str, Lang
         # callbacks' codes, already spent (and useless without the PKCE verifier). Nothing else may.
         if path != deployment.log:
             assert not [c for c in codes if c.encode() in data], f"an authorization code in {path}"
+    for line in log.splitlines():
+        if any(c in line for c in codes):
+            assert "GET /mcpbridge/oauth/callback 400" in line, line
