@@ -168,7 +168,7 @@ def subject(result: dict[str, Any]) -> str:
     return json.loads(text)["subject"]
 
 
-async def entry(client: LangGraphClient, deployment: Deployment, user: str) -> dict[str, Any]:
+async def entry(client: LangGraphClient) -> dict[str, Any]:
     """The user's one token entry as the store keeps it (sealed)."""
     found = await client.http.get("/tests/oauth/sealed")
     (kept,) = cast(list[dict[str, Any]], found)
@@ -192,7 +192,7 @@ def opened(kept: dict[str, Any], user: str, deployment: Deployment) -> Tokens:
 
 async def tokens_of(client: LangGraphClient, deployment: Deployment, user: str) -> Tokens:
     """The user's tokens as kept now; remembered as secrets."""
-    kept = await entry(client, deployment, user)
+    kept = await entry(client)
     tokens = opened(kept, user, deployment)
     found = [tokens.access_token.get_secret_value()]
     if tokens.refresh_token is not None:
