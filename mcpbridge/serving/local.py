@@ -19,7 +19,7 @@ import typing
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 import anyio
@@ -31,14 +31,17 @@ from langgraph.graph.state import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command, StateSnapshot
 from langgraph_sdk.runtime import ServerRuntime
 from mcp import MCPError
+from pydantic import ValidationError
 
 from mcpbridge._compat import SERVER_RUNTIME_CLASSES, server_runtime
 from mcpbridge.errors import ConfigError
-from mcpbridge.serving.backend import Caller
+from mcpbridge.serving.backend import NO_INPUT, Caller, ClientInput, Elicit
 from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
 from mcpbridge.serving.interface import (
+    CallInput,
     RunOutcome,
     ToolInterface,
     describe_error,
@@ -47,6 +50,7 @@ from mcpbridge.serving.interface import (
 )
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.progress import ProgressReporter
+from mcpbridge.serving.questions import PendingInput, Question, question_for
 from mcpbridge.serving.users import User
 
 __all__ = ["LocalGraphs"]
@@ -177,22 +181,39 @@ class _OpenGraphs:
         return tools
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], caller: Caller, progress: ProgressReporter
-    ) -> types.CallToolResult:
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        caller: Caller,
+        progress: ProgressReporter,
+        *,
+        client: ClientInput = NO_INPUT,
+    ) -> types.CallToolResult | types.InputRequiredResult:
         entry = self._entries.get(name)
         if entry is None:
             raise MCPError(
                 code=types.INVALID_PARAMS,
                 message=f"unknown tool {name!r}; this server offers {', '.join(sorted(self._entries))}",
             )
-        parsed = (await self._interface(entry, caller.user)).parse(arguments)
-        if isinstance(parsed, str):
-            return error_result(parsed)
+        interface = await self._interface(entry, caller.user)
         user = caller.user
+        identity = user.identity if user is not None else None
+        pending: PendingInput | None = None
+        if client.state is not None:
+            # A 2026-era retry: the SDK verified the seal; what it names is all that is trusted.
+            pending = PendingInput.load(client.state)
+            if pending is None or pending.graph != name or pending.owner != identity:
+                raise MCPError(code=types.INVALID_PARAMS, message="Invalid or expired requestState")
+            parsed = CallInput({}, pending.thread_id)
+        else:
+            found = interface.parse(arguments)
+            if isinstance(found, str):
+                return error_result(found)
+            parsed = found
         thread_id = parsed.thread_id or str(uuid.uuid4())
         # Keyed by the caller too: a call with another user's thread id never meets that thread's
-        # "busy" (an existence oracle) nor blocks its owner; `_check_thread` answers it as unknown.
-        busy = (user.identity if user is not None else None, thread_id)
+        # "busy" (an existence oracle) nor blocks its owner; `_thread` answers it as unknown.
+        busy = (identity, thread_id)
         if busy in self._busy:
             return error_result(
                 f"Thread {thread_id} is busy with another call; wait for it to end, then call again."
@@ -200,12 +221,42 @@ class _OpenGraphs:
         run_id = uuid.uuid4()
         self._busy.add(busy)  # before any await: a second call of this caller on the thread is refused
         try:
+            run_input: dict[str, Any] | Command[Any] = parsed.input
             if parsed.thread_id is not None:
-                problem = await self._check_thread(entry, thread_id, user)
-                if problem is not None:
-                    return error_result(problem)
-            config = _run_config(entry.name, thread_id, run_id, user)
-            return await self._run(entry, parsed.input, config, user, progress)
+                state = await self._thread(entry, thread_id, user)
+                if isinstance(state, str):
+                    return error_result(state)
+                if pending is not None or parsed.resuming:
+                    resumed = _resume(interface, state, parsed, pending, client)
+                    if not isinstance(resumed, Command):
+                        return resumed
+                    run_input = resumed
+                elif state.interrupts:
+                    return error_result(
+                        f"Thread {thread_id} waits for input (an interrupt) and takes no new message until "
+                        f"it is resumed (the {interface.resume_key} argument); leave out thread_id to start "
+                        "a new conversation."
+                    )
+            while True:
+                config = _run_config(entry.name, thread_id, run_id, user)
+                outcome, checkpoint_id = await self._run(entry, run_input, config, user, progress)
+                if not outcome.interrupts or not outcome.questions:
+                    return interface.result(outcome)
+                if client.input_required:
+                    ids = tuple(q.interrupt_id for q in outcome.questions)
+                    sealed = PendingInput(name, thread_id, outcome.run_id, checkpoint_id, ids, identity)
+                    return types.InputRequiredResult(
+                        input_requests={q.interrupt_id: q.request() for q in outcome.questions},
+                        request_state=sealed.dump(),
+                    )
+                if client.elicit is None:
+                    return interface.result(outcome)
+                asked = await _elicit(interface, outcome, client.elicit)
+                if not isinstance(asked, Command):
+                    return asked
+                run_input, run_id = asked, uuid.uuid4()
+        except MCPError:
+            raise
         except Exception as exc:  # boundary: the client gets a readable message, the log the details
             logger.warning("run %s of graph %r on thread %s failed", run_id, name, thread_id, exc_info=True)
             return error_result(f"The run of {name!r} failed (thread {thread_id}): {describe_error(exc)}")
@@ -215,20 +266,22 @@ class _OpenGraphs:
     async def _run(
         self,
         entry: _Entry,
-        graph_input: dict[str, Any],
+        run_input: dict[str, Any] | Command[Any],
         config: RunnableConfig,
         user: User | None,
         progress: ProgressReporter,
-    ) -> types.CallToolResult:
+    ) -> tuple[RunOutcome, str]:
+        """How the run went, and the checkpoint it stopped at (read only when it stopped at interrupts)."""
         values: Mapping[str, Any] | None = None
         interrupts: list[Any] = []
+        checkpoint_id = ""
         async with self._graph(entry, "threads.create_run", user, config) as graph:
             runner: Any = graph  # astream's overloads are partly untyped
             # `updates` carry interrupts, `values` the final state; `custom` is for progress only (and
             # streaming it makes LangGraph run each step through its slower streaming path).
             modes = ["updates", "custom", "values"] if progress.active else ["updates", "values"]
             stream = cast(
-                AsyncGenerator[tuple[str, Any], None], runner.astream(graph_input, config, stream_mode=modes)
+                AsyncGenerator[tuple[str, Any], None], runner.astream(run_input, config, stream_mode=modes)
             )
             async with aclosing(stream):
                 async for mode, chunk in stream:
@@ -236,25 +289,28 @@ class _OpenGraphs:
                         values = cast(Mapping[str, Any], chunk)
                     elif mode == "updates":
                         if isinstance(chunk, Mapping) and "__interrupt__" in chunk:
-                            found = cast(Sequence[Any], chunk["__interrupt__"])
-                            interrupts.extend(getattr(i, "value", i) for i in found)
+                            interrupts.extend(cast(Sequence[Any], chunk["__interrupt__"]))
                         await progress.update(chunk)
                     else:
                         await progress.custom(chunk)
             output = _output(graph, values)
+            if interrupts:
+                configurable = config.get("configurable") or {}
+                state = await graph.aget_state({"configurable": {"thread_id": configurable["thread_id"]}})
+                checkpoint_id = str((state.config.get("configurable") or {}).get("checkpoint_id", ""))
         configurable = config.get("configurable") or {}
         outcome = RunOutcome(
             thread_id=str(configurable["thread_id"]),
             run_id=str(config.get("run_id")),
             values=values,
-            interrupts=interrupts,
+            interrupts=[getattr(i, "value", i) for i in interrupts],
             output=output,
+            questions=_questions(interrupts),
         )
-        assert entry.interface is not None  # described before any call
-        return entry.interface.result(outcome)
+        return outcome, checkpoint_id
 
-    async def _check_thread(self, entry: _Entry, thread_id: str, user: User | None) -> str | None:
-        """Why ``thread_id`` cannot be continued by ``user`` on this graph, or ``None``."""
+    async def _thread(self, entry: _Entry, thread_id: str, user: User | None) -> StateSnapshot | str:
+        """The state of ``thread_id`` if ``user`` may continue it on this graph, else why not."""
         async with self._graph(
             entry, "threads.read", user, _run_config(entry.name, thread_id, None, user)
         ) as graph:
@@ -268,12 +324,7 @@ class _OpenGraphs:
                 f"There is no thread {thread_id} for {entry.name!r}. Leave out thread_id to start a new "
                 "conversation, or pass the thread_id an earlier result of this tool gave you."
             )
-        if state.interrupts:
-            return (
-                f"Thread {thread_id} waits for input (an interrupt) and takes no new message until it is "
-                "resumed; leave out thread_id to start a new conversation."
-            )
-        return None
+        return state
 
     async def _interface(self, entry: _Entry, user: User | None) -> ToolInterface:
         if entry.interface is not None:
@@ -394,3 +445,125 @@ async def _entered(value: Any) -> AsyncGenerator[Any, None]:
         yield await value
     else:
         yield value
+
+
+def _questions(interrupts: Sequence[Any]) -> list[Question]:
+    """The interrupts as forms; none when one has no id (it cannot be resumed by id)."""
+    found: list[Question] = []
+    for item in interrupts:
+        interrupt_id = getattr(item, "id", None)
+        if not isinstance(interrupt_id, str):
+            return []
+        found.append(question_for(interrupt_id, item.value, getattr(item, "response_schema", None)))
+    return found
+
+
+def _resume(
+    interface: ToolInterface,
+    state: StateSnapshot,
+    parsed: CallInput,
+    pending: PendingInput | None,
+    client: ClientInput,
+) -> Command[Any] | types.CallToolResult:
+    """The ``Command`` that resumes ``state`` with the client's answers, or why it does not."""
+    thread_id = parsed.thread_id or ""
+    questions = _questions(state.interrupts)
+    if not questions:
+        return error_result(
+            f"Thread {thread_id} waits for no input; call without {interface.resume_key} to continue it."
+        )
+    if pending is None:
+        found = _answers_of_argument(interface, questions, parsed.resume)
+        return Command(resume=found) if isinstance(found, dict) else found
+    checkpoint = str((state.config.get("configurable") or {}).get("checkpoint_id", ""))
+    asked = [q.interrupt_id for q in questions]
+    if checkpoint != pending.checkpoint_id or asked != list(pending.interrupt_ids):
+        # Answered before (replayed), or the thread went on: never resume what was not asked.
+        raise MCPError(
+            code=types.INVALID_PARAMS,
+            message=f"This input request was already answered or is no longer pending (thread "
+            f"{thread_id} moved on); nothing was resumed. Call the tool again without requestState.",
+        )
+    answers = _answers_of(questions, client.responses or {})
+    if isinstance(answers, str):  # declined or cancelled: the thread still waits
+        values = [i.value for i in state.interrupts]
+        outcome = RunOutcome(
+            thread_id, pending.run_id, state.values, values, questions=questions, note=answers
+        )
+        return interface.result(outcome)
+    return Command(resume=answers) if isinstance(answers, dict) else answers
+
+
+def _answers_of(
+    questions: Sequence[Question], responses: Mapping[str, Any]
+) -> dict[str, Any] | str | types.CallToolResult:
+    """Resume values from 2026-era ``inputResponses``; a note when the client declined; an error if unfit."""
+    answers: dict[str, Any] = {}
+    for question in questions:
+        response: Any = responses.get(question.interrupt_id)
+        if isinstance(response, Mapping):
+            try:
+                response = types.ElicitResult.model_validate(response)
+            except ValidationError:
+                response = None
+        if not isinstance(response, types.ElicitResult):
+            return error_result(
+                f"No answer to input request {question.interrupt_id!r}; the run was not resumed. Answer "
+                "every input request of the result."
+            )
+        if response.action != "accept":
+            return f"The input request was {response.action}d; nothing was resumed. "
+        value, problem = question.answer(response.content)
+        if problem is not None:
+            return error_result(_unfit(question, problem))
+        answers[question.interrupt_id] = value
+    return answers
+
+
+def _answers_of_argument(
+    interface: ToolInterface, questions: Sequence[Question], resume: Any
+) -> dict[str, Any] | types.CallToolResult:
+    """Resume values from a ``resume`` argument: the one answer, or answers by interrupt id."""
+    if len(questions) == 1:
+        given = {questions[0].interrupt_id: resume}
+    elif isinstance(resume, Mapping) and set(cast(Mapping[str, Any], resume)) == {
+        q.interrupt_id for q in questions
+    }:
+        given = dict(cast(Mapping[str, Any], resume))
+    else:
+        return error_result(
+            f"The run waits for {len(questions)} answers: give {interface.resume_key} as an object with "
+            f"one answer per interrupt id ({', '.join(q.interrupt_id for q in questions)}). Nothing was "
+            "resumed."
+        )
+    answers: dict[str, Any] = {}
+    for question in questions:
+        value, problem = question.resume(given[question.interrupt_id])
+        if problem is not None:
+            return error_result(_unfit(question, problem))
+        answers[question.interrupt_id] = value
+    return answers
+
+
+async def _elicit(
+    interface: ToolInterface, outcome: RunOutcome, elicit: Elicit
+) -> Command[Any] | types.CallToolResult:
+    """Ask the client each question during the call (2025 era); the ``Command`` that resumes the run."""
+    answers: dict[str, Any] = {}
+    for question in outcome.questions:
+        reply = await elicit(question.message, question.schema)
+        if reply.action != "accept":
+            note = f"The input request was {reply.action}d; nothing was resumed. "
+            return interface.result(replace(outcome, note=note))
+        value, problem = question.answer(reply.content)
+        if problem is not None:
+            return error_result(_unfit(question, problem))
+        answers[question.interrupt_id] = value
+    return Command(resume=answers)
+
+
+def _unfit(question: Question, problem: str) -> str:
+    return (
+        f"The answer does not fit the form of interrupt {question.interrupt_id}: {problem}. Nothing was "
+        f"resumed; the thread still waits. Answer with {question.expects()}."
+    )

@@ -24,7 +24,7 @@ from langgraph_sdk.client import LangGraphClient
 from mcp import MCPError
 
 from mcpbridge._names import safe_name
-from mcpbridge.serving.backend import Caller
+from mcpbridge.serving.backend import NO_INPUT, Caller, ClientInput
 from mcpbridge.serving.interface import RunOutcome, ToolInterface, describe_error, error_result, interface_for
 from mcpbridge.serving.progress import ProgressReporter
 from mcpbridge.serving.users import ServedUser
@@ -119,8 +119,14 @@ class _OpenAssistants:
         return tools
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], caller: Caller, progress: ProgressReporter
-    ) -> types.CallToolResult:
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        caller: Caller,
+        progress: ProgressReporter,
+        *,
+        client: ClientInput = NO_INPUT,
+    ) -> types.CallToolResult | types.InputRequiredResult:
         headers = _headers(caller)
         try:
             assistant = (await self._assistants(headers)).get(name)
@@ -134,6 +140,11 @@ class _OpenAssistants:
         parsed = interface.parse(arguments)
         if isinstance(parsed, str):
             return error_result(parsed)
+        if parsed.resuming:
+            return error_result(
+                f"{interface.resume_key} is not supported for the assistants of an Agent Server yet; "
+                "resume the thread through the Agent Server's API. Nothing was run."
+            )
         threads = self._client.threads
         try:
             if parsed.thread_id is None:

@@ -110,25 +110,27 @@ def start_serve(
 
 @asynccontextmanager
 async def http_client(
-    url: str, *, token: str | None = None, mode: str = "auto"
+    url: str, *, token: str | None = None, mode: str = "auto", **options: Any
 ) -> AsyncGenerator[Client, None]:
-    """An MCP client of ``url``, sending ``token`` as bearer token."""
+    """An MCP client of ``url``, sending ``token`` as bearer token (``options``: of ``Client``)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode, **options) as client:
             yield client
 
 
 @asynccontextmanager
 async def stdio_serve_client(
-    args: Sequence[str], env: Mapping[str, str], *, mode: str = "auto"
+    args: Sequence[str], env: Mapping[str, str], *, mode: str = "auto", **options: Any
 ) -> AsyncGenerator[Client, None]:
     """An MCP client of ``mcpbridge serve ARGS`` over stdio (the client starts and stops the process)."""
     command = serve_command()
     params = StdioServerParameters(
         command=command[0], args=[*command[1:], "serve", *args], cwd=ROOT, env=dict(env)
     )
-    async with Client(stdio_client(params), mode=mode, read_timeout_seconds=START_TIMEOUT) as client:
+    async with Client(
+        stdio_client(params), mode=mode, read_timeout_seconds=START_TIMEOUT, **options
+    ) as client:
         yield client
 
 
@@ -176,7 +178,7 @@ def served_example(
     served.stop()
 
 
-GRAPHS = ("echo_agent", "memo", "repeat", "broken", "plain_factory", "routed")
+GRAPHS = ("echo_agent", "memo", "repeat", "broken", "plain_factory", "routed", "ask")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -45,7 +45,7 @@ async def test_the_assistants_are_tools(served_remote: ServeProcess, mode: str) 
     tools = {tool.name: tool for tool in listed.tools}
     assert sorted(tools) == ["agent", "echo_agent"]
     for tool in tools.values():
-        assert set(tool.input_schema["properties"]) == {"message", "thread_id"}
+        assert set(tool.input_schema["properties"]) == {"message", "thread_id", "resume"}
         assert tool.output_schema is not None
 
 

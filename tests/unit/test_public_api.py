@@ -119,6 +119,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "Backend",
         "Caller",
         "CheckpointerSpec",
+        "ClientInput",
         "LocalGraphs",
         "OpenBackend",
         "RemoteAssistants",

@@ -1,0 +1,220 @@
+"""A served graph's interrupts as questions to the MCP client, and the client's answers as resume values.
+
+An interrupt becomes a form: a form it already is (an ``interrupt(...)`` with an object
+``response_schema``, or a value ``{"message"?, "schema" | "requested_schema" | "requestedSchema"}``)
+passes through, and its answer (the form's content) is the resume value; any other value
+becomes a form with one free-text ``answer``, whose text is the resume value. What an
+interrupted call leaves for its retry (`PendingInput`) is sealed by the MCP SDK's
+``RequestStateBoundary`` under the deployment's keys (`request_state_security`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import mcp_types as types
+from mcp.server.request_state import RequestStateSecurity
+from pydantic_core import to_jsonable_python
+
+from mcpbridge._schema import ArgumentsValidator
+from mcpbridge.errors import ConfigError
+
+__all__ = [
+    "ANSWER_KEY",
+    "KEYS_ENV",
+    "PendingInput",
+    "Question",
+    "question_for",
+    "request_state_security",
+]
+
+logger = logging.getLogger("mcpbridge")
+
+KEYS_ENV = "MCPBRIDGE_REQUEST_STATE_KEYS"
+"""Comma-separated secrets (32 characters or more each) sealing ``requestState``; the first seals."""
+
+ANSWER_KEY = "answer"
+"""The one field of the form a value that is not a form becomes."""
+
+_SCHEMA_KEYS = ("schema", "requested_schema", "requestedSchema")
+_MAX_MESSAGE = 2000
+_DEFAULT_MESSAGE = "The agent needs your input to go on."
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One interrupt as an MCP form.
+
+    Attributes:
+        interrupt_id: The LangGraph interrupt it stands for (the resume map's key).
+        message: What the client shows.
+        schema: The form (an object JSON schema).
+        free_text: The form is the one-``answer`` form of a value that was not a form.
+    """
+
+    interrupt_id: str
+    message: str
+    schema: dict[str, Any]
+    free_text: bool
+
+    def request(self) -> types.ElicitRequest:
+        """The ``elicitation/create`` request (form mode) that asks it."""
+        return types.ElicitRequest(
+            params=types.ElicitRequestFormParams(message=self.message, requested_schema=self.schema)
+        )
+
+    def answer(self, content: Any) -> tuple[Any, str | None]:
+        """The resume value for an accepted form's ``content``, or a reason it does not fit."""
+        if not isinstance(content, Mapping):
+            return None, "the answer must be an object with the form's fields"
+        values = dict(cast(Mapping[str, Any], content))
+        problems = ArgumentsValidator(self.schema).errors(values)
+        if problems:
+            return None, "; ".join(problems)
+        return (values[ANSWER_KEY] if self.free_text else values), None
+
+    def resume(self, value: Any) -> tuple[Any, str | None]:
+        """The resume value for a ``resume`` argument (the text, or the form's content)."""
+        if self.free_text:
+            if not isinstance(value, str):
+                return None, "the answer must be a string (free text)"
+            return value, None
+        return self.answer(value)
+
+    def expects(self) -> str:
+        """What a ``resume`` argument must hold, in a few words."""
+        if self.free_text:
+            return "a string"
+        return "an object matching " + json.dumps(self.schema, ensure_ascii=False, default=str)
+
+
+def question_for(interrupt_id: str, value: Any, response_schema: Any = None) -> Question:
+    """The form that asks for interrupt ``interrupt_id`` (its value, its ``response_schema``)."""
+    schema = _object_schema(response_schema)
+    if schema is not None:
+        return Question(interrupt_id, _message(value), schema, free_text=False)
+    if isinstance(value, Mapping):
+        item = cast(Mapping[str, Any], value)
+        for key in _SCHEMA_KEYS:
+            schema = _object_schema(item.get(key))
+            if schema is not None:
+                message = item.get("message")
+                text = message if isinstance(message, str) and message.strip() else _DEFAULT_MESSAGE
+                return Question(interrupt_id, _cut(text), schema, free_text=False)
+    schema = {
+        "type": "object",
+        "properties": {ANSWER_KEY: {"type": "string", "title": "Answer"}},
+        "required": [ANSWER_KEY],
+    }
+    return Question(interrupt_id, _message(value), schema, free_text=True)
+
+
+def _object_schema(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, Mapping):
+        return None
+    schema = cast(Mapping[str, Any], value)
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), Mapping):
+        return None
+    return dict(schema)
+
+
+def _message(value: Any) -> str:
+    if isinstance(value, str):
+        return _cut(value) if value.strip() else _DEFAULT_MESSAGE
+    if isinstance(value, Mapping):
+        for key in ("message", "question", "description"):
+            text = cast(Mapping[str, Any], value).get(key)
+            if isinstance(text, str) and text.strip():
+                return _cut(text)
+    if value is None:
+        return _DEFAULT_MESSAGE
+    plain = to_jsonable_python(value, fallback=lambda v: f"<{type(v).__name__}>")
+    return _cut(json.dumps(plain, ensure_ascii=False, default=str))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInput:
+    """What an ``input_required`` result leaves for the retry, sealed: the client never reads or sets it.
+
+    Attributes:
+        graph: The served graph (tool).
+        thread_id: The interrupted thread.
+        run_id: The run that stopped.
+        checkpoint_id: The checkpoint the run stopped at: a retry after the thread moved on is refused.
+        interrupt_ids: The interrupts asked about, in order.
+        owner: The identity of the caller who was asked (``None`` without auth).
+    """
+
+    graph: str
+    thread_id: str
+    run_id: str
+    checkpoint_id: str
+    interrupt_ids: tuple[str, ...]
+    owner: str | None
+
+    def dump(self) -> str:
+        """The plaintext ``requestState`` (the SDK seals it on the way out)."""
+        return json.dumps(
+            {
+                "v": 1,
+                "graph": self.graph,
+                "thread": self.thread_id,
+                "run": self.run_id,
+                "checkpoint": self.checkpoint_id,
+                "interrupts": list(self.interrupt_ids),
+                "owner": self.owner,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def load(cls, state: str) -> PendingInput | None:
+        """The pending input a verified ``requestState`` names; ``None`` if it is not one of ours."""
+        try:
+            data: Any = json.loads(state)
+            item = cast(Mapping[str, Any], data)
+            ids = cast(Sequence[Any], item["interrupts"])
+            owner = item["owner"]
+            found = cls(
+                graph=str(item["graph"]),
+                thread_id=str(item["thread"]),
+                run_id=str(item["run"]),
+                checkpoint_id=str(item["checkpoint"]),
+                interrupt_ids=tuple(str(i) for i in ids),
+                owner=None if owner is None else str(owner),
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+        return found if item.get("v") == 1 else None
+
+
+def request_state_security(keys: Sequence[str] | None = None, *, ttl: float = 3600.0) -> RequestStateSecurity:
+    """How ``requestState`` is sealed: under ``keys``, else those of `KEYS_ENV`, else a key of this process.
+
+    A key made per process suits one replica only: a retry that reaches another
+    replica, or this one restarted, is refused. Replicas share keys through `KEYS_ENV`.
+    """
+    if keys is None:
+        raw = os.environ.get(KEYS_ENV, "")
+        keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if not keys:
+        logger.info("requestState is sealed with a key of this process; set %s to share one", KEYS_ENV)
+        return RequestStateSecurity(keys=[secrets.token_bytes(32)], ttl=ttl)
+    short = [i for i, key in enumerate(keys) if len(key.encode()) < 32]
+    if short:
+        raise ConfigError(
+            f"request-state key {short[0] + 1} is shorter than 32 characters; make each key in {KEYS_ENV} "
+            'at least 32 random characters (python -c "import secrets; print(secrets.token_hex(32))")',
+            field=KEYS_ENV,
+        )
+    return RequestStateSecurity(keys=list(keys), ttl=ttl)
