@@ -148,6 +148,7 @@ class RunOutcome:
         output: The graph's output (its output channels); ``values`` when not given.
         questions: The interrupts as forms, when their ids are known.
         note: Said before the account of an interrupted run (why the client was not asked).
+        checkpoint_id: The checkpoint an interrupted run stopped at.
     """
 
     thread_id: str
@@ -157,6 +158,7 @@ class RunOutcome:
     output: Any = None
     questions: Sequence[Question] = ()
     note: str = ""
+    checkpoint_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

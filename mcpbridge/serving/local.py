@@ -19,7 +19,7 @@ import typing
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, aclosing, asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import anyio
@@ -34,11 +34,10 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command, StateSnapshot
 from langgraph_sdk.runtime import ServerRuntime
 from mcp import MCPError
-from pydantic import ValidationError
 
 from mcpbridge._compat import SERVER_RUNTIME_CLASSES, server_runtime
 from mcpbridge.errors import ConfigError
-from mcpbridge.serving.backend import NO_INPUT, Caller, ClientInput, Elicit
+from mcpbridge.serving.backend import NO_INPUT, Caller, ClientInput
 from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
 from mcpbridge.serving.interface import (
     CallInput,
@@ -50,7 +49,8 @@ from mcpbridge.serving.interface import (
 )
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.progress import ProgressReporter
-from mcpbridge.serving.questions import PendingInput, Question, question_for
+from mcpbridge.serving.questions import PendingInput, questions_of
+from mcpbridge.serving.resuming import follow_up, resume_answers
 from mcpbridge.serving.users import User
 
 __all__ = ["LocalGraphs"]
@@ -227,10 +227,18 @@ class _OpenGraphs:
                 if isinstance(state, str):
                     return error_result(state)
                 if pending is not None or parsed.resuming:
-                    resumed = _resume(interface, state, parsed, pending, client)
-                    if not isinstance(resumed, Command):
-                        return resumed
-                    run_input = resumed
+                    checkpoint_id = str((state.config.get("configurable") or {}).get("checkpoint_id", ""))
+                    waiting = RunOutcome(
+                        thread_id,
+                        pending.run_id if pending is not None else "",
+                        state.values,
+                        questions=questions_of(state.interrupts),
+                        checkpoint_id=checkpoint_id,
+                    )
+                    answers = resume_answers(interface, waiting, parsed.resume, pending, client)
+                    if not isinstance(answers, dict):
+                        return answers
+                    run_input = Command(resume=answers)
                 elif state.interrupts:
                     return error_result(
                         f"Thread {thread_id} waits for input (an interrupt) and takes no new message until "
@@ -239,22 +247,11 @@ class _OpenGraphs:
                     )
             while True:
                 config = _run_config(entry.name, thread_id, run_id, user)
-                outcome, checkpoint_id = await self._run(entry, run_input, config, user, progress)
-                if not outcome.interrupts or not outcome.questions:
-                    return interface.result(outcome)
-                if client.input_required:
-                    ids = tuple(q.interrupt_id for q in outcome.questions)
-                    sealed = PendingInput(name, thread_id, outcome.run_id, checkpoint_id, ids, identity)
-                    return types.InputRequiredResult(
-                        input_requests={q.interrupt_id: q.request() for q in outcome.questions},
-                        request_state=sealed.dump(),
-                    )
-                if client.elicit is None:
-                    return interface.result(outcome)
-                asked = await _elicit(interface, outcome, client.elicit)
-                if not isinstance(asked, Command):
-                    return asked
-                run_input, run_id = asked, uuid.uuid4()
+                outcome = await self._run(entry, run_input, config, user, progress)
+                answered = await follow_up(interface, outcome, client, name, identity)
+                if not isinstance(answered, dict):
+                    return answered
+                run_input, run_id = Command(resume=answered), uuid.uuid4()
         except MCPError:
             raise
         except Exception as exc:  # boundary: the client gets a readable message, the log the details
@@ -270,8 +267,8 @@ class _OpenGraphs:
         config: RunnableConfig,
         user: User | None,
         progress: ProgressReporter,
-    ) -> tuple[RunOutcome, str]:
-        """How the run went, and the checkpoint it stopped at (read only when it stopped at interrupts)."""
+    ) -> RunOutcome:
+        """How the run went (the checkpoint it stopped at is read only when it stopped at interrupts)."""
         values: Mapping[str, Any] | None = None
         interrupts: list[Any] = []
         checkpoint_id = ""
@@ -305,9 +302,10 @@ class _OpenGraphs:
             values=values,
             interrupts=[getattr(i, "value", i) for i in interrupts],
             output=output,
-            questions=_questions(interrupts),
+            questions=questions_of(interrupts),
+            checkpoint_id=checkpoint_id,
         )
-        return outcome, checkpoint_id
+        return outcome
 
     async def _thread(self, entry: _Entry, thread_id: str, user: User | None) -> StateSnapshot | str:
         """The state of ``thread_id`` if ``user`` may continue it on this graph, else why not."""
@@ -445,125 +443,3 @@ async def _entered(value: Any) -> AsyncGenerator[Any, None]:
         yield await value
     else:
         yield value
-
-
-def _questions(interrupts: Sequence[Any]) -> list[Question]:
-    """The interrupts as forms; none when one has no id (it cannot be resumed by id)."""
-    found: list[Question] = []
-    for item in interrupts:
-        interrupt_id = getattr(item, "id", None)
-        if not isinstance(interrupt_id, str):
-            return []
-        found.append(question_for(interrupt_id, item.value, getattr(item, "response_schema", None)))
-    return found
-
-
-def _resume(
-    interface: ToolInterface,
-    state: StateSnapshot,
-    parsed: CallInput,
-    pending: PendingInput | None,
-    client: ClientInput,
-) -> Command[Any] | types.CallToolResult:
-    """The ``Command`` that resumes ``state`` with the client's answers, or why it does not."""
-    thread_id = parsed.thread_id or ""
-    questions = _questions(state.interrupts)
-    if not questions:
-        return error_result(
-            f"Thread {thread_id} waits for no input; call without {interface.resume_key} to continue it."
-        )
-    if pending is None:
-        found = _answers_of_argument(interface, questions, parsed.resume)
-        return Command(resume=found) if isinstance(found, dict) else found
-    checkpoint = str((state.config.get("configurable") or {}).get("checkpoint_id", ""))
-    asked = [q.interrupt_id for q in questions]
-    if checkpoint != pending.checkpoint_id or asked != list(pending.interrupt_ids):
-        # Answered before (replayed), or the thread went on: never resume what was not asked.
-        raise MCPError(
-            code=types.INVALID_PARAMS,
-            message=f"This input request was already answered or is no longer pending (thread "
-            f"{thread_id} moved on); nothing was resumed. Call the tool again without requestState.",
-        )
-    answers = _answers_of(questions, client.responses or {})
-    if isinstance(answers, str):  # declined or cancelled: the thread still waits
-        values = [i.value for i in state.interrupts]
-        outcome = RunOutcome(
-            thread_id, pending.run_id, state.values, values, questions=questions, note=answers
-        )
-        return interface.result(outcome)
-    return Command(resume=answers) if isinstance(answers, dict) else answers
-
-
-def _answers_of(
-    questions: Sequence[Question], responses: Mapping[str, Any]
-) -> dict[str, Any] | str | types.CallToolResult:
-    """Resume values from 2026-era ``inputResponses``; a note when the client declined; an error if unfit."""
-    answers: dict[str, Any] = {}
-    for question in questions:
-        response: Any = responses.get(question.interrupt_id)
-        if isinstance(response, Mapping):
-            try:
-                response = types.ElicitResult.model_validate(response)
-            except ValidationError:
-                response = None
-        if not isinstance(response, types.ElicitResult):
-            return error_result(
-                f"No answer to input request {question.interrupt_id!r}; the run was not resumed. Answer "
-                "every input request of the result."
-            )
-        if response.action != "accept":
-            return f"The input request was {response.action}d; nothing was resumed. "
-        value, problem = question.answer(response.content)
-        if problem is not None:
-            return error_result(_unfit(question, problem))
-        answers[question.interrupt_id] = value
-    return answers
-
-
-def _answers_of_argument(
-    interface: ToolInterface, questions: Sequence[Question], resume: Any
-) -> dict[str, Any] | types.CallToolResult:
-    """Resume values from a ``resume`` argument: the one answer, or answers by interrupt id."""
-    if len(questions) == 1:
-        given = {questions[0].interrupt_id: resume}
-    elif isinstance(resume, Mapping) and set(cast(Mapping[str, Any], resume)) == {
-        q.interrupt_id for q in questions
-    }:
-        given = dict(cast(Mapping[str, Any], resume))
-    else:
-        return error_result(
-            f"The run waits for {len(questions)} answers: give {interface.resume_key} as an object with "
-            f"one answer per interrupt id ({', '.join(q.interrupt_id for q in questions)}). Nothing was "
-            "resumed."
-        )
-    answers: dict[str, Any] = {}
-    for question in questions:
-        value, problem = question.resume(given[question.interrupt_id])
-        if problem is not None:
-            return error_result(_unfit(question, problem))
-        answers[question.interrupt_id] = value
-    return answers
-
-
-async def _elicit(
-    interface: ToolInterface, outcome: RunOutcome, elicit: Elicit
-) -> Command[Any] | types.CallToolResult:
-    """Ask the client each question during the call (2025 era); the ``Command`` that resumes the run."""
-    answers: dict[str, Any] = {}
-    for question in outcome.questions:
-        reply = await elicit(question.message, question.schema)
-        if reply.action != "accept":
-            note = f"The input request was {reply.action}d; nothing was resumed. "
-            return interface.result(replace(outcome, note=note))
-        value, problem = question.answer(reply.content)
-        if problem is not None:
-            return error_result(_unfit(question, problem))
-        answers[question.interrupt_id] = value
-    return Command(resume=answers)
-
-
-def _unfit(question: Question, problem: str) -> str:
-    return (
-        f"The answer does not fit the form of interrupt {question.interrupt_id}: {problem}. Nothing was "
-        f"resumed; the thread still waits. Answer with {question.expects()}."
-    )

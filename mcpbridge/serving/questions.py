@@ -31,6 +31,7 @@ __all__ = [
     "PendingInput",
     "Question",
     "question_for",
+    "questions_of",
     "request_state_security",
 ]
 
@@ -56,12 +57,14 @@ class Question:
         message: What the client shows.
         schema: The form (an object JSON schema).
         free_text: The form is the one-``answer`` form of a value that was not a form.
+        value: The interrupt's value.
     """
 
     interrupt_id: str
     message: str
     schema: dict[str, Any]
     free_text: bool
+    value: Any = None
 
     def request(self) -> types.ElicitRequest:
         """The ``elicitation/create`` request (form mode) that asks it."""
@@ -98,7 +101,7 @@ def question_for(interrupt_id: str, value: Any, response_schema: Any = None) -> 
     """The form that asks for interrupt ``interrupt_id`` (its value, its ``response_schema``)."""
     schema = _object_schema(response_schema)
     if schema is not None:
-        return Question(interrupt_id, _message(value), schema, free_text=False)
+        return Question(interrupt_id, _message(value), schema, False, value)
     if isinstance(value, Mapping):
         item = cast(Mapping[str, Any], value)
         for key in _SCHEMA_KEYS:
@@ -106,13 +109,29 @@ def question_for(interrupt_id: str, value: Any, response_schema: Any = None) -> 
             if schema is not None:
                 message = item.get("message")
                 text = message if isinstance(message, str) and message.strip() else _DEFAULT_MESSAGE
-                return Question(interrupt_id, _cut(text), schema, free_text=False)
+                return Question(interrupt_id, _cut(text), schema, False, value)
     schema = {
         "type": "object",
         "properties": {ANSWER_KEY: {"type": "string", "title": "Answer"}},
         "required": [ANSWER_KEY],
     }
-    return Question(interrupt_id, _message(value), schema, free_text=True)
+    return Question(interrupt_id, _message(value), schema, True, value)
+
+
+def questions_of(interrupts: Sequence[Any]) -> list[Question]:
+    """LangGraph interrupts (objects, or the Agent Server's JSON) as forms; none if one has no id."""
+    found: list[Question] = []
+    for item in interrupts:
+        fields: Mapping[str, Any] = (
+            cast(Mapping[str, Any], item)
+            if isinstance(item, Mapping)
+            else {key: getattr(item, key, None) for key in ("id", "value", "response_schema")}
+        )
+        interrupt_id = fields.get("id")
+        if not isinstance(interrupt_id, str) or not interrupt_id:
+            return []  # it cannot be resumed by id
+        found.append(question_for(interrupt_id, fields.get("value"), fields.get("response_schema")))
+    return found
 
 
 def _object_schema(value: Any) -> dict[str, Any] | None:

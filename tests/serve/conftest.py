@@ -200,7 +200,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @dataclass
 class AgentServer:
-    """``langgraph dev`` serving the example agent and ``echo_agent``, with the example auth."""
+    """``langgraph dev`` serving the example agent, ``echo_agent`` and ``ask``, with the example auth."""
 
     servers: DemoServers
     records: RecordFile
@@ -212,12 +212,13 @@ class AgentServer:
 
 
 def agent_server_config(directory: Path) -> Path:
-    """A ``langgraph.json`` with the example agent, the tests' ``echo_agent`` and the example auth."""
+    """A ``langgraph.json``: the example agent, the tests' ``echo_agent`` and ``ask``, the example auth."""
     config = {
         "dependencies": [str(ROOT)],
         "graphs": {
             "agent": f"{ROOT / 'examples' / 'agent.py'}:make_graph",
             "echo_agent": f"{ROOT / 'tests' / 'serve' / 'graphs.py'}:echo_agent",
+            "ask": f"{ROOT / 'tests' / 'serve' / 'graphs.py'}:ask",
         },
         "auth": {"path": f"{ROOT / 'examples' / 'auth.py'}:auth", "disable_studio_auth": True},
     }

@@ -1,42 +1,15 @@
-"""A served graph's interrupts as MCP input requests (``mcpbridge.serving.questions``), in memory."""
+"""Interrupts as MCP forms, their answers, the sealed pending input (``mcpbridge.serving.questions``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import mcp_types as types
 import pytest
-from langchain_core.messages import AIMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import interrupt
-from mcp import Client
-from mcp.client.context import ClientRequestContext
 
 from mcpbridge.errors import ConfigError
-from mcpbridge.serving import AgentMCPServer
 from mcpbridge.serving.questions import KEYS_ENV, PendingInput, question_for, request_state_security
-
-from ._serving import text
 
 pytestmark = pytest.mark.anyio
 
 FORM = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-
-
-def asking_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Asks a free-text question, then fills a form, and answers with both."""
-
-    def ask(state: MessagesState) -> dict[str, Any]:
-        name = interrupt("What is your name?")
-        where = interrupt({"message": "Where do you live?", "schema": FORM})
-        return {"messages": [AIMessage(content=f"{name} lives in {where['city']}")]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("ask", ask)
-    builder.add_edge(START, "ask")
-    builder.add_edge("ask", END)
-    return builder.compile()
 
 
 def test_a_value_that_is_no_form_becomes_one_free_text_answer() -> None:
@@ -72,47 +45,3 @@ def test_keys_come_from_the_environment_and_must_be_long(monkeypatch: pytest.Mon
     assert request_state_security().codec.unseal(sealed) == b"state"  # another replica reads it
     monkeypatch.delenv(KEYS_ENV)
     assert request_state_security().codec is not shared.codec
-
-
-async def test_the_2026_era_asks_with_input_required_and_resumes_on_the_thread() -> None:
-    asked: list[tuple[str, dict[str, Any]]] = []
-
-    async def answer(
-        context: ClientRequestContext, params: types.ElicitRequestParams
-    ) -> types.ElicitResult | types.ErrorData:
-        assert isinstance(params, types.ElicitRequestFormParams)
-        asked.append((params.message, params.requested_schema))
-        content: dict[str, Any] = (
-            {"answer": "Ada"} if "answer" in params.requested_schema["properties"] else {"city": "Oslo"}
-        )
-        return types.ElicitResult(action="accept", content=content)
-
-    server = AgentMCPServer.from_graphs({"ask": asking_graph()})
-    async with Client(server.lowlevel, elicitation_callback=answer) as client:
-        result = await client.call_tool("ask", {"message": "hi"})
-    assert text(result) == "Ada lives in Oslo"
-    assert [message for message, _ in asked] == ["What is your name?", "Where do you live?"]
-    assert asked[1][1] == FORM
-
-
-async def test_without_elicitation_the_resume_argument_answers() -> None:
-    server = AgentMCPServer.from_graphs({"ask": asking_graph()})
-    async with Client(server.lowlevel) as client:
-        first = await client.call_tool("ask", {"message": "hi"})
-        content = first.structured_content or {}
-        thread_id = content["thread_id"]
-        [question] = content["questions"]
-        assert content["status"] == "interrupted" and content["interrupt_ids"] == [question["interrupt_id"]]
-        assert question["free_text"] is True
-        assert f'thread_id="{thread_id}" and resume = a string' in text(first)
-        second = await client.call_tool("ask", {"thread_id": thread_id, "resume": "Ada"})
-        unfit = await client.call_tool("ask", {"thread_id": thread_id, "resume": {"town": "Oslo"}})
-        third = await client.call_tool("ask", {"thread_id": thread_id, "resume": {"city": "Oslo"}})
-        no_thread = await client.call_tool("ask", {"resume": "x"})
-        no_message = await client.call_tool("ask", {})
-    assert (second.structured_content or {})["questions"][0]["schema"] == FORM
-    assert unfit.is_error and "does not fit the form" in text(unfit)
-    assert "'city' is a required property" in text(unfit)
-    assert text(third) == "Ada lives in Oslo"
-    assert no_thread.is_error and "give its thread_id too" in text(no_thread)
-    assert no_message.is_error and "message is required" in text(no_message)
