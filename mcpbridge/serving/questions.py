@@ -2,8 +2,10 @@
 
 An interrupt becomes a form: a form it already is (an ``interrupt(...)`` with an object
 ``response_schema``, or a value ``{"message"?, "schema" | "requested_schema" | "requestedSchema"}``)
-passes through, and its answer (the form's content) is the resume value; any other value
-becomes a form with one free-text ``answer``, whose text is the resume value. What an
+passes through, and its answer (the form's content) is the resume value; a request of
+LangChain's human-in-the-loop middleware becomes a decision per tool call, answered as the
+middleware expects; any other value becomes a form with one free-text ``answer``, whose
+text is the resume value. What an
 interrupted call leaves for its retry (`PendingInput`) is sealed by the MCP SDK's
 ``RequestStateBoundary`` under the deployment's keys (`request_state_security`).
 """
@@ -58,6 +60,9 @@ class Question:
         schema: The form (an object JSON schema).
         free_text: The form is the one-``answer`` form of a value that was not a form.
         value: The interrupt's value.
+        review: For LangChain's human-in-the-loop middleware: how many tool calls a batched
+            request reviews (answered ``{"decisions": [...]}``), or 0 for one per-call
+            approval (answered with one decision); ``None`` for other interrupts.
     """
 
     interrupt_id: str
@@ -65,6 +70,7 @@ class Question:
     schema: dict[str, Any]
     free_text: bool
     value: Any = None
+    review: int | None = None
 
     def request(self) -> types.ElicitRequest:
         """The ``elicitation/create`` request (form mode) that asks it."""
@@ -80,6 +86,8 @@ class Question:
         problems = ArgumentsValidator(self.schema).errors(values)
         if problems:
             return None, "; ".join(problems)
+        if self.review is not None:
+            return _decisions(values, self.review)
         return (values[ANSWER_KEY] if self.free_text else values), None
 
     def resume(self, value: Any) -> tuple[Any, str | None]:
@@ -99,6 +107,9 @@ class Question:
 
 def question_for(interrupt_id: str, value: Any, response_schema: Any = None) -> Question:
     """The form that asks for interrupt ``interrupt_id`` (its value, its ``response_schema``)."""
+    review = _review(interrupt_id, value, response_schema)
+    if review is not None:
+        return review
     schema = _object_schema(response_schema)
     if schema is not None:
         return Question(interrupt_id, _message(value), schema, False, value)
@@ -116,6 +127,93 @@ def question_for(interrupt_id: str, value: Any, response_schema: Any = None) -> 
         "required": [ANSWER_KEY],
     }
     return Question(interrupt_id, _message(value), schema, True, value)
+
+
+_DECISIONS = ("approve", "reject", "respond")
+"""The human-in-the-loop decisions a flat form can carry (an edit needs the tool's arguments)."""
+
+
+def _review(interrupt_id: str, value: Any, response_schema: Any) -> Question | None:
+    """A form for LangChain's human-in-the-loop middleware: a decision per tool call, and a message."""
+    if not isinstance(value, Mapping):
+        return None
+    item = cast(Mapping[str, Any], value)
+    if item.get("type") == "tool_approval":  # per-call mode: one decision, of the response_schema's types
+        allowed = [d for d in _DECISIONS if d in _decision_types(response_schema)] or ["approve", "reject"]
+        lines = [str(item.get("description") or f"{item.get('name')} wants to run")]
+        fields = {"decision": _decision_field(allowed, str(item.get("name")))}
+        return _review_form(interrupt_id, value, lines, fields, 0)
+    requests: Any = item.get("action_requests")
+    configs: Any = item.get("review_configs")
+    if not isinstance(requests, Sequence) or not requests or not isinstance(configs, Sequence):
+        return None
+    allowed_by_name: dict[str, list[str]] = {}
+    for config in cast(Sequence[Any], configs):
+        if isinstance(config, Mapping):
+            entry = cast(Mapping[str, Any], config)
+            found: Any = entry.get("allowed_decisions") or []
+            allowed_by_name[str(entry.get("action_name"))] = [d for d in _DECISIONS if d in found]
+    lines: list[str] = []
+    fields: dict[str, Any] = {}
+    for index, request in enumerate(cast(Sequence[Any], requests)):
+        action: Mapping[str, Any] = cast(Mapping[str, Any], request) if isinstance(request, Mapping) else {}
+        name = str(action.get("name"))
+        lines.append(str(action.get("description") or f"{name} wants to run"))
+        fields[f"decision_{index + 1}"] = _decision_field(allowed_by_name.get(name) or ["approve"], name)
+    return _review_form(interrupt_id, value, lines, fields, len(lines))
+
+
+def _decision_types(schema: Any) -> set[str]:
+    """The decision ``type`` values a per-call ``response_schema`` (one object, or a union) admits."""
+    if not isinstance(schema, Mapping):
+        return set()
+    item = cast(Mapping[str, Any], schema)
+    found: set[str] = set()
+    for key in ("anyOf", "oneOf"):
+        branches: Any = item.get(key)
+        if isinstance(branches, Sequence):
+            for branch in cast(Sequence[Any], branches):
+                found |= _decision_types(branch)
+    for definition in cast(Mapping[str, Any], item.get("$defs") or {}).values():
+        found |= _decision_types(definition)
+    kind: Any = cast(Mapping[str, Any], item.get("properties") or {}).get("type")
+    if isinstance(kind, Mapping):
+        spec = cast(Mapping[str, Any], kind)
+        if isinstance(spec.get("const"), str):
+            found.add(spec["const"])
+        found.update(str(v) for v in cast(Sequence[Any], spec.get("enum") or []))
+    return found
+
+
+def _decision_field(allowed: Sequence[str], name: str) -> dict[str, Any]:
+    return {"type": "string", "title": f"Decision on {name}", "enum": list(allowed)}
+
+
+def _review_form(
+    interrupt_id: str, value: Any, lines: Sequence[str], fields: dict[str, Any], review: int
+) -> Question:
+    fields["message"] = {
+        "type": "string",
+        "title": "Message",
+        "description": "Why you reject, or what to answer instead of the tool (respond).",
+    }
+    schema = {"type": "object", "properties": fields, "required": [k for k in fields if k != "message"]}
+    return Question(interrupt_id, _cut(" / ".join(lines)), schema, False, value, review)
+
+
+def _decisions(values: Mapping[str, Any], review: int) -> tuple[Any, str | None]:
+    """The middleware's answer: one decision (per-call), or ``{"decisions": [...]}`` (batched)."""
+    message = values.get("message")
+    keys = ["decision"] if review == 0 else [f"decision_{i + 1}" for i in range(review)]
+    decisions: list[dict[str, Any]] = []
+    for key in keys:
+        decision: dict[str, Any] = {"type": values[key]}
+        if values[key] == "respond" and not message:
+            return None, "a respond decision needs the message to answer with"
+        if values[key] in ("reject", "respond") and message:
+            decision["message"] = message
+        decisions.append(decision)
+    return (decisions[0] if review == 0 else {"decisions": decisions}), None
 
 
 def questions_of(interrupts: Sequence[Any]) -> list[Question]:

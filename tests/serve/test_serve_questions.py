@@ -188,3 +188,43 @@ async def test_an_answer_that_does_not_fit_the_form_is_refused(served_tests: Ser
     ) and "city: ['not', 'a', 'city'] is not of type 'string'" in text(refused)
     assert "the thread still waits" in text(refused)
     assert [entry["answer"] for entry in records.entries(tool="ask")] == ["Ada"]  # the city never arrived
+
+
+async def test_a_tool_review_is_answered_by_its_user_only(served_example: ServeProcess) -> None:
+    """The example agent's human-in-the-loop review, over HTTP with bearer tokens (2026-07-28)."""
+    records = served_example.records.view()
+    call = {"message": 'call local_slow {"seconds": 0}'}
+    url, human = served_example.url, Human()
+    with anyio.fail_after(CALL_TIMEOUT):
+        async with http_client(url, token="alice-token", elicitation_callback=human) as alice:
+            first = await alice.session.call_tool("agent", call, allow_input_required=True)
+        assert isinstance(first, types.InputRequiredResult) and first.input_requests
+        [(key, request)] = first.input_requests.items()
+        assert isinstance(request, types.ElicitRequest)
+        assert isinstance(request.params, types.ElicitRequestFormParams)
+        assert request.params.message.startswith("A slow tool wants to run")
+        [field] = [name for name in request.params.requested_schema["properties"] if name != "message"]
+        approve: dict[str, types.InputResponse] = {
+            key: types.ElicitResult(action="accept", content={field: "approve"})
+        }
+        async with http_client(url, token="bob-token", elicitation_callback=human) as bob:
+            with pytest.raises(MCPError) as stolen:
+                await bob.session.call_tool(
+                    "agent",
+                    call,
+                    input_responses=approve,
+                    request_state=first.request_state,
+                    allow_input_required=True,
+                )
+        assert records.entries(tool="slow") == []  # bob's approval ran nothing
+        async with http_client(url, token="alice-token", elicitation_callback=human) as alice:
+            done = await alice.session.call_tool(
+                "agent",
+                call,
+                input_responses=approve,
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
+    assert stolen.value.message == "Invalid or expired requestState"
+    assert isinstance(done, types.CallToolResult) and text(done) == "local_slow returned: slept 0.0s"
+    assert len(records.entries(tool="slow", phase="start")) == 1

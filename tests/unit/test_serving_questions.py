@@ -45,3 +45,34 @@ def test_keys_come_from_the_environment_and_must_be_long(monkeypatch: pytest.Mon
     assert request_state_security().codec.unseal(sealed) == b"state"  # another replica reads it
     monkeypatch.delenv(KEYS_ENV)
     assert request_state_security().codec is not shared.codec
+
+
+def test_a_human_in_the_loop_request_becomes_a_decision_per_tool_call() -> None:
+    batched = {
+        "action_requests": [
+            {"name": "rm", "args": {}, "description": "Delete the files"},
+            {"name": "ls", "args": {}},
+        ],
+        "review_configs": [
+            {"action_name": "rm", "allowed_decisions": ["approve", "reject"]},
+            {"action_name": "ls", "allowed_decisions": ["approve", "edit", "respond"]},
+        ],
+    }
+    review = question_for("i1", batched)
+    assert review.message == "Delete the files / ls wants to run"
+    assert review.schema["properties"]["decision_1"]["enum"] == ["approve", "reject"]
+    assert review.schema["properties"]["decision_2"]["enum"] == ["approve", "respond"]
+    assert review.schema["required"] == ["decision_1", "decision_2"]
+    content = {"decision_1": "reject", "decision_2": "approve", "message": "too risky"}
+    assert review.answer(content) == (
+        {"decisions": [{"type": "reject", "message": "too risky"}, {"type": "approve"}]},
+        None,
+    )
+    assert "is not one of" in str(review.answer({"decision_1": "edit", "decision_2": "approve"})[1])
+    respond = {"decision_1": "approve", "decision_2": "respond"}
+    assert review.answer(respond)[1] == "a respond decision needs the message to answer with"
+    approval = {"type": "tool_approval", "tool_call_id": "c1", "name": "rm", "args": {}, "description": "Rm?"}
+    union = {"anyOf": [{"properties": {"type": {"const": t}}} for t in ("approve", "edit", "reject")]}
+    per_call = question_for("i2", approval, union)
+    assert per_call.schema["properties"]["decision"]["enum"] == ["approve", "reject"]
+    assert per_call.resume({"decision": "approve"}) == ({"type": "approve"}, None)

@@ -6,6 +6,8 @@ from typing import Any
 
 import mcp_types as types
 import pytest
+from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -14,6 +16,7 @@ from mcp import Client
 from mcp.client.context import ClientRequestContext
 
 from mcpbridge.serving import AgentMCPServer
+from mcpbridge.testing import OfflineChatModel
 
 from ._serving import text
 
@@ -79,3 +82,45 @@ async def test_without_elicitation_the_resume_argument_answers() -> None:
     assert text(third) == "Ada lives in Oslo"
     assert no_thread.is_error and "give its thread_id too" in text(no_thread)
     assert no_message.is_error and "message is required" in text(no_message)
+
+
+def reviewed_agent(mode: str) -> Any:
+    """An agent whose ``add`` tool waits for approval (LangChain's human-in-the-loop middleware)."""
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    middleware = HumanInTheLoopMiddleware(interrupt_on={"add": True}, description_prefix="Adding")
+    if mode == "per_call":
+        middleware = HumanInTheLoopMiddleware(
+            interrupt_on={"add": True}, description_prefix="Adding", interrupt_mode="per_call"
+        )
+    return create_agent(OfflineChatModel(), tools=[add], middleware=[middleware])
+
+
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+async def test_a_human_in_the_loop_review_is_a_decision_form(mode: str) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def approve(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        assert isinstance(params, types.ElicitRequestFormParams)
+        seen.append(params.requested_schema)
+        [field] = [key for key in params.requested_schema["properties"] if key != "message"]
+        return types.ElicitResult(action="accept", content={field: "approve"})
+
+    server = AgentMCPServer.from_graphs({"agent": reviewed_agent(mode)})
+    async with Client(server.lowlevel, elicitation_callback=approve) as client:
+        approved = await client.call_tool("agent", {"message": 'call add {"a": 2, "b": 40}'})
+    async with Client(server.lowlevel) as client:
+        waiting = await client.call_tool("agent", {"message": 'call add {"a": 1, "b": 1}'})
+        thread_id = (waiting.structured_content or {})["thread_id"]
+        [question] = (waiting.structured_content or {})["questions"]
+        [field] = [key for key in question["schema"]["properties"] if key != "message"]
+        answer = {field: "reject", "message": "not now"}
+        rejected = await client.call_tool("agent", {"thread_id": thread_id, "resume": answer})
+    assert text(approved) == "add returned: 42"
+    assert seen[0]["properties"][field]["enum"] == ["approve", "reject", "respond"]  # no edit: it needs args
+    assert "not now" in text(rejected)
