@@ -17,7 +17,7 @@ from mcp import MCPError
 from pydantic import ValidationError
 
 from mcpbridge.serving.backend import ClientInput, Elicit
-from mcpbridge.serving.interface import RunOutcome, ToolInterface, error_result
+from mcpbridge.serving.interface import RunOutcome, ToolInterface, describe_error, error_result
 from mcpbridge.serving.questions import PendingInput, Question
 
 __all__ = ["follow_up", "resume_answers"]
@@ -135,7 +135,11 @@ async def _elicit(
     """Ask the client each question during the call (2025 era)."""
     answers: dict[str, Any] = {}
     for question in outcome.questions:
-        reply = await elicit(question.message, question.schema)
+        try:
+            reply = await elicit(question.message, question.schema)
+        except Exception as exc:  # the client refused or failed the request: the thread still waits
+            note = f"The client did not answer ({describe_error(exc)}); nothing was resumed. "
+            return interface.result(replace(outcome, note=note))
         if reply.action != "accept":
             note = f"The input request was {reply.action}d; nothing was resumed. "
             return interface.result(replace(outcome, note=note))

@@ -124,3 +124,28 @@ async def test_a_human_in_the_loop_review_is_a_decision_form(mode: str) -> None:
     assert text(approved) == "add returned: 42"
     assert seen[0]["properties"][field]["enum"] == ["approve", "reject", "respond"]  # no edit: it needs args
     assert "not now" in text(rejected)
+
+
+async def test_a_client_that_fails_the_question_leaves_the_thread_waiting() -> None:
+    async def refuse(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        return types.ErrorData(code=types.INVALID_REQUEST, message="no human here")
+
+    async def decline(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        return types.ElicitResult(action="decline")
+
+    server = AgentMCPServer.from_graphs({"ask": asking_graph()})
+    async with Client(server.lowlevel, mode="legacy", elicitation_callback=refuse) as client:
+        failed = await client.call_tool("ask", {"message": "hi"})
+    async with Client(server.lowlevel, elicitation_callback=decline) as client:
+        declined = await client.call_tool("ask", {"message": "hi"})
+        thread_id = (declined.structured_content or {})["thread_id"]
+        resumed = await client.call_tool("ask", {"thread_id": thread_id, "resume": "Ada"})
+    assert not failed.is_error and (failed.structured_content or {})["status"] == "interrupted"
+    assert text(failed).startswith("The client did not answer (")
+    assert "no human here" in text(failed)
+    assert text(declined).startswith("The input request was declined; nothing was resumed.")
+    assert (resumed.structured_content or {})["questions"][0]["schema"] == FORM  # the next question
