@@ -8,7 +8,8 @@ server.run("http", port=8000)
 ```
 
 Calls keep threads (``thread_id``), report progress, can be cancelled, ask the
-client when a run interrupts, and over HTTP run as the user a bearer token verifies.
+client when a run interrupts, and over HTTP run as the user a bearer token verifies
+(or, as an OAuth protected resource, the subject of an access token: `ProtectedResource`).
 ``mcpbridge serve`` is the command line.
 Its web stack (starlette, uvicorn) is the ``serve`` extra: ``pip install 'mcpbridge[serve]'``.
 """
@@ -28,6 +29,7 @@ from mcpbridge.serving.backend import Backend, Caller, ClientInput, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
+from mcpbridge.serving.oauth import Introspection, ProtectedResource
 from mcpbridge.serving.remote import RemoteAssistants, RemoteTokenCheck
 from mcpbridge.serving.server import AgentMCPServer
 from mcpbridge.serving.users import ServedUser, UserVerifier
@@ -40,8 +42,10 @@ __all__ = [
     "Caller",
     "CheckpointerSpec",
     "ClientInput",
+    "Introspection",
     "LocalGraphs",
     "OpenBackend",
+    "ProtectedResource",
     "RemoteAssistants",
     "RemoteTokenCheck",
     "ServedGraph",

@@ -42,6 +42,7 @@ from mcpbridge.serving.backend import Backend, Caller, ClientInput, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
+from mcpbridge.serving.oauth import ProtectedResource, ResourceTokenVerifier, serve_protected_resource
 from mcpbridge.serving.progress import ProgressReporter
 from mcpbridge.serving.questions import request_state_security
 from mcpbridge.serving.remote import RemoteAssistants
@@ -65,6 +66,8 @@ class AgentMCPServer:
         name: The server's name, as MCP clients see it.
         instructions: Instructions for MCP clients.
         auth: Checks bearer tokens over HTTP; ``None`` serves everyone (as nobody).
+        oauth: Serve HTTP as an OAuth protected resource: access tokens of its authorization
+            servers, the token's subject as the user (instead of ``auth``; local graphs only).
         stateless: Serve HTTP without sessions (each request on its own); the default
             keeps sessions for local graphs and none for remote assistants.
         request_state_keys: Secrets (32 characters or more) that seal the ``requestState`` of
@@ -85,11 +88,14 @@ class AgentMCPServer:
         name: str = "mcpbridge",
         instructions: str | None = INSTRUCTIONS,
         auth: UserVerifier | None = None,
+        oauth: ProtectedResource | None = None,
         stateless: bool | None = None,
         request_state_keys: Sequence[str] | None = None,
     ) -> None:
         self.backend = backend
         self.auth = auth
+        self.oauth = oauth
+        _check_oauth(backend, auth, oauth)
         self.stateless = isinstance(backend, RemoteAssistants) if stateless is None else stateless
         self.lowlevel: Server[OpenBackend] = Server(
             name,
@@ -179,8 +185,20 @@ class AgentMCPServer:
             resource_url: This server's public MCP URL; serves OAuth protected-resource metadata.
         """
         settings: AuthSettings | None = None
-        verifier: VerifierAdapter | None = None
-        if self.auth is not None:
+        verifier: VerifierAdapter | ResourceTokenVerifier | None = None
+        if self.oauth is not None:
+            if issuer_url or resource_url:
+                raise ConfigError(
+                    "with oauth, the issuer and resource are the ProtectedResource's", field="oauth"
+                )
+            verifier = ResourceTokenVerifier(self.oauth)
+            settings = AuthSettings(
+                issuer_url=self.oauth.issuers[0],  # pyright: ignore[reportArgumentType]
+                resource_server_url=self.oauth.resource,  # pyright: ignore[reportArgumentType]
+                required_scopes=list(self.oauth.scopes) or None,
+                validate_token_resource=True,
+            )
+        elif self.auth is not None:
             verifier = VerifierAdapter(self.auth)
             # The issuer is read only for OAuth metadata, which is served only with a resource_url.
             settings = AuthSettings(
@@ -198,12 +216,15 @@ class AgentMCPServer:
             auth=settings,
             token_verifier=verifier,
         )
+        if self.oauth is not None:
+            assert isinstance(verifier, ResourceTokenVerifier)
+            serve_protected_resource(app, self.oauth, verifier)
         app.add_middleware(_RefuseNonMessages, path=path)
         return app
 
     async def run_stdio(self) -> None:
         """Serve over this process's stdin and stdout until stdin closes."""
-        if self.auth is not None:
+        if self.auth is not None or self.oauth is not None:
             logger.warning("auth applies to HTTP only; over stdio every call runs without a user")
         async with stdio_server() as (read_stream, write_stream):
             # The SDK drops a line that is no JSON-RPC message silently; the client is told instead.
@@ -234,7 +255,7 @@ class AgentMCPServer:
             log_level: uvicorn's log level.
         """
         app = self.http_app(path=path, host=host, json_response=json_response)
-        _warn_when_exposed(host, authenticated=self.auth is not None)
+        _warn_when_exposed(host, authenticated=self.auth is not None or self.oauth is not None)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
         # Accepted connections inherit it: without it, each streamed answer waits ~40 ms on delayed ACKs.
@@ -364,6 +385,22 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:  # a host name: it may resolve to any address
         return False
+
+
+def _check_oauth(backend: Backend, auth: UserVerifier | None, oauth: ProtectedResource | None) -> None:
+    if oauth is None:
+        return
+    if auth is not None:
+        raise ConfigError(
+            "give auth or oauth, not both: with oauth, tokens are checked as OAuth", field="oauth"
+        )
+    if isinstance(backend, RemoteAssistants):
+        raise ConfigError(
+            "oauth does not apply to remote assistants: the caller's token would go on to the Agent Server, "
+            "token passthrough that the MCP authorization spec forbids; serve them with auth, and give the "
+            "Agent Server its own OAuth",
+            field="oauth",
+        )
 
 
 def _wants_progress(ctx: ServerRequestContext[OpenBackend]) -> bool:

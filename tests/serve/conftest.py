@@ -78,12 +78,13 @@ class ServeProcess:
 
 
 def start_serve(
-    args: Sequence[str], directory: Path, env: Mapping[str, str], records: RecordFile
+    args: Sequence[str], directory: Path, env: Mapping[str, str], records: RecordFile, *, port: int = 0
 ) -> ServeProcess:
-    """Start ``mcpbridge serve ARGS --transport http --port 0`` and wait for the URL it prints."""
+    """Start ``mcpbridge serve ARGS --transport http --port PORT`` (0: any free one); wait for its URL."""
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / f"serve-{time.monotonic_ns()}.log"
-    command = [*serve_command(), "serve", *args, "--transport", "http", "--host", "127.0.0.1", "--port", "0"]
+    listen = ["--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
+    command = [*serve_command(), "serve", *args, *listen]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
