@@ -54,7 +54,8 @@ logger = logging.getLogger("mcpbridge")
 
 INSTRUCTIONS = (
     "Each tool runs a LangGraph agent. Send it a message; the result has the agent's answer and a "
-    "thread_id. Pass the thread_id back to continue the same conversation."
+    "thread_id. Pass the thread_id back to continue the same conversation. A run that waits for input "
+    "asks for it; a client that cannot be asked answers with the resume argument."
 )
 
 
