@@ -29,6 +29,7 @@ from mcpbridge.errors import MCPBridgeError
 from mcpbridge.serving.questions import Question
 
 __all__ = [
+    "MAX_INTERRUPT_CHARS",
     "MAX_MESSAGE_CHARS",
     "CallInput",
     "RunOutcome",
@@ -49,6 +50,9 @@ _MAX_SUMMARY = 300
 
 MAX_MESSAGE_CHARS = 2000
 """How much of the answer ``structuredContent.message.content`` repeats; the first text block has it all."""
+
+MAX_INTERRUPT_CHARS = 20_000
+"""The JSON size past which an interrupt value in ``structuredContent.interrupts`` becomes a cut summary."""
 
 _THREAD_PROPERTY: dict[str, Any] = {
     "type": "string",
@@ -280,7 +284,7 @@ class ToolInterface:
             if not text:
                 text = json.dumps(structured["output"], ensure_ascii=False)
         if outcome.interrupts:
-            structured["interrupts"] = [jsonable(value) for value in outcome.interrupts]
+            structured["interrupts"] = [_bounded(jsonable(value)) for value in outcome.interrupts]
             waiting = "; ".join(_summarize_interrupt(value) for value in outcome.interrupts)
             text = (
                 f"{outcome.note}The run stopped and waits for input: {waiting}. Its state is kept on thread "
@@ -420,6 +424,12 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in cast(Sequence[Any], value)]
     return to_jsonable_python(value, fallback=lambda v: f"<{type(v).__name__}>")
+
+
+def _bounded(value: Any) -> Any:
+    """``value``, or past `MAX_INTERRUPT_CHARS` of JSON its summary cut to that size (a string)."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return value if len(text) <= MAX_INTERRUPT_CHARS else summarize(text, MAX_INTERRUPT_CHARS)
 
 
 def summarize(value: Any, limit: int = _MAX_SUMMARY) -> str:

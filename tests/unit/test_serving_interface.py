@@ -11,7 +11,13 @@ from jsonschema import Draft202012Validator
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, Field
 
-from mcpbridge.serving.interface import MAX_MESSAGE_CHARS, OUTPUT_SCHEMA, RunOutcome, interface_for
+from mcpbridge.serving.interface import (
+    MAX_INTERRUPT_CHARS,
+    MAX_MESSAGE_CHARS,
+    OUTPUT_SCHEMA,
+    RunOutcome,
+    interface_for,
+)
 from mcpbridge.serving.questions import question_for
 
 
@@ -124,3 +130,14 @@ def test_a_long_answer_is_cut_in_the_structured_content_only() -> None:
     assert message["content"].startswith("x" * MAX_MESSAGE_CHARS)
     assert len(message["content"]) < MAX_MESSAGE_CHARS + 100
     assert isinstance(second, types.TextContent) and len(second.text) < MAX_MESSAGE_CHARS + 300
+
+
+def test_a_huge_interrupt_value_is_cut_in_the_structured_content() -> None:
+    huge = {"action_requests": [{"name": "write", "args": {"text": "z" * (MAX_INTERRUPT_CHARS * 5)}}]}
+    other = interface_for(None)
+    result = other.result(RunOutcome("t-1", "r-1", {}, [huge, {"question": "go on?"}]))
+    assert result.structured_content is not None
+    cut, small = result.structured_content["interrupts"]
+    assert isinstance(cut, str) and len(cut) == MAX_INTERRUPT_CHARS and cut.endswith("…")
+    assert small == {"question": "go on?"}
+    assert len(result.model_dump_json()) < 3 * MAX_INTERRUPT_CHARS
