@@ -120,6 +120,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "Backend",
         "Caller",
         "CheckpointerSpec",
+        "ClientInput",
         "Introspection",
         "LocalGraphs",
         "OpenBackend",
