@@ -250,7 +250,7 @@ async def test_agent_factory_samples_the_agents_own_model_within_the_runs_store_
     factory = agent_factory([server], OfflineChatModel(), input_policy=policy, pool=False)
     runtime = run_runtime(User("alice"))
     async with factory(runtime) as graph:
-        config = {"configurable": {"thread_id": "t", "langgraph_auth_user_id": "alice"}}
+        config: Any = {"configurable": {"thread_id": "t", "langgraph_auth_user_id": "alice"}}
         result = await graph.ainvoke({"messages": [("user", 'Call summarize {"text": "hi"}')]}, config)
     [answer] = [m for m in result["messages"] if m.type == "tool"]
     assert "OfflineChatModel" in str(answer.content)  # the agent's model answered
