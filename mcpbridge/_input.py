@@ -144,6 +144,7 @@ class InputExchange:
         self._who = {"server": server, "tool": tool, "tool_call_id": tool_call_id}
         self._answerer = answerer
         self._sampled = 0
+        self._declined: list[str] = []  # why the policy declined this run's requests, for the result
 
     async def _answer_by_policy(self, requests: Mapping[str, types.InputRequest]) -> dict[str, Any]:
         """The sampling and roots requests of a round, answered by the policy (as JSON, to seal)."""
@@ -157,6 +158,7 @@ class InputExchange:
                 try:
                     response = await answerer.sample(request.params, calls_so_far=self._sampled)
                 except SamplingDeclined as exc:
+                    self._declined.append(f"[mcpbridge: the server asked to sample a model; {exc}]")
                     response = types.ElicitResult(action="decline", _meta={DECLINED_REASON_META: str(exc)})  # pyright: ignore[reportCallIssue]
                 self._sampled += 1
             elif isinstance(request, types.ListRootsRequest):
@@ -215,6 +217,9 @@ class InputExchange:
             sealed = _seal(self._key, {**entry, "requests": requests, "auto": auto})
             answers = interrupt({"type": INPUT_REQUEST, **self._who, "requests": requests, _SEALED: sealed})
             current = await call({**by_policy, **_responses(requests, answers)}, current.request_state)
+        if self._declined and isinstance(current, types.CallToolResult):
+            notes = [types.TextContent(type="text", text=text) for text in self._declined]
+            current = current.model_copy(update={"content": [*current.content, *notes]})
         return current
 
 

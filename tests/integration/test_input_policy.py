@@ -20,6 +20,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command
 
 from mcpbridge import Bridge, ConnectError
 from mcpbridge.interrupts import INPUT_REQUEST, InputAnswer, InputPolicy, InputRequest
@@ -204,8 +205,9 @@ async def test_too_many_requests_per_call_and_oversized_prompts_are_declined(
     policy = sampling_policy(daily_tokens=None, max_per_call=1, max_prompt_chars=1000)
     with anyio.fail_after(60):
         async with Bridge([inquiring.config()], input_policy=policy) as bridge:
-            await run_one(bridge, "summarize", text="short", times=2)
+            message, _ = await run_one(bridge, "summarize", text="short", times=2)
             await run_one(bridge, "summarize", text="y" * 5000)
+    assert "at most 1 requests per tool call]" in text_of(message)  # the result says so, in both eras
     [first, second], [big] = (e["outcome"] for e in inquiring.records.entries(tool="summarize"))
     assert first["role"] == "assistant"
     assert "at most 1 requests per tool call" in declined(second)
@@ -249,3 +251,37 @@ async def test_a_user_value_cannot_move_a_root(legacy: ExampleServer, team: str)
         async with await _selected(legacy, user):
             pass
     assert legacy.records.entries() == []  # the server was never called
+
+
+async def test_a_2026_round_interrupts_for_its_elicitation_only_and_never_samples_twice(
+    inquiring_http: HttpServerProcess,
+) -> None:
+    server = ExampleServer("inquiring", "http", "auto", inquiring_http.records.view(), inquiring_http)
+    store = InMemoryStore()
+    saver = InMemorySaver()
+    config = run_config()
+    policy = sampling_policy(daily_tokens=10_000)
+
+    def graph_with(bridge: Bridge) -> Any:
+        builder = StateGraph(MessagesState)
+        builder.add_node("tools", ToolNode(bridge.tools))
+        builder.add_edge(START, "tools")
+        return builder.compile(checkpointer=saver)
+
+    with anyio.fail_after(60):
+        async with Bridge([server.config()], user="alice", input_policy=policy, store=store) as bridge:
+            first = await graph_with(bridge).ainvoke(
+                tool_calls(call("consult", "c1", question="Who?", text="Summarize this.")), config
+            )
+        [pending] = first["__interrupt__"]
+        assert list(pending.value["requests"]) == ["form"]  # the policy answered the sampling request
+        [before] = await store.asearch((*BUDGET_NAMESPACE, "alice"))
+        # A new bridge (new connections) resumes, as a new run would.
+        async with Bridge([server.config()], user="alice", input_policy=policy, store=store) as bridge:
+            resume = {"form": {"action": "accept", "content": {"name": "Ada"}}}
+            await graph_with(bridge).ainvoke(Command(resume=resume), config)
+    [entry] = server.records.entries(tool="consult")
+    assert entry["outcome"]["form"] == {"action": "accept", "content": {"name": "Ada"}}
+    assert entry["outcome"]["sample"]["role"] == "assistant"
+    [after] = await store.asearch((*BUDGET_NAMESPACE, "alice"))
+    assert after.value == before.value  # the sealed answer was sent again: no second sample

@@ -121,6 +121,19 @@ async def summarize(
 
 
 @server.tool()
+async def consult(question: str, text: str, ctx: Context) -> str | types.InputRequiredResult:
+    """Ask the user ``question`` and the client's model about ``text``, in one round (2026)."""
+    requests = {"form": _form_request(question), "sample": _sampling_request(text, 50)}
+    pending = _pending(ctx, dict(requests))
+    if pending is not None:
+        return pending
+    form = await _ask_once(ctx, requests["form"], types.ElicitResult, "form")
+    sampled = await _ask_once(ctx, requests["sample"], types.CreateMessageResult, "sample")
+    record("inquiring", "consult", ctx, outcome={"form": form, "sample": sampled})
+    return f"consult: {json.dumps(form, sort_keys=True)}"
+
+
+@server.tool()
 async def where(ctx: Context) -> str | types.InputRequiredResult:
     """List the client's roots."""
     pending = _pending(ctx, {"roots": types.ListRootsRequest()})
