@@ -174,7 +174,10 @@ async def sample(
         if params.stop_sequences:
             bound = bound.bind(stop=list(params.stop_sequences))
         with anyio.fail_after(settings.timeout):
-            answer: Any = await bound.ainvoke(messages)
+            # No callbacks of the run: the server's prompt and the answer stay out of its streams.
+            answer: Any = await bound.ainvoke(
+                messages, config={"callbacks": [], "tags": ["mcpbridge:sampling"]}
+            )
         text = answer.text if isinstance(answer, BaseMessage) else str(answer)
         usage: Any = getattr(answer, "usage_metadata", None)
         used = int(usage["total_tokens"]) if usage else _estimate(prompt_chars + len(text))

@@ -7,8 +7,10 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableLambda
 from langgraph.store.memory import InMemoryStore
 
 from mcpbridge.sampling import BUDGET_NAMESPACE, Sampling, SamplingDeclined, reserved_budget, sample
@@ -108,3 +110,18 @@ def test_the_budget_namespace_is_reserved() -> None:
     assert reserved_budget(("mcpbridge", "sampling", "alice"))
     assert not reserved_budget(("alice", "mcpbridge", "sampling"))
     assert not reserved_budget(("mcpbridge", "other"))
+
+
+async def test_the_runs_callbacks_never_see_the_servers_prompt() -> None:
+    seen: list[str] = []
+
+    class Watch(AsyncCallbackHandler):
+        async def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+            seen.append(str(messages))
+
+    async def inside_a_run(_: Any) -> Any:
+        return await run(Sampling(servers=["s"], daily_tokens=None), params("server prompt"))
+
+    result = await RunnableLambda(inside_a_run).ainvoke(None, {"callbacks": [Watch()]})
+    assert result.role == "assistant"
+    assert seen == []
