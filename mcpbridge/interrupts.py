@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
+from mcpbridge.errors import ConfigError
+
 if TYPE_CHECKING:
     from mcpbridge.sampling import Sampling
 
@@ -108,3 +110,8 @@ class InputPolicy:
     elicitation: ElicitationHandler | None = None
     sampling: Sampling | None = None
     timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            msg = f"InputPolicy(timeout=...) must be positive, not {self.timeout!r}"
+            raise ConfigError(msg, field="timeout")

@@ -22,7 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.store.base import BaseStore
 
-from mcpbridge.errors import MCPBridgeError
+from mcpbridge.errors import ConfigError, MCPBridgeError
 
 __all__ = ["BUDGET_NAMESPACE", "Sampling", "reserved_budget"]
 
@@ -72,6 +72,18 @@ class Sampling:
     max_per_call: int = 3
     max_prompt_chars: int = 20_000
     timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.servers, str):
+            msg = f"Sampling(servers=...) takes a list of server names, not the string {self.servers!r}"
+            raise ConfigError(msg, field="servers")
+        for name in ("max_tokens", "max_prompt_chars", "timeout", "daily_tokens"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"Sampling({name}=...) must be positive, not {value!r}", field=name)
+        if self.max_per_call < 0:
+            msg = f"Sampling(max_per_call=...) must be 0 or more, not {self.max_per_call!r}"
+            raise ConfigError(msg, field="max_per_call")
 
     def allows(self, server: str) -> bool:
         """Whether ``server`` may sample at all."""

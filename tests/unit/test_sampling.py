@@ -13,6 +13,8 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableLambda
 from langgraph.store.memory import InMemoryStore
 
+from mcpbridge.errors import ConfigError
+from mcpbridge.interrupts import InputPolicy
 from mcpbridge.sampling import BUDGET_NAMESPACE, Sampling, SamplingDeclined, reserved_budget, sample
 from mcpbridge.testing import OfflineChatModel
 
@@ -125,3 +127,20 @@ async def test_the_runs_callbacks_never_see_the_servers_prompt() -> None:
     result = await RunnableLambda(inside_a_run).ainvoke(None, {"callbacks": [Watch()]})
     assert result.role == "assistant"
     assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"servers": "summarizer"}, "list of server names"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"daily_tokens": -1}, "daily_tokens"),
+        ({"timeout": 0}, "timeout"),
+        ({"max_per_call": -1}, "max_per_call"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_field(options: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        Sampling(**options)
+    with pytest.raises(ConfigError, match="timeout"):
+        InputPolicy(timeout=0)
