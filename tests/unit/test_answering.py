@@ -10,8 +10,9 @@ import anyio
 import mcp_types as types
 import pytest
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.message import ServerMessageMetadata
 
-from mcpbridge import MemoryServer
+from mcpbridge import Bridge, MemoryServer, SessionPool
 from mcpbridge._answering import Answerer
 from mcpbridge._connection import ServerConnection
 from mcpbridge.interrupts import InputAnswer, InputPolicy, InputRequest
@@ -162,3 +163,43 @@ async def test_a_call_without_requests_runs_nothing_of_the_answerer() -> None:
     assert await _answering_calls(InputPolicy()) == 0
     # A policy that needs the call keeps it open for its requests: `open` (its record) and `close`.
     assert await _answering_calls(policy_of(InputAnswer("decline"))) == 3
+
+
+def _eliciting_server() -> MCPServer:
+    server = MCPServer("asks")
+
+    @server.tool()
+    async def ask(ctx: Context) -> str:
+        """Ask the client for a name."""
+        request = types.ElicitRequest(params=form())
+        related = ServerMessageMetadata(related_request_id=ctx.request_id)
+        result = await ctx.session.send_request(request, types.ElicitResult, metadata=related)
+        return result.action
+
+    return server
+
+
+async def test_a_pooled_session_answers_by_the_policy_and_user_of_the_run_it_is_lent_to() -> None:
+    seen: list[tuple[str | None, str]] = []
+
+    def handler(tag: str) -> InputPolicy:
+        async def answer(request: InputRequest) -> InputAnswer:
+            seen.append((request.user, tag))
+            return InputAnswer("decline")
+
+        return InputPolicy(elicitation=answer)
+
+    server = MemoryServer(name="asks", server=_eliciting_server(), protocol="legacy")
+    call = {"type": "tool_call", "id": "c", "name": "ask", "args": {}}
+    sessions: set[int] = set()
+    message: Any = None
+    async with SessionPool() as pool:
+        for tag in ("first", "second", None):
+            policy = None if tag is None else handler(tag)  # the last run: no handler, declined
+            async with Bridge([server], pool=pool, user="alice", input_policy=policy) as bridge:
+                [tool] = bridge.tools
+                sessions.add(id(tool._wired().caller))  # pyright: ignore[reportPrivateUsage]
+                message = await tool.ainvoke(call)
+    assert len(sessions) == 1  # one pooled session served the three runs
+    assert seen == [("alice", "first"), ("alice", "second")]
+    assert "it was declined" in str(message.content)
