@@ -32,7 +32,7 @@ from mcp.client.session import ClientRequestContext
 
 from mcpbridge._schema import ArgumentsValidator
 from mcpbridge.config import ServerConfig
-from mcpbridge.interrupts import InputAnswer, InputPolicy, InputRequest
+from mcpbridge.interrupts import ElicitationAnswer, ElicitationRequest, InputPolicy
 from mcpbridge.sampling import Sampling, SamplingDeclined, sample
 
 __all__ = ["DECLINED_REASON_META", "Answerer", "chat_model"]
@@ -156,7 +156,7 @@ class Answerer:
             requested: Any = params.requested_schema
             dump: Any = getattr(requested, "model_dump", None)
             schema = cast("Mapping[str, Any]", dump(by_alias=True, exclude_none=True) if dump else requested)
-        request = InputRequest(
+        request = ElicitationRequest(
             server=self._server,
             tool=tool,
             user=binding.user,
@@ -167,7 +167,7 @@ class Answerer:
         )
         try:
             with anyio.fail_after(binding.policy.timeout):
-                answer: InputAnswer = await handler(request)
+                answer: ElicitationAnswer = await handler(request)
         except TimeoutError:
             logger.warning("MCP server %r: the elicitation handler took too long; cancelled", self._server)
             return types.ElicitResult(action="cancel")

@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 __all__ = [
     "INPUT_REQUEST",
     "INPUT_SECRET_ENV",
+    "ElicitationAnswer",
     "ElicitationHandler",
-    "InputAnswer",
+    "ElicitationRequest",
     "InputPolicy",
-    "InputRequest",
 ]
 
 INPUT_REQUEST: Final = "mcp_input_request"
@@ -38,7 +38,7 @@ INPUT_SECRET_ENV: Final = "MCPBRIDGE_INPUT_SECRET"
 
 
 @dataclass(frozen=True, slots=True)
-class InputRequest:
+class ElicitationRequest:
     """A server's elicitation during an open call (2025-11-25), as an `ElicitationHandler` gets it.
 
     Attributes:
@@ -63,7 +63,7 @@ class InputRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class InputAnswer:
+class ElicitationAnswer:
     """What an `ElicitationHandler` answers: ``accept`` with content, ``decline`` or ``cancel``.
 
     Content that does not match the request's schema is not sent: the request is declined.
@@ -76,7 +76,7 @@ class InputAnswer:
 class ElicitationHandler(Protocol):
     """A deployment's answer to a 2025-11-25 server's elicitation during a call."""
 
-    async def __call__(self, request: InputRequest, /) -> InputAnswer:
+    async def __call__(self, request: ElicitationRequest, /) -> ElicitationAnswer:
         """Answer ``request`` (an exception declines it)."""
         ...
 
@@ -97,10 +97,10 @@ class InputPolicy:
 
     Example:
         ```python
-        async def answer(request: InputRequest) -> InputAnswer:
+        async def answer(request: ElicitationRequest) -> ElicitationAnswer:
             if request.mode == "form" and request.server == "rooms":
-                return InputAnswer("accept", {"name": request.user or "guest"})
-            return InputAnswer("decline")
+                return ElicitationAnswer("accept", {"name": request.user or "guest"})
+            return ElicitationAnswer("decline")
 
 
         make_graph = agent_factory(servers, model, input_policy=InputPolicy(elicitation=answer))

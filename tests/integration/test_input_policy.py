@@ -23,7 +23,7 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from mcpbridge import Bridge, ConnectError
-from mcpbridge.interrupts import INPUT_REQUEST, InputAnswer, InputPolicy, InputRequest
+from mcpbridge.interrupts import INPUT_REQUEST, ElicitationAnswer, ElicitationRequest, InputPolicy
 from mcpbridge.sampling import BUDGET_NAMESPACE, Sampling
 from mcpbridge.scoping import UserContext, UserServers
 from mcpbridge.testing import OfflineChatModel
@@ -97,11 +97,11 @@ async def test_elicitation_is_declined_by_default_and_the_result_says_so(legacy:
 
 
 async def test_a_handler_answers_with_the_call_it_serves(legacy: ExampleServer) -> None:
-    seen: list[InputRequest] = []
+    seen: list[ElicitationRequest] = []
 
-    async def answer(request: InputRequest) -> InputAnswer:
+    async def answer(request: ElicitationRequest) -> ElicitationAnswer:
         seen.append(request)
-        return InputAnswer("accept", {"name": "Ada", "seats": 2})
+        return ElicitationAnswer("accept", {"name": "Ada", "seats": 2})
 
     policy = InputPolicy(elicitation=answer)
     with anyio.fail_after(60):
@@ -116,8 +116,8 @@ async def test_a_handler_answers_with_the_call_it_serves(legacy: ExampleServer) 
 
 
 async def test_content_off_the_schema_is_declined(legacy: ExampleServer) -> None:
-    async def answer(request: InputRequest) -> InputAnswer:
-        return InputAnswer("accept", {"seats": "two"})  # no name, and seats not an integer
+    async def answer(request: ElicitationRequest) -> ElicitationAnswer:
+        return ElicitationAnswer("accept", {"seats": "two"})  # no name, and seats not an integer
 
     with anyio.fail_after(60):
         async with Bridge([legacy.config()], input_policy=InputPolicy(elicitation=answer)) as bridge:
@@ -130,7 +130,7 @@ async def test_url_mode_logs_nothing_of_the_url(
 ) -> None:
     urls: list[str | None] = []
 
-    async def answer(request: InputRequest) -> InputAnswer:
+    async def answer(request: ElicitationRequest) -> ElicitationAnswer:
         urls.append(request.url)
         raise RuntimeError(f"cannot open {request.url}")  # a handler failing with the URL in its message
 

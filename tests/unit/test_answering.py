@@ -15,7 +15,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcpbridge import Bridge, MemoryServer, SessionPool
 from mcpbridge._answering import Answerer
 from mcpbridge._connection import ServerConnection
-from mcpbridge.interrupts import InputAnswer, InputPolicy, InputRequest
+from mcpbridge.interrupts import ElicitationAnswer, ElicitationRequest, InputPolicy
 from mcpbridge.sampling import Sampling
 from mcpbridge.testing import OfflineChatModel
 
@@ -33,8 +33,8 @@ def answerer(policy: InputPolicy | None = None, **options: Any) -> Answerer:
     return Answerer(MemoryServer(name="s", server=MCPServer("s"), **options), policy)
 
 
-def policy_of(answer: InputAnswer | BaseException) -> InputPolicy:
-    async def handler(request: InputRequest) -> InputAnswer:
+def policy_of(answer: ElicitationAnswer | BaseException) -> InputPolicy:
+    async def handler(request: ElicitationRequest) -> ElicitationAnswer:
         if isinstance(answer, BaseException):
             raise answer
         return answer
@@ -50,23 +50,25 @@ async def test_without_a_handler_elicitation_is_declined() -> None:
     ("answer", "expected"),
     [
         (
-            InputAnswer("accept", {"name": "Ada"}),
+            ElicitationAnswer("accept", {"name": "Ada"}),
             types.ElicitResult(action="accept", content={"name": "Ada"}),
         ),
-        (InputAnswer("accept", {"name": 3}), types.ElicitResult(action="decline")),  # off the schema
-        (InputAnswer("accept"), types.ElicitResult(action="decline")),  # a required field missing
-        (InputAnswer("cancel", {"name": "x"}), types.ElicitResult(action="cancel")),
+        (ElicitationAnswer("accept", {"name": 3}), types.ElicitResult(action="decline")),  # off the schema
+        (ElicitationAnswer("accept"), types.ElicitResult(action="decline")),  # a required field missing
+        (ElicitationAnswer("cancel", {"name": "x"}), types.ElicitResult(action="cancel")),
         (RuntimeError("boom"), types.ElicitResult(action="decline")),
     ],
 )
-async def test_the_handlers_answer_is_checked(answer: InputAnswer | BaseException, expected: Any) -> None:
+async def test_the_handlers_answer_is_checked(
+    answer: ElicitationAnswer | BaseException, expected: Any
+) -> None:
     assert await answerer(policy_of(answer)).elicit(form(), tool="t") == expected
 
 
 async def test_a_slow_handler_is_cancelled_at_the_policys_timeout() -> None:
     never = anyio.Event()
 
-    async def handler(request: InputRequest) -> InputAnswer:
+    async def handler(request: ElicitationRequest) -> ElicitationAnswer:
         await never.wait()
         raise AssertionError("not reached")
 
@@ -77,16 +79,16 @@ async def test_a_slow_handler_is_cancelled_at_the_policys_timeout() -> None:
 
 async def test_a_url_answer_sends_no_content() -> None:
     params = types.ElicitRequestURLParams(message="go", url="https://x.example/a?t=1", elicitation_id="e")
-    result = await answerer(policy_of(InputAnswer("accept", {"name": "x"}))).elicit(params, tool=None)
+    result = await answerer(policy_of(ElicitationAnswer("accept", {"name": "x"}))).elicit(params, tool=None)
     assert result == types.ElicitResult(action="accept")
 
 
 async def test_the_handler_sees_the_open_calls_tool_and_the_bound_user() -> None:
-    seen: list[InputRequest] = []
+    seen: list[ElicitationRequest] = []
 
-    async def handler(request: InputRequest) -> InputAnswer:
+    async def handler(request: ElicitationRequest) -> ElicitationAnswer:
         seen.append(request)
-        return InputAnswer("decline")
+        return ElicitationAnswer("decline")
 
     one = answerer()
     policy = InputPolicy(elicitation=handler)
@@ -162,7 +164,7 @@ async def test_a_call_without_requests_runs_nothing_of_the_answerer() -> None:
     assert await _answering_calls(None) == 0
     assert await _answering_calls(InputPolicy()) == 0
     # A policy that needs the call keeps it open for its requests: `open` (its record) and `close`.
-    assert await _answering_calls(policy_of(InputAnswer("decline"))) == 3
+    assert await _answering_calls(policy_of(ElicitationAnswer("decline"))) == 3
 
 
 def _eliciting_server() -> MCPServer:
@@ -183,9 +185,9 @@ async def test_a_pooled_session_answers_by_the_policy_and_user_of_the_run_it_is_
     seen: list[tuple[str | None, str]] = []
 
     def handler(tag: str) -> InputPolicy:
-        async def answer(request: InputRequest) -> InputAnswer:
+        async def answer(request: ElicitationRequest) -> ElicitationAnswer:
             seen.append((request.user, tag))
-            return InputAnswer("decline")
+            return ElicitationAnswer("decline")
 
         return InputPolicy(elicitation=answer)
 
