@@ -6,6 +6,8 @@
     mcpbridge serve agent=./examples/agent.py:make_graph --transport http --port 8000
     mcpbridge serve --config langgraph.json agent --checkpointer sqlite:threads.db
     mcpbridge serve --remote http://127.0.0.1:2024 --transport http --auth remote
+    mcpbridge serve agent=my_app:graph --transport http --oauth-issuer https://auth.example.com \
+        --resource https://agents.example.com/mcp --scope agents:run
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mcpbridge.errors import ConfigError, MCPBridgeError
 
 if TYPE_CHECKING:
     from mcpbridge.serving.loading import ServedGraph
+    from mcpbridge.serving.oauth import ProtectedResource
     from mcpbridge.serving.server import AgentMCPServer
     from mcpbridge.serving.users import UserVerifier
 
@@ -31,6 +34,9 @@ __all__ = ["build_parser", "main"]
 
 REMOTE_TOKEN_ENV = "MCPBRIDGE_REMOTE_TOKEN"
 """Bearer token sent to the Agent Server in remote mode over stdio (over HTTP, the caller's is)."""
+
+INTROSPECTION_CLIENT_ENV = ("MCPBRIDGE_INTROSPECTION_CLIENT_ID", "MCPBRIDGE_INTROSPECTION_CLIENT_SECRET")
+"""The client credentials ``--introspect`` authenticates with at the introspection endpoint."""
 
 _SERVE_HELP = """\
 Serve LangGraph graphs as MCP tools, one tool per graph.
@@ -74,12 +80,100 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP bearer-token verifier: an async function token -> user (a mapping with identity and "
         "permissions) or None; 'remote' asks the Agent Server (with --remote)",
     )
+    _add_oauth_arguments(serve)
     serve.add_argument("--name", default="mcpbridge", help="the MCP server's name (default: mcpbridge)")
     serve.add_argument(
         "--json-response", action="store_true", help="answer HTTP with JSON, not event streams"
     )
     serve.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     return parser
+
+
+def _add_oauth_arguments(serve: argparse.ArgumentParser) -> None:
+    oauth = serve.add_argument_group(
+        "OAuth", "serve HTTP as an OAuth protected resource: access tokens of an authorization server"
+    )
+    oauth.add_argument(
+        "--oauth-issuer",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an authorization server whose access tokens are accepted (repeatable)",
+    )
+    oauth.add_argument("--resource", metavar="URL", help="this server's public MCP URL, the tokens' audience")
+    oauth.add_argument(
+        "--scope", action="append", default=[], metavar="S", help="a scope every request needs (repeatable)"
+    )
+    oauth.add_argument(
+        "--introspect",
+        action="store_true",
+        help="check tokens at the issuer's introspection endpoint, as the client "
+        f"{INTROSPECTION_CLIENT_ENV[0]} with secret {INTROSPECTION_CLIENT_ENV[1]} (default: JWTs by JWKS)",
+    )
+    oauth.add_argument(
+        "--oauth-allow",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host[:port] or network the authorization server may be at although not public "
+        "(e.g. 127.0.0.1:9000; repeatable)",
+    )
+
+
+def _protected_resource(args: argparse.Namespace) -> ProtectedResource | None:
+    from mcpbridge.serving.oauth import Introspection, ProtectedResource
+    from mcpbridge.urlpolicy import UrlPolicy
+
+    if not args.oauth_issuer:
+        given = [flag for flag, value in _oauth_flags(args) if value]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --oauth-issuer URL",
+                field="oauth",
+            )
+        return None
+    if args.transport != "http":
+        raise ConfigError("--oauth-issuer is for --transport http; over stdio the caller is the local user")
+    if args.auth:
+        raise ConfigError("give --auth or --oauth-issuer, not both", field="auth")
+    if args.remote:
+        raise ConfigError(
+            "--oauth-issuer does not apply to --remote: the caller's token would go on to the Agent Server, "
+            "token passthrough that the MCP authorization spec forbids; use --auth remote, and OAuth on "
+            "the Agent Server",
+            field="oauth",
+        )
+    if not args.resource:
+        raise ConfigError(
+            "--oauth-issuer needs --resource URL, this server's public MCP URL (e.g. https://agents.example.com/mcp)",
+            field="resource",
+        )
+    introspection = None
+    if args.introspect:
+        client_id, secret = (os.environ.get(name) for name in INTROSPECTION_CLIENT_ENV)
+        if not client_id or not secret:
+            raise ConfigError(
+                f"--introspect needs the introspection client's credentials in {INTROSPECTION_CLIENT_ENV[0]} "
+                f"and {INTROSPECTION_CLIENT_ENV[1]}",
+                field="introspection",
+            )
+        introspection = Introspection(client_id, secret)
+    return ProtectedResource(
+        args.resource,
+        issuers=args.oauth_issuer,
+        scopes=args.scope,
+        introspection=introspection,
+        policy=UrlPolicy(allow=args.oauth_allow),
+    )
+
+
+def _oauth_flags(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    return [
+        ("--resource", args.resource),
+        ("--scope", args.scope),
+        ("--introspect", args.introspect),
+        ("--oauth-allow", args.oauth_allow),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,6 +235,7 @@ def _server(args: argparse.Namespace) -> tuple[AgentMCPServer, str]:
     from mcpbridge.serving.remote import RemoteTokenCheck
     from mcpbridge.serving.server import AgentMCPServer
 
+    oauth = _protected_resource(args)
     if args.transport == "stdio" and args.auth:
         raise ConfigError(
             "--auth is for --transport http; over stdio the caller is the local user", field="auth"
@@ -183,7 +278,9 @@ def _server(args: argparse.Namespace) -> tuple[AgentMCPServer, str]:
             field="graphs",
         )
     auth = _verifier(args.auth) if args.auth else None
-    server = AgentMCPServer.from_graphs(graphs, checkpointer=checkpointer, name=args.name, auth=auth)
+    server = AgentMCPServer.from_graphs(
+        graphs, checkpointer=checkpointer, name=args.name, auth=auth, oauth=oauth
+    )
     names = ", ".join(graph.name for graph in graphs)
     return server, f"{len(graphs)} graph{'s' if len(graphs) != 1 else ''} ({names})"
 

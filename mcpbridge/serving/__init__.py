@@ -7,8 +7,10 @@ server = AgentMCPServer.from_graphs({"agent": make_graph}, checkpointer="sqlite:
 server.run("http", port=8000)
 ```
 
-Calls keep threads (``thread_id``), report progress, can be cancelled, and over
-HTTP run as the user a bearer token verifies. ``mcpbridge serve`` is the command line.
+Calls keep threads (``thread_id``), report progress, can be cancelled, ask the
+client when a run interrupts, and over HTTP run as the user a bearer token verifies
+(or, as an OAuth protected resource, the subject of an access token: `ProtectedResource`).
+``mcpbridge serve`` is the command line.
 Its web stack (starlette, uvicorn) is the ``serve`` extra: ``pip install 'mcpbridge[serve]'``.
 """
 
@@ -23,10 +25,11 @@ except ImportError as error:
     ) from None
 
 from mcpbridge._deprecation import moved
-from mcpbridge.serving.backend import Backend, Caller, OpenBackend
+from mcpbridge.serving.backend import Backend, Caller, ClientInput, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
+from mcpbridge.serving.oauth import Introspection, ProtectedResource
 from mcpbridge.serving.remote import RemoteAssistants, RemoteTokenCheck
 from mcpbridge.serving.server import AgentMCPServer
 from mcpbridge.serving.users import ServedUser, UserVerifier
@@ -38,8 +41,11 @@ __all__ = [
     "Backend",
     "Caller",
     "CheckpointerSpec",
+    "ClientInput",
+    "Introspection",
     "LocalGraphs",
     "OpenBackend",
+    "ProtectedResource",
     "RemoteAssistants",
     "RemoteTokenCheck",
     "ServedGraph",

@@ -17,7 +17,7 @@ import mcp_types as types
 from mcpbridge.serving.progress import ProgressReporter
 from mcpbridge.serving.users import User
 
-__all__ = ["Backend", "Caller", "OpenBackend"]
+__all__ = ["NO_INPUT", "Backend", "Caller", "ClientInput", "Elicit", "OpenBackend"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,35 @@ class Caller:
     authorization: str | None = None
 
 
+class Elicit(Protocol):
+    """Asks the calling client during its call (``elicitation/create``, form mode)."""
+
+    async def __call__(self, message: str, schema: dict[str, Any], /) -> types.ElicitResult:
+        """The client's answer to the form ``schema`` shown with ``message``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInput:
+    """How the client of a call can answer a run that stops at an interrupt.
+
+    Attributes:
+        input_required: It takes 2026-era ``input_required`` results (it declared elicitation).
+        elicit: Asks it during the call (2025-era ``elicitation/create``); ``None`` when it cannot.
+        responses: The ``inputResponses`` of a 2026-era retry.
+        state: The retry's ``requestState``, as this server sealed it (verified by the MCP SDK).
+    """
+
+    input_required: bool = False
+    elicit: Elicit | None = None
+    responses: Mapping[str, Any] | None = None
+    state: str | None = None
+
+
+NO_INPUT = ClientInput()
+"""A client that can be asked nothing: an interrupted run answers how to resume it (``resume``)."""
+
+
 class OpenBackend(Protocol):
     """A backend ready to serve."""
 
@@ -41,9 +70,18 @@ class OpenBackend(Protocol):
         ...
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], caller: Caller, progress: ProgressReporter
-    ) -> types.CallToolResult:
-        """Run one call; failures are ``isError`` results, an unknown tool an ``MCPError``."""
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        caller: Caller,
+        progress: ProgressReporter,
+        *,
+        client: ClientInput = NO_INPUT,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Run one call; failures are ``isError`` results, an unknown tool an ``MCPError``.
+
+        A run that stops at an interrupt asks ``client`` as it can (see `ClientInput`).
+        """
         ...
 
 

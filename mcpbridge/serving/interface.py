@@ -3,11 +3,12 @@
 A message-based agent (its state has ``messages``) takes a ``message`` string
 and an optional ``thread_id``; any other graph takes its own input schema (an
 object, ``$defs`` kept at the root so every ``$ref`` stays valid) plus an
-optional ``thread_id``. The result's first text block is the final assistant
-message (or the output as JSON); ``structuredContent`` holds ``thread_id``,
-``run_id``, ``status``, the final ``message`` (its content cut at `MAX_MESSAGE_CHARS`)
-and, for other graphs, the ``output``; a second text block carries it as JSON, for
-clients that read text only.
+optional ``thread_id``. Both take ``resume`` (``mcpbridge_resume`` when the graph's
+input has a ``resume``): the answer that resumes an interrupted thread. The
+result's first text block is the final assistant message (or the output as
+JSON); ``structuredContent`` holds ``thread_id``, ``run_id``, ``status``, the final
+``message`` (its content cut at `MAX_MESSAGE_CHARS`) and, for other graphs, the
+``output``; a second text block carries it as JSON, for clients that read text only.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from pydantic_core import to_jsonable_python
 
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge.errors import MCPBridgeError
+from mcpbridge.serving.questions import Question
 
 __all__ = [
+    "MAX_INTERRUPT_CHARS",
     "MAX_MESSAGE_CHARS",
     "CallInput",
     "RunOutcome",
@@ -41,10 +44,15 @@ __all__ = [
 
 THREAD_ID = "thread_id"
 _ALT_THREAD_ID = "mcpbridge_thread_id"
+RESUME = "resume"
+_ALT_RESUME = "mcpbridge_resume"
 _MAX_SUMMARY = 300
 
 MAX_MESSAGE_CHARS = 2000
 """How much of the answer ``structuredContent.message.content`` repeats; the first text block has it all."""
+
+MAX_INTERRUPT_CHARS = 20_000
+"""The JSON size past which an interrupt value in ``structuredContent.interrupts`` becomes a cut summary."""
 
 _THREAD_PROPERTY: dict[str, Any] = {
     "type": "string",
@@ -53,6 +61,13 @@ _THREAD_PROPERTY: dict[str, Any] = {
 }
 
 _ANY_JSON = ["object", "array", "string", "number", "boolean", "null"]
+
+_RESUME_PROPERTY: dict[str, Any] = {
+    "type": ["string", "object"],
+    "description": "Resume an interrupted run: its answer (text, or an object with the fields of its "
+    "form; with several questions, an object of answers by interrupt id), together with the thread_id. "
+    "The other arguments are ignored then.",
+}
 
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -84,6 +99,24 @@ OUTPUT_SCHEMA: dict[str, Any] = {
             "items": {"type": _ANY_JSON},
             "description": "What an interrupted run waits for.",
         },
+        "interrupt_ids": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The interrupts an interrupted run waits for, in order.",
+        },
+        "questions": {
+            "type": "array",
+            "description": "What an interrupted run asks: answer with the resume argument.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "interrupt_id": {"type": "string"},
+                    "message": {"type": "string"},
+                    "schema": {"type": "object", "description": "The form the answer fills."},
+                    "free_text": {"type": "boolean", "description": "The answer is a string."},
+                },
+            },
+        },
     },
     "required": ["thread_id", "run_id", "status"],
 }
@@ -97,10 +130,14 @@ class CallInput:
     Attributes:
         input: The graph input.
         thread_id: The thread to continue, or ``None`` for a new one.
+        resume: The ``resume`` argument, when the call resumes an interrupted thread.
+        resuming: Whether ``resume`` was given.
     """
 
     input: dict[str, Any]
     thread_id: str | None
+    resume: Any = None
+    resuming: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +150,9 @@ class RunOutcome:
         values: The final state, or ``None`` if unknown.
         interrupts: The values of the interrupts the run stopped at.
         output: The graph's output (its output channels); ``values`` when not given.
+        questions: The interrupts as forms, when their ids are known.
+        note: Said before the account of an interrupted run (why the client was not asked).
+        checkpoint_id: The checkpoint an interrupted run stopped at.
     """
 
     thread_id: str
@@ -120,6 +160,9 @@ class RunOutcome:
     values: Mapping[str, Any] | None
     interrupts: Sequence[Any] = ()
     output: Any = None
+    questions: Sequence[Question] = ()
+    note: str = ""
+    checkpoint_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +173,13 @@ class ToolInterface:
         chat: Whether the graph is message-based (takes ``message``).
         input_schema: The tool's ``inputSchema``.
         thread_key: The argument that carries the thread id.
+        resume_key: The argument that carries the answer resuming an interrupted thread.
     """
 
     chat: bool
     input_schema: dict[str, Any]
     thread_key: str = THREAD_ID
+    resume_key: str = RESUME
     _validator: ArgumentsValidator = field(init=False, repr=False, compare=False)
     _declares_headers: bool = field(init=False, repr=False, compare=False)
 
@@ -167,21 +212,49 @@ class ToolInterface:
         )
 
     def parse(self, arguments: Mapping[str, Any]) -> CallInput | str:
-        """The graph input for ``arguments``, or a readable reason they are refused."""
-        problems = self._validator.errors(arguments)
-        if problems:
-            return (
-                "Invalid arguments: "
-                + "; ".join(problems)
-                + ". Nothing was run; correct them and call again."
-            )
+        """The graph input for ``arguments``, or a readable reason they are refused.
+
+        With ``resume`` the graph input is ignored (the run goes on from its interrupt) and
+        only ``thread_id`` is checked, which it needs.
+        """
         values = dict(arguments)
+        resuming = self.resume_key in values
+        resume = values.pop(self.resume_key, None)
+        if not resuming:
+            problems = self._validator.errors(arguments)
+            if problems:
+                return (
+                    "Invalid arguments: "
+                    + "; ".join(problems)
+                    + ". Nothing was run; correct them and call again."
+                )
         thread_id = values.pop(self.thread_key, None)
         if thread_id is not None and (not isinstance(thread_id, str) or not thread_id.strip()):
             return f"Invalid arguments: {self.thread_key} must be a non-empty string. Nothing was run."
+        if resuming:
+            if thread_id is None:
+                return (
+                    f"Invalid arguments: {self.resume_key} answers an interrupted run; give its "
+                    f"{self.thread_key} too. Nothing was run."
+                )
+            return CallInput({}, thread_id, resume, resuming=True)
         if self.chat:
-            values = {"messages": [{"role": "user", "content": values["message"]}]}
+            message = values.get("message")
+            if not isinstance(message, str):
+                return (
+                    f"Invalid arguments: message is required (a string), unless {self.resume_key} "
+                    "resumes an interrupted run. Nothing was run."
+                )
+            values = {"messages": [{"role": "user", "content": message}]}
         return CallInput(values, thread_id)
+
+    def how_to_resume(self, thread_id: str, questions: Sequence[Question]) -> str:
+        """How a client resumes ``thread_id`` with the ``resume`` argument."""
+        call = f"call this tool again with {self.thread_key}={json.dumps(thread_id)} and {self.resume_key}"
+        if len(questions) == 1:
+            return f"To answer, {call} = {questions[0].expects()}."
+        parts = [f"{json.dumps(q.interrupt_id)}: {q.expects()}" for q in questions]
+        return f"To answer, {call} = an object with {{{', '.join(parts)}}}."
 
     def describe(self, graph_name: str) -> str:
         """A default tool description."""
@@ -211,13 +284,25 @@ class ToolInterface:
             if not text:
                 text = json.dumps(structured["output"], ensure_ascii=False)
         if outcome.interrupts:
-            structured["interrupts"] = [jsonable(value) for value in outcome.interrupts]
+            structured["interrupts"] = [_bounded(jsonable(value)) for value in outcome.interrupts]
             waiting = "; ".join(_summarize_interrupt(value) for value in outcome.interrupts)
             text = (
-                f"The run stopped and waits for input: {waiting}. Its state is kept on thread "
+                f"{outcome.note}The run stopped and waits for input: {waiting}. Its state is kept on thread "
                 f"{outcome.thread_id}, where it can be resumed (a new message on this thread is refused "
                 "while it waits)."
             )
+            if outcome.questions:
+                structured["interrupt_ids"] = [q.interrupt_id for q in outcome.questions]
+                structured["questions"] = [
+                    {
+                        "interrupt_id": q.interrupt_id,
+                        "message": q.message,
+                        "schema": q.schema,
+                        "free_text": q.free_text,
+                    }
+                    for q in outcome.questions
+                ]
+                text += " " + self.how_to_resume(outcome.thread_id, outcome.questions)
         return types.CallToolResult(
             content=[
                 types.TextContent(type="text", text=text or "(the run ended without a message)"),
@@ -235,10 +320,13 @@ def interface_for(input_schema: Mapping[str, Any] | None) -> ToolInterface:
         schema: dict[str, Any] = {
             "type": "object",
             "properties": {
-                "message": {"type": "string", "description": "Your message to the agent."},
+                "message": {
+                    "type": "string",
+                    "description": "Your message to the agent (required unless resuming).",
+                },
                 THREAD_ID: _THREAD_PROPERTY,
+                RESUME: _RESUME_PROPERTY,
             },
-            "required": ["message"],
             "additionalProperties": False,
         }
         return ToolInterface(True, schema)
@@ -247,9 +335,11 @@ def interface_for(input_schema: Mapping[str, Any] | None) -> ToolInterface:
     except InvalidSchemaError:
         schema = {"type": "object", "properties": {}, "additionalProperties": True}
     key = THREAD_ID if THREAD_ID not in schema["properties"] else _ALT_THREAD_ID
+    resume_key = RESUME if RESUME not in schema["properties"] else _ALT_RESUME
     schema = copy.deepcopy(schema)
     schema["properties"][key] = _THREAD_PROPERTY
-    return ToolInterface(False, schema, key)
+    schema["properties"][resume_key] = _RESUME_PROPERTY
+    return ToolInterface(False, schema, key, resume_key)
 
 
 def error_result(text: str) -> types.CallToolResult:
@@ -334,6 +424,12 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in cast(Sequence[Any], value)]
     return to_jsonable_python(value, fallback=lambda v: f"<{type(v).__name__}>")
+
+
+def _bounded(value: Any) -> Any:
+    """``value``, or past `MAX_INTERRUPT_CHARS` of JSON its summary cut to that size (a string)."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return value if len(text) <= MAX_INTERRUPT_CHARS else summarize(text, MAX_INTERRUPT_CHARS)
 
 
 def summarize(value: Any, limit: int = _MAX_SUMMARY) -> str:

@@ -31,14 +31,16 @@ from langgraph.graph.state import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command, StateSnapshot
 from langgraph_sdk.runtime import ServerRuntime
 from mcp import MCPError
 
 from mcpbridge._compat import SERVER_RUNTIME_CLASSES, server_runtime
 from mcpbridge.errors import ConfigError
-from mcpbridge.serving.backend import Caller
+from mcpbridge.serving.backend import NO_INPUT, Caller, ClientInput
 from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
 from mcpbridge.serving.interface import (
+    CallInput,
     RunOutcome,
     ToolInterface,
     describe_error,
@@ -47,6 +49,8 @@ from mcpbridge.serving.interface import (
 )
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.progress import ProgressReporter
+from mcpbridge.serving.questions import PendingInput, questions_of
+from mcpbridge.serving.resuming import follow_up, resume_answers
 from mcpbridge.serving.users import User
 
 __all__ = ["LocalGraphs"]
@@ -177,22 +181,39 @@ class _OpenGraphs:
         return tools
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], caller: Caller, progress: ProgressReporter
-    ) -> types.CallToolResult:
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        caller: Caller,
+        progress: ProgressReporter,
+        *,
+        client: ClientInput = NO_INPUT,
+    ) -> types.CallToolResult | types.InputRequiredResult:
         entry = self._entries.get(name)
         if entry is None:
             raise MCPError(
                 code=types.INVALID_PARAMS,
                 message=f"unknown tool {name!r}; this server offers {', '.join(sorted(self._entries))}",
             )
-        parsed = (await self._interface(entry, caller.user)).parse(arguments)
-        if isinstance(parsed, str):
-            return error_result(parsed)
+        interface = await self._interface(entry, caller.user)
         user = caller.user
+        identity = user.identity if user is not None else None
+        pending: PendingInput | None = None
+        if client.state is not None:
+            # A 2026-era retry: the SDK verified the seal; what it names is all that is trusted.
+            pending = PendingInput.load(client.state)
+            if pending is None or pending.graph != name or pending.owner != identity:
+                raise MCPError(code=types.INVALID_PARAMS, message="Invalid or expired requestState")
+            parsed = CallInput({}, pending.thread_id)
+        else:
+            found = interface.parse(arguments)
+            if isinstance(found, str):
+                return error_result(found)
+            parsed = found
         thread_id = parsed.thread_id or str(uuid.uuid4())
         # Keyed by the caller too: a call with another user's thread id never meets that thread's
-        # "busy" (an existence oracle) nor blocks its owner; `_check_thread` answers it as unknown.
-        busy = (user.identity if user is not None else None, thread_id)
+        # "busy" (an existence oracle) nor blocks its owner; `_thread` answers it as unknown.
+        busy = (identity, thread_id)
         if busy in self._busy:
             return error_result(
                 f"Thread {thread_id} is busy with another call; wait for it to end, then call again."
@@ -200,12 +221,39 @@ class _OpenGraphs:
         run_id = uuid.uuid4()
         self._busy.add(busy)  # before any await: a second call of this caller on the thread is refused
         try:
+            run_input: dict[str, Any] | Command[Any] = parsed.input
             if parsed.thread_id is not None:
-                problem = await self._check_thread(entry, thread_id, user)
-                if problem is not None:
-                    return error_result(problem)
-            config = _run_config(entry.name, thread_id, run_id, user)
-            return await self._run(entry, parsed.input, config, user, progress)
+                state = await self._thread(entry, thread_id, user)
+                if isinstance(state, str):
+                    return error_result(state)
+                if pending is not None or parsed.resuming:
+                    checkpoint_id = str((state.config.get("configurable") or {}).get("checkpoint_id", ""))
+                    waiting = RunOutcome(
+                        thread_id,
+                        pending.run_id if pending is not None else "",
+                        state.values,
+                        questions=questions_of(state.interrupts),
+                        checkpoint_id=checkpoint_id,
+                    )
+                    answers = resume_answers(interface, waiting, parsed.resume, pending, client)
+                    if not isinstance(answers, dict):
+                        return answers
+                    run_input = Command(resume=answers)
+                elif state.interrupts:
+                    return error_result(
+                        f"Thread {thread_id} waits for input (an interrupt) and takes no new message until "
+                        f"it is resumed (the {interface.resume_key} argument); leave out thread_id to start "
+                        "a new conversation."
+                    )
+            while True:
+                config = _run_config(entry.name, thread_id, run_id, user)
+                outcome = await self._run(entry, run_input, config, user, progress)
+                answered = await follow_up(interface, outcome, client, name, identity)
+                if not isinstance(answered, dict):
+                    return answered
+                run_input, run_id = Command(resume=answered), uuid.uuid4()
+        except MCPError:
+            raise
         except Exception as exc:  # boundary: the client gets a readable message, the log the details
             logger.warning("run %s of graph %r on thread %s failed", run_id, name, thread_id, exc_info=True)
             return error_result(f"The run of {name!r} failed (thread {thread_id}): {describe_error(exc)}")
@@ -215,20 +263,22 @@ class _OpenGraphs:
     async def _run(
         self,
         entry: _Entry,
-        graph_input: dict[str, Any],
+        run_input: dict[str, Any] | Command[Any],
         config: RunnableConfig,
         user: User | None,
         progress: ProgressReporter,
-    ) -> types.CallToolResult:
+    ) -> RunOutcome:
+        """How the run went (the checkpoint it stopped at is read only when it stopped at interrupts)."""
         values: Mapping[str, Any] | None = None
         interrupts: list[Any] = []
+        checkpoint_id = ""
         async with self._graph(entry, "threads.create_run", user, config) as graph:
             runner: Any = graph  # astream's overloads are partly untyped
             # `updates` carry interrupts, `values` the final state; `custom` is for progress only (and
             # streaming it makes LangGraph run each step through its slower streaming path).
             modes = ["updates", "custom", "values"] if progress.active else ["updates", "values"]
             stream = cast(
-                AsyncGenerator[tuple[str, Any], None], runner.astream(graph_input, config, stream_mode=modes)
+                AsyncGenerator[tuple[str, Any], None], runner.astream(run_input, config, stream_mode=modes)
             )
             async with aclosing(stream):
                 async for mode, chunk in stream:
@@ -236,25 +286,29 @@ class _OpenGraphs:
                         values = cast(Mapping[str, Any], chunk)
                     elif mode == "updates":
                         if isinstance(chunk, Mapping) and "__interrupt__" in chunk:
-                            found = cast(Sequence[Any], chunk["__interrupt__"])
-                            interrupts.extend(getattr(i, "value", i) for i in found)
+                            interrupts.extend(cast(Sequence[Any], chunk["__interrupt__"]))
                         await progress.update(chunk)
                     else:
                         await progress.custom(chunk)
             output = _output(graph, values)
+            if interrupts:
+                configurable = config.get("configurable") or {}
+                state = await graph.aget_state({"configurable": {"thread_id": configurable["thread_id"]}})
+                checkpoint_id = str((state.config.get("configurable") or {}).get("checkpoint_id", ""))
         configurable = config.get("configurable") or {}
         outcome = RunOutcome(
             thread_id=str(configurable["thread_id"]),
             run_id=str(config.get("run_id")),
             values=values,
-            interrupts=interrupts,
+            interrupts=[getattr(i, "value", i) for i in interrupts],
             output=output,
+            questions=questions_of(interrupts),
+            checkpoint_id=checkpoint_id,
         )
-        assert entry.interface is not None  # described before any call
-        return entry.interface.result(outcome)
+        return outcome
 
-    async def _check_thread(self, entry: _Entry, thread_id: str, user: User | None) -> str | None:
-        """Why ``thread_id`` cannot be continued by ``user`` on this graph, or ``None``."""
+    async def _thread(self, entry: _Entry, thread_id: str, user: User | None) -> StateSnapshot | str:
+        """The state of ``thread_id`` if ``user`` may continue it on this graph, else why not."""
         async with self._graph(
             entry, "threads.read", user, _run_config(entry.name, thread_id, None, user)
         ) as graph:
@@ -268,12 +322,7 @@ class _OpenGraphs:
                 f"There is no thread {thread_id} for {entry.name!r}. Leave out thread_id to start a new "
                 "conversation, or pass the thread_id an earlier result of this tool gave you."
             )
-        if state.interrupts:
-            return (
-                f"Thread {thread_id} waits for input (an interrupt) and takes no new message until it is "
-                "resumed; leave out thread_id to start a new conversation."
-            )
-        return None
+        return state
 
     async def _interface(self, entry: _Entry, user: User | None) -> ToolInterface:
         if entry.interface is not None:

@@ -24,9 +24,18 @@ from langgraph_sdk.client import LangGraphClient
 from mcp import MCPError
 
 from mcpbridge._names import safe_name
-from mcpbridge.serving.backend import Caller
-from mcpbridge.serving.interface import RunOutcome, ToolInterface, describe_error, error_result, interface_for
+from mcpbridge.serving.backend import NO_INPUT, Caller, ClientInput
+from mcpbridge.serving.interface import (
+    CallInput,
+    RunOutcome,
+    ToolInterface,
+    describe_error,
+    error_result,
+    interface_for,
+)
 from mcpbridge.serving.progress import ProgressReporter
+from mcpbridge.serving.questions import PendingInput, questions_of
+from mcpbridge.serving.resuming import follow_up, resume_answers
 from mcpbridge.serving.users import ServedUser
 
 __all__ = ["RemoteAssistants", "RemoteTokenCheck"]
@@ -119,8 +128,14 @@ class _OpenAssistants:
         return tools
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], caller: Caller, progress: ProgressReporter
-    ) -> types.CallToolResult:
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        caller: Caller,
+        progress: ProgressReporter,
+        *,
+        client: ClientInput = NO_INPUT,
+    ) -> types.CallToolResult | types.InputRequiredResult:
         headers = _headers(caller)
         try:
             assistant = (await self._assistants(headers)).get(name)
@@ -131,38 +146,71 @@ class _OpenAssistants:
             raise
         except Exception as exc:
             return error_result(self._problem(exc))
-        parsed = interface.parse(arguments)
-        if isinstance(parsed, str):
-            return error_result(parsed)
+        identity = caller.user.identity if caller.user is not None else None
+        pending: PendingInput | None = None
+        if client.state is not None:
+            # A 2026-era retry: the SDK verified the seal; what it names is all that is trusted.
+            pending = PendingInput.load(client.state)
+            if pending is None or pending.graph != name or pending.owner != identity:
+                raise MCPError(code=types.INVALID_PARAMS, message="Invalid or expired requestState")
+            parsed = CallInput({}, pending.thread_id)
+        else:
+            found = interface.parse(arguments)
+            if isinstance(found, str):
+                return error_result(found)
+            parsed = found
         threads = self._client.threads
+        run_input: dict[str, Any] = {"input": parsed.input}
         try:
             if parsed.thread_id is None:
                 thread_id = str((await threads.create(headers=headers))["thread_id"])
             else:
                 thread_id = parsed.thread_id
                 thread = await threads.get(thread_id, headers=headers)
-                if thread.get("status") == "interrupted":
+                if pending is not None or parsed.resuming:
+                    state = cast(Mapping[str, Any], await threads.get_state(thread_id, headers=headers))
+                    waiting = RunOutcome(
+                        thread_id,
+                        pending.run_id if pending is not None else "",
+                        cast(Mapping[str, Any], state.get("values") or {}),
+                        questions=questions_of(cast(Sequence[Any], state.get("interrupts") or [])),
+                        checkpoint_id=_checkpoint_id(state),
+                    )
+                    answers = resume_answers(interface, waiting, parsed.resume, pending, client)
+                    if not isinstance(answers, dict):
+                        return answers
+                    run_input = {"command": {"resume": answers}}
+                elif thread.get("status") == "interrupted":
                     return error_result(
                         f"Thread {thread_id} waits for input (an interrupt) and takes no new message until "
-                        "it is resumed; leave out thread_id to start a new conversation."
+                        f"it is resumed (the {interface.resume_key} argument); leave out thread_id to start "
+                        "a new conversation."
                     )
+        except MCPError:
+            raise
         except Exception as exc:
             return error_result(
                 self._problem(exc, thread_id=parsed.thread_id, named=parsed.thread_id is not None)
             )
-        return await self._run(
-            str(assistant["assistant_id"]), interface, parsed.input, thread_id, headers, progress
-        )
+        assistant_id = str(assistant["assistant_id"])
+        while True:
+            outcome = await self._run(assistant_id, run_input, thread_id, headers, progress)
+            if isinstance(outcome, types.CallToolResult):
+                return outcome
+            answered = await follow_up(interface, outcome, client, name, identity)
+            if not isinstance(answered, dict):
+                return answered
+            run_input = {"command": {"resume": answered}}
 
     async def _run(
         self,
         assistant_id: str,
-        interface: ToolInterface,
-        graph_input: dict[str, Any],
+        run_input: Mapping[str, Any],
         thread_id: str,
         headers: Mapping[str, str],
         progress: ProgressReporter,
-    ) -> types.CallToolResult:
+    ) -> RunOutcome | types.CallToolResult:
+        """How the run went, or the error result of a run that failed."""
         run_ids: list[str] = []
         values: Mapping[str, Any] | None = None
         interrupts: list[Any] = []
@@ -170,7 +218,8 @@ class _OpenAssistants:
             async for part in self._client.runs.stream(
                 thread_id,
                 assistant_id,
-                input=graph_input,
+                input=run_input.get("input"),
+                command=run_input.get("command"),
                 stream_mode=["updates", "custom", "values"],
                 on_disconnect="cancel",
                 on_run_created=lambda meta: run_ids.append(str(meta["run_id"])),
@@ -198,8 +247,22 @@ class _OpenAssistants:
             raise
         except Exception as exc:
             return error_result(self._problem(exc, thread_id=thread_id))
-        outcome = RunOutcome(thread_id, run_ids[0] if run_ids else "", values, interrupts)
-        return interface.result(outcome)
+        run_id = run_ids[0] if run_ids else ""
+        if not interrupts:
+            return RunOutcome(thread_id, run_id, values)
+        try:  # the ids and checkpoint the thread waits at, which a resume names
+            state = cast(Mapping[str, Any], await self._client.threads.get_state(thread_id, headers=headers))
+        except Exception as exc:
+            return error_result(self._problem(exc, thread_id=thread_id))
+        waiting = cast(Sequence[Any], state.get("interrupts") or [])
+        return RunOutcome(
+            thread_id,
+            run_id,
+            values,
+            [cast(Mapping[str, Any], i).get("value") if isinstance(i, Mapping) else i for i in waiting],
+            questions=questions_of(waiting),
+            checkpoint_id=_checkpoint_id(state),
+        )
 
     def _problem(self, exc: BaseException, *, thread_id: str | None = None, named: bool = False) -> str:
         """What the caller is told; ``named``: the caller gave ``thread_id`` (forbidden looks unknown)."""
@@ -219,6 +282,15 @@ class _OpenAssistants:
         if isinstance(exc, httpx.TransportError):
             return f"Cannot reach the Agent Server at {url} ({describe_error(exc)}); check that it runs."
         return f"The Agent Server at {url} failed the request: {describe_error(exc)}"
+
+
+def _checkpoint_id(state: Mapping[str, Any]) -> str:
+    checkpoint: Any = state.get("checkpoint")
+    return (
+        str(cast(Mapping[str, Any], checkpoint).get("checkpoint_id", ""))
+        if isinstance(checkpoint, Mapping)
+        else ""
+    )
 
 
 def _headers(caller: Caller) -> dict[str, str]:

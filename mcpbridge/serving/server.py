@@ -26,8 +26,10 @@ from langgraph.store.base import BaseStore
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.server.request_state import RequestStateBoundary
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,11 +38,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpbridge._version import package_version
 from mcpbridge.errors import ConfigError
-from mcpbridge.serving.backend import Backend, Caller, OpenBackend
+from mcpbridge.serving.backend import Backend, Caller, ClientInput, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
+from mcpbridge.serving.oauth import ProtectedResource, ResourceTokenVerifier, serve_protected_resource
 from mcpbridge.serving.progress import ProgressReporter
+from mcpbridge.serving.questions import request_state_security
 from mcpbridge.serving.remote import RemoteAssistants
 from mcpbridge.serving.users import UserVerifier, VerifierAdapter, user_of_scope
 
@@ -50,7 +54,8 @@ logger = logging.getLogger("mcpbridge")
 
 INSTRUCTIONS = (
     "Each tool runs a LangGraph agent. Send it a message; the result has the agent's answer and a "
-    "thread_id. Pass the thread_id back to continue the same conversation."
+    "thread_id. Pass the thread_id back to continue the same conversation. A run that waits for input "
+    "asks for it; a client that cannot be asked answers with the resume argument."
 )
 
 
@@ -62,8 +67,13 @@ class AgentMCPServer:
         name: The server's name, as MCP clients see it.
         instructions: Instructions for MCP clients.
         auth: Checks bearer tokens over HTTP; ``None`` serves everyone (as nobody).
+        oauth: Serve HTTP as an OAuth protected resource: access tokens of its authorization
+            servers, the token's subject as the user (instead of ``auth``; local graphs only).
         stateless: Serve HTTP without sessions (each request on its own); the default
             keeps sessions for local graphs and none for remote assistants.
+        request_state_keys: Secrets (32 characters or more) that seal the ``requestState`` of
+            input requests, the first sealing; by default those of ``$MCPBRIDGE_REQUEST_STATE_KEYS``,
+            else a key of this process (one replica only).
 
     Example:
         ```python
@@ -79,10 +89,14 @@ class AgentMCPServer:
         name: str = "mcpbridge",
         instructions: str | None = INSTRUCTIONS,
         auth: UserVerifier | None = None,
+        oauth: ProtectedResource | None = None,
         stateless: bool | None = None,
+        request_state_keys: Sequence[str] | None = None,
     ) -> None:
         self.backend = backend
         self.auth = auth
+        self.oauth = oauth
+        _check_oauth(backend, auth, oauth)
         self.stateless = isinstance(backend, RemoteAssistants) if stateless is None else stateless
         self.lowlevel: Server[OpenBackend] = Server(
             name,
@@ -95,6 +109,9 @@ class AgentMCPServer:
             on_call_tool=self._call_tool,
         )
         """The MCP SDK server: mount it, or connect to it in memory with ``mcp.Client(server.lowlevel)``."""
+        # Seals what an interrupted call's input request leaves for the retry; refuses any other.
+        security = request_state_security(request_state_keys)
+        self.lowlevel.middleware.append(RequestStateBoundary(security, default_audience=name))
 
     @classmethod
     def from_graphs(
@@ -144,10 +161,10 @@ class AgentMCPServer:
 
     async def _call_tool(
         self, ctx: ServerRequestContext[OpenBackend], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         progress = ProgressReporter(ctx.session.report_progress if _wants_progress(ctx) else None)
         return await ctx.lifespan_context.call_tool(
-            params.name, params.arguments or {}, _caller(ctx), progress
+            params.name, params.arguments or {}, _caller(ctx), progress, client=_client_input(ctx, params)
         )
 
     def http_app(
@@ -169,8 +186,20 @@ class AgentMCPServer:
             resource_url: This server's public MCP URL; serves OAuth protected-resource metadata.
         """
         settings: AuthSettings | None = None
-        verifier: VerifierAdapter | None = None
-        if self.auth is not None:
+        verifier: VerifierAdapter | ResourceTokenVerifier | None = None
+        if self.oauth is not None:
+            if issuer_url or resource_url:
+                raise ConfigError(
+                    "with oauth, the issuer and resource are the ProtectedResource's", field="oauth"
+                )
+            verifier = ResourceTokenVerifier(self.oauth)
+            settings = AuthSettings(
+                issuer_url=self.oauth.issuers[0],  # pyright: ignore[reportArgumentType]
+                resource_server_url=self.oauth.resource,  # pyright: ignore[reportArgumentType]
+                required_scopes=list(self.oauth.scopes) or None,
+                validate_token_resource=True,
+            )
+        elif self.auth is not None:
             verifier = VerifierAdapter(self.auth)
             # The issuer is read only for OAuth metadata, which is served only with a resource_url.
             settings = AuthSettings(
@@ -188,12 +217,15 @@ class AgentMCPServer:
             auth=settings,
             token_verifier=verifier,
         )
+        if self.oauth is not None:
+            assert isinstance(verifier, ResourceTokenVerifier)
+            serve_protected_resource(app, self.oauth, verifier)
         app.add_middleware(_RefuseNonMessages, path=path)
         return app
 
     async def run_stdio(self) -> None:
         """Serve over this process's stdin and stdout until stdin closes."""
-        if self.auth is not None:
+        if self.auth is not None or self.oauth is not None:
             logger.warning("auth applies to HTTP only; over stdio every call runs without a user")
         async with stdio_server() as (read_stream, write_stream):
             # The SDK drops a line that is no JSON-RPC message silently; the client is told instead.
@@ -224,7 +256,7 @@ class AgentMCPServer:
             log_level: uvicorn's log level.
         """
         app = self.http_app(path=path, host=host, json_response=json_response)
-        _warn_when_exposed(host, authenticated=self.auth is not None)
+        _warn_when_exposed(host, authenticated=self.auth is not None or self.oauth is not None)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
         # Accepted connections inherit it: without it, each streamed answer waits ~40 ms on delayed ACKs.
@@ -356,6 +388,22 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _check_oauth(backend: Backend, auth: UserVerifier | None, oauth: ProtectedResource | None) -> None:
+    if oauth is None:
+        return
+    if auth is not None:
+        raise ConfigError(
+            "give auth or oauth, not both: with oauth, tokens are checked as OAuth", field="oauth"
+        )
+    if isinstance(backend, RemoteAssistants):
+        raise ConfigError(
+            "oauth does not apply to remote assistants: the caller's token would go on to the Agent Server, "
+            "token passthrough that the MCP authorization spec forbids; serve them with auth, and give the "
+            "Agent Server its own OAuth",
+            field="oauth",
+        )
+
+
 def _wants_progress(ctx: ServerRequestContext[OpenBackend]) -> bool:
     """Whether the caller may listen for progress: over HTTP only with a ``progressToken``.
 
@@ -371,3 +419,21 @@ def _caller(ctx: ServerRequestContext[OpenBackend]) -> Caller:
     if not isinstance(request, Request):
         return Caller()
     return Caller(user=user_of_scope(request.scope), authorization=request.headers.get("authorization"))
+
+
+def _client_input(ctx: ServerRequestContext[OpenBackend], params: types.CallToolRequestParams) -> ClientInput:
+    """How the client can be asked: ``input_required`` (2026), ``elicitation/create`` (2025), or not."""
+    capabilities = ctx.session.client_capabilities
+    elicits = capabilities is not None and capabilities.elicitation is not None
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return ClientInput(
+            input_required=elicits, responses=params.input_responses, state=params.request_state
+        )
+    if not elicits or not ctx.session.can_send_request:
+        return ClientInput()
+    session, request_id = ctx.session, ctx.request_id
+
+    async def elicit(message: str, schema: dict[str, Any]) -> types.ElicitResult:
+        return await session.elicit_form(message, schema, related_request_id=request_id)
+
+    return ClientInput(elicit=elicit)

@@ -20,7 +20,15 @@ from mcp.server.auth.provider import AccessToken
 
 from mcpbridge.errors import ConfigError
 
-__all__ = ["ServedUser", "User", "UserVerifier", "VerifierAdapter", "as_user", "user_of_scope"]
+__all__ = [
+    "ServedUser",
+    "User",
+    "UserVerifier",
+    "VerifierAdapter",
+    "access_token",
+    "as_user",
+    "user_of_scope",
+]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -151,15 +159,36 @@ class VerifierAdapter:
         if answer is None:
             return None
         user = as_user(answer)
-        # client_id and subject bind HTTP sessions to the user: another token of
-        # the same user may continue a session, another user's may not.
-        return AccessToken(
-            token=token,
-            client_id=user.identity,
-            subject=user.identity,
-            scopes=[str(p) for p in user.permissions],
-            claims={_USER_CLAIM: user},
-        )
+        return access_token(token, user, scopes=[str(p) for p in user.permissions])
+
+
+def access_token(
+    token: str,
+    user: User,
+    *,
+    scopes: Sequence[str],
+    subject: str | None = None,
+    issuer: str | None = None,
+    resource: str | None = None,
+    expires_at: int | None = None,
+) -> AccessToken:
+    """The SDK's ``AccessToken`` for a checked token, carrying ``user`` for `user_of_scope`.
+
+    Its client id (the user's identity), subject and issuer bind HTTP sessions to the user:
+    another token of the same user may continue a session, another user's may not.
+    """
+    claims: dict[str, Any] = {_USER_CLAIM: user}
+    if issuer is not None:
+        claims["iss"] = issuer
+    return AccessToken(
+        token=token,
+        client_id=user.identity,
+        subject=subject if subject is not None else user.identity,
+        scopes=list(scopes),
+        resource=resource,
+        expires_at=expires_at,
+        claims=claims,
+    )
 
 
 def user_of_scope(scope: Mapping[str, Any] | None) -> User | None:

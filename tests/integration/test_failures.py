@@ -237,7 +237,9 @@ async def test_stdio_server_that_stops_reading_cannot_hold_a_call(
 ) -> None:
     """A frozen server fills its stdin pipe; every later call still ends within its call_timeout."""
     big = "x" * 1_000_000  # far past a pipe's buffer: its write cannot finish while the server is frozen
-    server = echo_stdio(protocol=protocol, call_timeout=1, env={"MCPBRIDGE_RECORD": str(record_file.path)})
+    server = echo_stdio(
+        protocol=protocol, call_timeout=1, env={"MCPBRIDGE_RECORD": str(record_file.path), "ECHO_FREEZE": "1"}
+    )
     with anyio.fail_after(60):
         async with Bridge([server]) as bridge:
             graph = tool_graph(bridge.tools)

@@ -78,12 +78,13 @@ class ServeProcess:
 
 
 def start_serve(
-    args: Sequence[str], directory: Path, env: Mapping[str, str], records: RecordFile
+    args: Sequence[str], directory: Path, env: Mapping[str, str], records: RecordFile, *, port: int = 0
 ) -> ServeProcess:
-    """Start ``mcpbridge serve ARGS --transport http --port 0`` and wait for the URL it prints."""
+    """Start ``mcpbridge serve ARGS --transport http --port PORT`` (0: any free one); wait for its URL."""
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / f"serve-{time.monotonic_ns()}.log"
-    command = [*serve_command(), "serve", *args, "--transport", "http", "--host", "127.0.0.1", "--port", "0"]
+    listen = ["--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
+    command = [*serve_command(), "serve", *args, *listen]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
@@ -110,25 +111,27 @@ def start_serve(
 
 @asynccontextmanager
 async def http_client(
-    url: str, *, token: str | None = None, mode: str = "auto"
+    url: str, *, token: str | None = None, mode: str = "auto", **options: Any
 ) -> AsyncGenerator[Client, None]:
-    """An MCP client of ``url``, sending ``token`` as bearer token."""
+    """An MCP client of ``url``, sending ``token`` as bearer token (``options``: of ``Client``)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=120)) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode, **options) as client:
             yield client
 
 
 @asynccontextmanager
 async def stdio_serve_client(
-    args: Sequence[str], env: Mapping[str, str], *, mode: str = "auto"
+    args: Sequence[str], env: Mapping[str, str], *, mode: str = "auto", **options: Any
 ) -> AsyncGenerator[Client, None]:
     """An MCP client of ``mcpbridge serve ARGS`` over stdio (the client starts and stops the process)."""
     command = serve_command()
     params = StdioServerParameters(
         command=command[0], args=[*command[1:], "serve", *args], cwd=ROOT, env=dict(env)
     )
-    async with Client(stdio_client(params), mode=mode, read_timeout_seconds=START_TIMEOUT) as client:
+    async with Client(
+        stdio_client(params), mode=mode, read_timeout_seconds=START_TIMEOUT, **options
+    ) as client:
         yield client
 
 
@@ -176,7 +179,7 @@ def served_example(
     served.stop()
 
 
-GRAPHS = ("echo_agent", "memo", "repeat", "broken", "plain_factory", "routed")
+GRAPHS = ("echo_agent", "memo", "repeat", "broken", "plain_factory", "routed", "ask")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -198,7 +201,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @dataclass
 class AgentServer:
-    """``langgraph dev`` serving the example agent and ``echo_agent``, with the example auth."""
+    """``langgraph dev`` serving the example agent, ``echo_agent`` and ``ask``, with the example auth."""
 
     servers: DemoServers
     records: RecordFile
@@ -210,12 +213,13 @@ class AgentServer:
 
 
 def agent_server_config(directory: Path) -> Path:
-    """A ``langgraph.json`` with the example agent, the tests' ``echo_agent`` and the example auth."""
+    """A ``langgraph.json``: the example agent, the tests' ``echo_agent`` and ``ask``, the example auth."""
     config = {
         "dependencies": [str(ROOT)],
         "graphs": {
             "agent": f"{ROOT / 'examples' / 'agent.py'}:make_graph",
             "echo_agent": f"{ROOT / 'tests' / 'serve' / 'graphs.py'}:echo_agent",
+            "ask": f"{ROOT / 'tests' / 'serve' / 'graphs.py'}:ask",
         },
         "auth": {"path": f"{ROOT / 'examples' / 'auth.py'}:auth", "disable_studio_auth": True},
     }

@@ -11,10 +11,13 @@
 - ``plain_factory``: a plain (not context manager) factory, reporting the user it was built for.
 - ``routed``: a graph whose ``region`` argument is mirrored into an ``Mcp-Param-Region`` header
   (``x-mcp-header``), which a 2026-era server checks against the body.
+- ``ask``: a graph that interrupts twice, a free-text question then a form (``CITY_FORM``),
+  recording each answer it gets in ``MCPBRIDGE_RECORD`` (``tool: "ask"``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.config import get_stream_writer
+from langgraph.config import get_config, get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import interrupt
 from langgraph_sdk.runtime import ServerRuntime
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
@@ -139,3 +143,39 @@ routed = StateGraph(RoutedState)
 routed.add_node("route", _route)
 routed.add_edge(START, "route")
 routed.add_edge("route", END)
+
+
+CITY_FORM: dict[str, Any] = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "title": "City"}},
+    "required": ["city"],
+}
+
+
+def _record_answer(question: str, answer: Any) -> None:
+    path = os.environ.get(RECORD_ENV)
+    if not path:
+        return
+    thread_id = (get_config().get("configurable") or {}).get("thread_id")
+    entry = {
+        "tool": "ask",
+        "question": question,
+        "answer": answer,
+        "meta": {"dev.mcpbridge/thread_id": thread_id},
+    }
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(json.dumps(entry) + "\n")
+
+
+def _ask(state: MessagesState) -> dict[str, Any]:
+    name = interrupt("What is your name?")
+    _record_answer("name", name)
+    where = interrupt({"message": "Where do you live?", "schema": CITY_FORM})
+    _record_answer("city", where)
+    return {"messages": [AIMessage(content=f"{name} lives in {where['city']}")]}
+
+
+ask = StateGraph(MessagesState)
+ask.add_node("ask", _ask)
+ask.add_edge(START, "ask")
+ask.add_edge("ask", END)

@@ -45,12 +45,12 @@ async def test_tools_are_the_graphs_with_mcp_friendly_schemas(served_tests: Serv
     assert list(tools) == list(GRAPHS)
     chat = tools["echo_agent"].input_schema
     assert chat["type"] == "object"
-    assert set(chat["properties"]) == {"message", "thread_id"}
-    assert chat["required"] == ["message"]
+    assert set(chat["properties"]) == {"message", "thread_id", "resume"}
+    assert "required" not in chat  # message is not, when resuming
     assert "$defs" not in chat  # no LangChain message schemas for the client to wade through
     repeat = tools["repeat"].input_schema
     assert repeat["type"] == "object"
-    assert set(repeat["properties"]) == {"text", "times", "thread_id"}
+    assert set(repeat["properties"]) == {"text", "times", "thread_id", "resume"}
     assert sorted(repeat["required"]) == ["text", "times"]
     for tool in tools.values():
         assert tool.description

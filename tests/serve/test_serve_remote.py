@@ -17,6 +17,8 @@ import httpx2
 import mcp_types as types
 import pytest
 from langgraph_sdk import get_client
+from mcp import MCPError
+from mcp.client.context import ClientRequestContext
 
 from .conftest import AgentServer, ServeProcess, http_client
 
@@ -43,9 +45,9 @@ async def test_the_assistants_are_tools(served_remote: ServeProcess, mode: str) 
         async with http_client(served_remote.url, token="alice-token", mode=mode) as alice:
             listed = await alice.list_tools()
     tools = {tool.name: tool for tool in listed.tools}
-    assert sorted(tools) == ["agent", "echo_agent"]
+    assert sorted(tools) == ["agent", "ask", "echo_agent"]
     for tool in tools.values():
-        assert set(tool.input_schema["properties"]) == {"message", "thread_id"}
+        assert set(tool.input_schema["properties"]) == {"message", "thread_id", "resume"}
         assert tool.output_schema is not None
 
 
@@ -153,3 +155,58 @@ async def test_the_agent_servers_own_mcp_endpoint_for_comparison(agent_server: A
     result = json.loads(response.text)["result"]
     assert "structuredContent" not in result
     assert result["content"][0]["text"].startswith("{'messages': [{'content':")  # repr() of the state
+
+
+class _Human:
+    """Answers the ``ask`` graph's two forms."""
+
+    async def __call__(
+        self, context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        assert isinstance(params, types.ElicitRequestFormParams)
+        [field] = params.requested_schema["properties"]
+        return types.ElicitResult(action="accept", content={field: {"answer": "Ada", "city": "Oslo"}[field]})
+
+
+async def test_an_interrupted_assistant_run_is_resumed_through_mcp(
+    served_remote: ServeProcess, agent_server: AgentServer
+) -> None:
+    """2026-07-28: ``input_required`` rounds; any era: the ``resume`` argument; a replay resumes nothing."""
+    records = agent_server.records.view()
+    with anyio.fail_after(CALL_TIMEOUT * 2):
+        async with http_client(
+            served_remote.url, token="alice-token", elicitation_callback=_Human()
+        ) as alice:
+            asked = await alice.call_tool("ask", {"message": "hi"})
+            first = await alice.session.call_tool("ask", {"message": "hi"}, allow_input_required=True)
+            assert isinstance(first, types.InputRequiredResult) and first.input_requests
+            [key] = first.input_requests
+            answer: dict[str, types.InputResponse] = {
+                key: types.ElicitResult(action="accept", content={"answer": "Bob"})
+            }
+            second = await alice.session.call_tool(
+                "ask",
+                {"message": "hi"},
+                input_responses=answer,
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
+            assert isinstance(second, types.InputRequiredResult)
+            with pytest.raises(MCPError) as replayed:
+                await alice.session.call_tool(
+                    "ask",
+                    {"message": "hi"},
+                    input_responses=answer,
+                    request_state=first.request_state,
+                    allow_input_required=True,
+                )
+        async with http_client(served_remote.url, token="alice-token", mode="legacy") as plain:
+            waiting = await plain.call_tool("ask", {"message": "hi"})
+            thread_id = structured(waiting)["thread_id"]
+            await plain.call_tool("ask", {"thread_id": thread_id, "resume": "Cy"})
+            done = await plain.call_tool("ask", {"thread_id": thread_id, "resume": {"city": "Rome"}})
+    assert text(asked) == "Ada lives in Oslo"
+    assert "already answered or is no longer pending" in replayed.value.message
+    assert structured(waiting)["status"] == "interrupted"
+    assert text(done) == "Cy lives in Rome"
+    assert [e["answer"] for e in records.entries(tool="ask") if e["question"] == "name"].count("Bob") == 1

@@ -154,6 +154,9 @@ def authorization_server(
     users: Sequence[str] = ("alice", "bob"),
     client_id_metadata_documents: bool = False,
     trusted_ca: Path | None = None,
+    scopes: Sequence[str] = SCOPES,
+    opaque_resources: Sequence[str] = (),
+    jwks: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
 ) -> Generator[AuthorizationServer, None, None]:
     """Start ``oidc-provider`` on a free port of 127.0.0.1, yield it, stop it by its handle.
@@ -165,6 +168,9 @@ def authorization_server(
         users: The accounts that can sign in.
         client_id_metadata_documents: Accept https URLs as client ids (Client ID Metadata Documents).
         trusted_ca: A CA certificate (PEM) to trust when fetching them, besides the system's.
+        scopes: The scopes of the MCP resources it issues tokens for.
+        opaque_resources: Resources whose access tokens are opaque (checked by introspection), not JWTs.
+        jwks: Its signing keys (a private JWK set), instead of its development key.
         timeout: Seconds to wait for it to answer its discovery document.
     """
     prefix = install()
@@ -174,7 +180,9 @@ def authorization_server(
     options = {
         "port": port,
         "users": list(users),
-        "scopes": list(SCOPES),
+        "scopes": list(scopes),
+        "opaque_resources": list(opaque_resources),
+        "jwks": dict(jwks) if jwks is not None else None,
         "access_token_ttl": access_token_ttl,
         "events": str(events),
         "clients": [dict(c) for c in clients],

@@ -4,6 +4,8 @@
 // dynamic client registration, PKCE required, resource indicators (RFC 8707) issuing JWT access
 // tokens for the MCP resource, refresh tokens rotated on every use, a short access-token lifetime,
 // Client ID Metadata Documents on request (fetched over https: give the test CA in NODE_EXTRA_CA_CERTS),
+// opaque (introspectable) access tokens for the resources named in `opaque_resources`, signing keys
+// from `jwks` when given (the provider's development key otherwise),
 // and every provider event written as one JSON line to the event log (never a token's value).
 import { appendFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
@@ -16,8 +18,11 @@ function record(event, fields) {
   appendFileSync(options.events, `${JSON.stringify({ event, at: Date.now() / 1000, ...fields })}\n`);
 }
 
+const opaque = new Set(options.opaque_resources ?? []);
+
 const provider = new Provider(issuer, {
   clients: options.clients,
+  ...(options.jwks ? { jwks: options.jwks } : {}),
   async findAccount(_ctx, id) {
     if (!users.has(id)) return undefined;
     return { accountId: id, async claims() { return { sub: id, name: id }; } };
@@ -38,7 +43,7 @@ const provider = new Provider(issuer, {
         scope: options.scopes.join(' '),
         audience: resource,
         accessTokenTTL: options.access_token_ttl,
-        accessTokenFormat: 'jwt',
+        accessTokenFormat: opaque.has(resource) ? 'opaque' : 'jwt',
       }),
     },
   },

@@ -23,6 +23,12 @@ def echo_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
     return builder.compile()
 
 
+def done(result: types.CallToolResult | types.InputRequiredResult) -> types.CallToolResult:
+    """A call's final result (not an input request)."""
+    assert isinstance(result, types.CallToolResult), result
+    return result
+
+
 def text(result: types.CallToolResult) -> str:
     """The answer: the first text block (the second carries the structured content as JSON)."""
     first = result.content[0] if result.content else None

@@ -11,7 +11,14 @@ from jsonschema import Draft202012Validator
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, Field
 
-from mcpbridge.serving.interface import MAX_MESSAGE_CHARS, OUTPUT_SCHEMA, RunOutcome, interface_for
+from mcpbridge.serving.interface import (
+    MAX_INTERRUPT_CHARS,
+    MAX_MESSAGE_CHARS,
+    OUTPUT_SCHEMA,
+    RunOutcome,
+    interface_for,
+)
+from mcpbridge.serving.questions import question_for
 
 
 class Inner(BaseModel):
@@ -77,6 +84,28 @@ def test_the_output_schema_is_valid_draft_2020_12_with_every_property_typed() ->
     other = interface_for(None)
     stopped = other.result(RunOutcome("t-1", "r-1", {"x": 1}, interrupts=[{"question": "go on?"}]))
     Draft202012Validator(OUTPUT_SCHEMA).validate(stopped.structured_content)
+    asking = RunOutcome("t-1", "r-1", {"x": 1}, ["go on?"], questions=[question_for("i-1", "go on?")])
+    asked = other.result(asking).structured_content
+    Draft202012Validator(OUTPUT_SCHEMA).validate(asked)
+    assert asked is not None and asked["interrupt_ids"] == ["i-1"]
+    assert [name for name, sub in _properties(chat.input_schema) if "type" not in sub] == []
+
+
+class WithResume(BaseModel):
+    resume: bool
+    text: str
+
+
+def test_resume_is_an_argument_of_its_own_and_needs_the_thread() -> None:
+    interface = interface_for(WithResume.model_json_schema())
+    assert interface.resume_key == "mcpbridge_resume"  # the graph has its own resume field
+    parsed = interface.parse({"mcpbridge_resume": "yes", "thread_id": "t-1"})
+    assert not isinstance(parsed, str) and parsed.resuming and parsed.resume == "yes"
+    assert parsed.input == {}  # the graph input is not used when resuming
+    plain = interface.parse({"resume": True, "text": "go"})
+    assert not isinstance(plain, str) and not plain.resuming and plain.input == {"resume": True, "text": "go"}
+    orphan = interface.parse({"mcpbridge_resume": "yes"})
+    assert isinstance(orphan, str) and "give its thread_id too" in orphan
 
 
 def test_the_second_text_block_carries_the_structured_content() -> None:
@@ -101,3 +130,14 @@ def test_a_long_answer_is_cut_in_the_structured_content_only() -> None:
     assert message["content"].startswith("x" * MAX_MESSAGE_CHARS)
     assert len(message["content"]) < MAX_MESSAGE_CHARS + 100
     assert isinstance(second, types.TextContent) and len(second.text) < MAX_MESSAGE_CHARS + 300
+
+
+def test_a_huge_interrupt_value_is_cut_in_the_structured_content() -> None:
+    huge = {"action_requests": [{"name": "write", "args": {"text": "z" * (MAX_INTERRUPT_CHARS * 5)}}]}
+    other = interface_for(None)
+    result = other.result(RunOutcome("t-1", "r-1", {}, [huge, {"question": "go on?"}]))
+    assert result.structured_content is not None
+    cut, small = result.structured_content["interrupts"]
+    assert isinstance(cut, str) and len(cut) == MAX_INTERRUPT_CHARS and cut.endswith("…")
+    assert small == {"question": "go on?"}
+    assert len(result.model_dump_json()) < 3 * MAX_INTERRUPT_CHARS

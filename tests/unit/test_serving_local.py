@@ -20,7 +20,7 @@ from mcpbridge._compat import SERVER_RUNTIME_CLASSES
 from mcpbridge.serving import Caller, LocalGraphs, ServedGraph, ServedUser
 from mcpbridge.serving.progress import ProgressReporter
 
-from ._serving import echo_graph, text
+from ._serving import done, echo_graph, text
 
 pytestmark = pytest.mark.anyio
 
@@ -38,10 +38,12 @@ async def test_factories_are_called_as_the_agent_server_calls_them() -> None:
     backend = LocalGraphs([ServedGraph("echo", factory)])
     alice = ServedUser("alice", ("mcp:remote",))
     async with backend.running() as graphs:
-        first = await graphs.call_tool("echo", {"message": "hi"}, Caller(alice), ProgressReporter(None))
+        first = done(await graphs.call_tool("echo", {"message": "hi"}, Caller(alice), ProgressReporter(None)))
         thread_id = (first.structured_content or {})["thread_id"]
-        second = await graphs.call_tool(
-            "echo", {"message": "again", "thread_id": thread_id}, Caller(alice), ProgressReporter(None)
+        second = done(
+            await graphs.call_tool(
+                "echo", {"message": "again", "thread_id": thread_id}, Caller(alice), ProgressReporter(None)
+            )
         )
     assert text(first) == "1 messages" and text(second) == "3 messages"  # the thread kept the first turn
     described, run, read, run_again = seen
@@ -74,12 +76,14 @@ async def test_threads_belong_to_their_user_and_take_one_call_at_a_time() -> Non
     busy = probe = unknown = None
     async with backend.running() as graphs:
         with anyio.fail_after(10):
-            first = await graphs.call_tool("slow", {"message": "hi"}, alice, none)
+            first = done(await graphs.call_tool("slow", {"message": "hi"}, alice, none))
         thread_id = (first.structured_content or {})["thread_id"]
         # Bounded: were bob let into alice's thread, his run would wait in `slow` for a release that
         # never comes, and the leak would show as the suite's timeout instead of this failure.
         with anyio.fail_after(10):
-            stolen = await graphs.call_tool("slow", {"message": "hi", "thread_id": thread_id}, bob, none)
+            stolen = done(
+                await graphs.call_tool("slow", {"message": "hi", "thread_id": thread_id}, bob, none)
+            )
         assert stolen.is_error and text(stolen).startswith(f"There is no thread {thread_id}")
         with anyio.fail_after(10):
             async with anyio.create_task_group() as group:
@@ -87,12 +91,18 @@ async def test_threads_belong_to_their_user_and_take_one_call_at_a_time() -> Non
                     graphs.call_tool, "slow", {"message": "again", "thread_id": thread_id}, alice, none
                 )
                 await started.wait()
-                busy = await graphs.call_tool(
-                    "slow", {"message": "meanwhile", "thread_id": thread_id}, alice, none
+                busy = done(
+                    await graphs.call_tool(
+                        "slow", {"message": "meanwhile", "thread_id": thread_id}, alice, none
+                    )
                 )
                 # Regression: "busy" was said to anyone, before ownership (an existence oracle).
-                probe = await graphs.call_tool("slow", {"message": "x", "thread_id": thread_id}, bob, none)
-                unknown = await graphs.call_tool("slow", {"message": "x", "thread_id": "nope"}, bob, none)
+                probe = done(
+                    await graphs.call_tool("slow", {"message": "x", "thread_id": thread_id}, bob, none)
+                )
+                unknown = done(
+                    await graphs.call_tool("slow", {"message": "x", "thread_id": "nope"}, bob, none)
+                )
                 release.set()
     assert busy is not None and busy.is_error and text(busy).startswith(f"Thread {thread_id} is busy")
     assert probe is not None and unknown is not None
@@ -137,9 +147,9 @@ async def test_without_progress_a_run_still_reports_its_interrupts_and_output() 
 
     backend = LocalGraphs([ServedGraph("ask", builder), ServedGraph("echo", echo_graph())])
     async with backend.running() as graphs:
-        quiet = await graphs.call_tool("ask", {"message": "hi"}, Caller(), ProgressReporter(None))
-        listened = await graphs.call_tool("ask", {"message": "hi"}, Caller(), ProgressReporter(sink))
-        echoed = await graphs.call_tool("echo", {"message": "hi"}, Caller(), ProgressReporter(None))
+        quiet = done(await graphs.call_tool("ask", {"message": "hi"}, Caller(), ProgressReporter(None)))
+        listened = done(await graphs.call_tool("ask", {"message": "hi"}, Caller(), ProgressReporter(sink)))
+        echoed = done(await graphs.call_tool("echo", {"message": "hi"}, Caller(), ProgressReporter(None)))
     for result in (quiet, listened):
         content = result.structured_content or {}
         assert content["status"] == "interrupted" and content["interrupts"] == [{"question": "go on?"}]

@@ -37,7 +37,7 @@ async def test_an_in_memory_client_sees_tools_and_results() -> None:
     async with Client(server.lowlevel) as client:
         [tool] = (await client.list_tools()).tools
         result = await client.call_tool("echo", {"message": "hello"})
-    assert tool.name == "echo" and tool.input_schema["required"] == ["message"]
+    assert tool.name == "echo" and "required" not in tool.input_schema  # not when resuming
     assert text(result) == "1 messages"
     assert (result.structured_content or {})["status"] == "success"
 

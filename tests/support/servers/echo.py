@@ -4,6 +4,8 @@ Run it over stdio with ``python -m tests.support.servers.echo``, or over streama
 with ``python -m tests.support.servers.echo --http --port 8765``. Set ``MCPBRIDGE_RECORD``
 to a file path to have every call recorded there as a JSON line, and
 ``MCPBRIDGE_IDENTITY_SECRET`` to accept only calls with a verified signed identity.
+``ECHO_FREEZE=1`` adds a ``freeze`` tool that blocks the whole process (kept out of the
+default tool list, which many tests compare).
 """
 
 from __future__ import annotations
@@ -62,7 +64,6 @@ async def slow(seconds: float, ctx: Context) -> str:
     return f"slept {seconds}s"
 
 
-@server.tool()
 async def freeze(seconds: float, ctx: Context) -> str:
     """Block this whole process for `seconds`: it reads nothing, not even its stdin, meanwhile."""
     record("echo", "freeze", ctx, phase="start")
@@ -82,6 +83,10 @@ async def crash(ctx: Context) -> str:
     """Kill this server process in the middle of the call."""
     record("echo", "crash", ctx)
     os._exit(3)
+
+
+if os.environ.get("ECHO_FREEZE") == "1":
+    server.tool()(freeze)
 
 
 if __name__ == "__main__":
