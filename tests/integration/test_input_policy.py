@@ -285,3 +285,20 @@ async def test_a_2026_round_interrupts_for_its_elicitation_only_and_never_sample
     assert entry["outcome"]["sample"]["role"] == "assistant"
     [after] = await store.asearch((*BUDGET_NAMESPACE, "alice"))
     assert after.value == before.value  # the sealed answer was sent again: no second sample
+
+
+async def test_a_2025_call_gets_its_elicitation_and_its_completion_from_the_policy(
+    legacy: ExampleServer,
+) -> None:
+    async def answer(request: ElicitationRequest) -> ElicitationAnswer:
+        return ElicitationAnswer("accept", {"name": request.user or "guest"})
+
+    settings = Sampling(servers=["inquiring"], model=OfflineChatModel(), daily_tokens=None)
+    policy = InputPolicy(elicitation=answer, sampling=settings)
+    with anyio.fail_after(60):
+        async with Bridge([legacy.config()], user="alice", input_policy=policy) as bridge:
+            message, _ = await run_one(bridge, "consult", question="Who?", text="Summarize this.")
+    [entry] = legacy.records.entries(tool="consult")
+    assert entry["outcome"]["form"] == {"action": "accept", "content": {"name": "alice"}}
+    assert entry["outcome"]["sample"]["role"] == "assistant"
+    assert "mcpbridge:" not in text_of(message)  # nothing declined, nothing noted
