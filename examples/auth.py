@@ -19,8 +19,9 @@ Authorization:
   the original). A thread's owner never changes.
 - **Store** items live under the caller's identity as first namespace label. The
   namespace mcpbridge keeps OAuth tokens, pending authorizations and client
-  registrations in (``mcpbridge.oauth.RESERVED_NAMESPACE``) is refused (403) to every
-  user, a user whose identity would lead there included.
+  registrations in (``mcpbridge.oauth.RESERVED_NAMESPACE``) and the one it keeps the
+  users' daily sampling budgets in (``mcpbridge.sampling.BUDGET_NAMESPACE``) are refused
+  (403) to every user, a user whose identity would lead there included.
 - **Assistants** are shared for reading: every authenticated user may read,
   search and run them (the graph's default assistant belongs to no one).
   Creating, updating and deleting an assistant needs the ``assistants:write``
@@ -46,6 +47,7 @@ from typing import Any, cast
 from langgraph_sdk import Auth
 
 from mcpbridge.oauth import RESERVED_NAMESPACE, reserved
+from mcpbridge.sampling import BUDGET_NAMESPACE, reserved_budget
 
 CALLBACK_PATH = "/mcpbridge/oauth/callback"
 """mcpbridge's OAuth callback route (``examples/oauth_app.py``), let through without a bearer token."""
@@ -114,16 +116,17 @@ def _stamp_owner(value: dict[str, Any], identity: str) -> None:
 
 @auth.on.store
 async def own_namespace(ctx: Auth.types.AuthContext, value: Any) -> None:
-    """Keep each user's store items under their identity; mcpbridge's OAuth records are nobody's."""
+    """Keep each user's store items under their identity; mcpbridge's records are nobody's."""
     namespace = tuple(value.get("namespace") or ())
     if not namespace or namespace[0] != ctx.user.identity:
         namespace = (ctx.user.identity, *namespace)
         value["namespace"] = namespace
-    if reserved(namespace):
-        raise Auth.exceptions.HTTPException(
-            status_code=403,
-            detail=f"The store namespace {'/'.join(RESERVED_NAMESPACE)} is reserved for the deployment.",
-        )
+    for taken, is_reserved in ((RESERVED_NAMESPACE, reserved), (BUDGET_NAMESPACE, reserved_budget)):
+        if is_reserved(namespace):
+            raise Auth.exceptions.HTTPException(
+                status_code=403,
+                detail=f"The store namespace {'/'.join(taken)} is reserved for the deployment.",
+            )
 
 
 @auth.on.assistants

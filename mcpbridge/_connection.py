@@ -46,6 +46,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.jsonrpc import HEADER_MISMATCH
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcpbridge._answering import Answerer
 from mcpbridge._failures import (
     ConnectFailed,
     call_failure,
@@ -62,6 +63,7 @@ from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_
 from mcpbridge._transport import StderrLog, open_client
 from mcpbridge.caching import ServerCache
 from mcpbridge.config import ServerConfig
+from mcpbridge.interrupts import InputPolicy
 
 __all__ = ["ListedTool", "ServerConnection", "State"]
 
@@ -121,8 +123,10 @@ class ServerConnection:
         client_info: types.Implementation,
         log_level: types.LoggingLevel | None,
         cache: ServerCache | None = None,
+        policy: InputPolicy | None = None,
     ) -> None:
         self.config = config
+        self.answerer = Answerer(config, policy)  # the server's requests during calls (2025-11-25)
         self.name = config.name
         self.tools: list[ListedTool] = []
         self.protocol_version: str | None = None
@@ -228,6 +232,7 @@ class ServerConnection:
                             message_handler=self._on_message,
                             cache=None if cache is None else cache.config(),
                             discovered=discovered,
+                            callbacks=self.answerer.callbacks(),
                         )
                         listed, page = await self._list_tools(client)
                     except Exception:
@@ -448,19 +453,26 @@ class ServerConnection:
         timeout = self.config.call_timeout
         reset = CALL_HEADERS.set(headers) if headers else None
         record, recording = call_record()
+        answerer = self.answerer
+        answered = answerer.answered  # a request answered during the call is noted in its result
+        opened = answerer.open(name) if answerer.tracking else None  # only for a policy that asks
         self._in_flight += 1
         try:
             # The SDK's own request clock bounds the answer (its cancel scope is there anyway, so a
             # call costs no second one); the transport bounds the write (`_transport`).
             if input_round is not None:
-                return await self._call_round(client, name, arguments, meta, progress_callback, input_round)
-            return await client.call_tool(
-                name,
-                dict(arguments),
-                read_timeout_seconds=timeout,
-                progress_callback=progress_callback,
-                meta=types.RequestParamsMeta(**meta) if meta else None,
-            )
+                result = await self._call_round(client, name, arguments, meta, progress_callback, input_round)
+            else:
+                result = await client.call_tool(
+                    name,
+                    dict(arguments),
+                    read_timeout_seconds=timeout,
+                    progress_callback=progress_callback,
+                    meta=types.RequestParamsMeta(**meta) if meta else None,
+                )
+            if answerer.answered != answered and isinstance(result, types.CallToolResult):
+                result = answerer.noted(result, answered)
+            return result
         except anyio.get_cancelled_exc_class():
             self._abandoned = True  # the server may still run the call: no later run gets this session
             raise
@@ -477,6 +489,8 @@ class ServerConnection:
             raise failure.error from (None if timed_out else exc)
         finally:
             self._in_flight -= 1
+            if opened is not None:
+                answerer.close(opened)
             end_call_record(recording)
             if reset is not None:
                 CALL_HEADERS.reset(reset)

@@ -5,7 +5,9 @@ carries the exchange's bookkeeping (server, tool, call, round, the server's
 ``requestState``) sealed with an HMAC, so the interrupt kept in the checkpoint is where
 a resumed run, in a new process with new connections, continues from: the earlier
 rounds are never sent again. A sealed entry that does not verify is refused. Rounds
-that carry only state continue at once, without a human.
+that carry only state continue at once, without a human; so do sampling and roots
+requests, which the session's `Answerer` answers by the deployment's policy (their
+answers are sealed with the round, so a resume sends them again rather than sample again).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import mcp_types as types
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
+from mcpbridge._answering import DECLINED_REASON_META, Answerer
 from mcpbridge._compat import pending_interrupt_values, resuming
 from mcpbridge.errors import UsageError
 from mcpbridge.interrupts import INPUT_REQUEST, INPUT_SECRET_ENV
+from mcpbridge.sampling import SamplingDeclined
 
 __all__ = ["InputExchange", "TamperedStateError", "seal_key"]
 
@@ -110,12 +114,59 @@ def _responses(requests: Mapping[str, Any], resume: object) -> types.InputRespon
     return out
 
 
+def _restored(answered: Mapping[str, Any]) -> types.InputResponses:
+    """The policy's sealed answers of a round, as the server's ``inputResponses``."""
+    out: types.InputResponses = {}
+    for key, value in answered.items():
+        data = _mapping(value)
+        if "action" in data:
+            out[key] = types.ElicitResult.model_validate(data)
+        elif "roots" in data:
+            out[key] = types.ListRootsResult.model_validate(data)
+        else:
+            out[key] = types.CreateMessageResult.model_validate(data)
+    return out
+
+
 class InputExchange:
     """One tool call's exchange of input rounds with a server, kept in the checkpoint."""
 
-    def __init__(self, *, key: bytes, server: str, tool: str, tool_call_id: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        key: bytes,
+        server: str,
+        tool: str,
+        tool_call_id: str | None,
+        answerer: Answerer | None = None,
+    ) -> None:
         self._key = key
         self._who = {"server": server, "tool": tool, "tool_call_id": tool_call_id}
+        self._answerer = answerer
+        self._sampled = 0
+        self._declined: list[str] = []  # why the policy declined this run's requests, for the result
+
+    async def _answer_by_policy(self, requests: Mapping[str, types.InputRequest]) -> dict[str, Any]:
+        """The sampling and roots requests of a round, answered by the policy (as JSON, to seal)."""
+        answerer = self._answerer
+        out: dict[str, Any] = {}
+        if answerer is None:
+            return out
+        for key, request in requests.items():
+            response: types.InputResponse
+            if isinstance(request, types.CreateMessageRequest):
+                try:
+                    response = await answerer.sample(request.params, calls_so_far=self._sampled)
+                except SamplingDeclined as exc:
+                    self._declined.append(f"[mcpbridge: the server asked to sample a model; {exc}]")
+                    response = types.ElicitResult(action="decline", _meta={DECLINED_REASON_META: str(exc)})  # pyright: ignore[reportCallIssue]
+                self._sampled += 1
+            elif isinstance(request, types.ListRootsRequest):
+                response = answerer.roots()
+            else:
+                continue
+            out[key] = response.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return out
 
     async def resumed(self, config: RunnableConfig | None) -> dict[str, Any] | None:
         """The verified entry of this call's pending interrupt, if the run resumes one."""
@@ -135,10 +186,12 @@ class InputExchange:
         asked = 0 if entry is None else int(entry["asked"])
         if entry is not None:
             # The run resumes: the pending round's answers are the latest resume value, not a new call.
+            self._sampled = int(entry.get("sampled", 0))
             answers: Any = None
             for _ in range(asked):
                 answers = interrupt(None)  # earlier interrupts of this task return their resume values
-            current = await call(_responses(entry["requests"], answers), entry["state"])
+            by_policy = _restored(_mapping(entry.get("auto")))
+            current = await call({**by_policy, **_responses(entry["requests"], answers)}, entry["state"])
         while isinstance(current, types.InputRequiredResult):
             rounds += 1
             if rounds > MAX_ROUNDS:
@@ -146,12 +199,27 @@ class InputExchange:
             if not current.input_requests:
                 current = await call(None, current.request_state)
                 continue
-            requests = {k: _describe(r) for k, r in current.input_requests.items()}
+            auto = await self._answer_by_policy(current.input_requests)
+            by_policy = _restored(auto)
+            human = {k: r for k, r in current.input_requests.items() if k not in auto}
+            if not human:  # the policy answered every request of the round
+                current = await call(by_policy, current.request_state)
+                continue
+            requests = {k: _describe(r) for k, r in human.items()}
             asked += 1
-            entry = {**self._who, "round": rounds, "asked": asked, "state": current.request_state}
-            sealed = _seal(self._key, {**entry, "requests": requests})
+            entry = {
+                **self._who,
+                "round": rounds,
+                "asked": asked,
+                "state": current.request_state,
+                "sampled": self._sampled,
+            }
+            sealed = _seal(self._key, {**entry, "requests": requests, "auto": auto})
             answers = interrupt({"type": INPUT_REQUEST, **self._who, "requests": requests, _SEALED: sealed})
-            current = await call(_responses(requests, answers), current.request_state)
+            current = await call({**by_policy, **_responses(requests, answers)}, current.request_state)
+        if self._declined and isinstance(current, types.CallToolResult):
+            notes = [types.TextContent(type="text", text=text) for text in self._declined]
+            current = current.model_copy(update={"content": [*current.content, *notes]})
         return current
 
 
@@ -197,6 +265,7 @@ async def call_with_input(
         server=server,
         tool=tool,
         tool_call_id=getattr(runtime, "tool_call_id", None),
+        answerer=getattr(caller, "answerer", None),
     )
     entry = await exchange.resumed(run_config) if resumes else None
     if first is None and entry is None:

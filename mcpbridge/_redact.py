@@ -5,7 +5,8 @@ https://...?token=...``), and the ``mcp`` SDK's clients log endpoint, redirect
 and discovery URLs at DEBUG and WARNING. `install_url_redaction` puts one filter
 on each of those loggers (once, however often it is called) that rewrites the
 record's message (and its exception's text) with every URL passed through
-`mcpbridge.config.safe_url`.
+`mcpbridge.config.safe_url`; a record about an elicitation loses its URLs whole (a
+URL-mode elicitation's URL is the user's, whatever its shape).
 A filter on a logger sees only the records logged on that very logger, so each
 logger that may log a URL is named here.
 """
@@ -40,9 +41,11 @@ _URL: Final = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 
 
 def redact_urls(text: str) -> str:
-    """``text`` with each URL in it without userinfo, query or fragment."""
+    """``text`` with each URL in it without userinfo, query or fragment (or whole, about an elicitation)."""
     if "://" not in text:
         return text
+    if "elicitation" in text or "elicitationId" in text:
+        return _URL.sub("<URL>", text)
     return _URL.sub(lambda match: _redacted(match.group(0)), text)
 
 

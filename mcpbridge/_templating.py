@@ -6,6 +6,7 @@ run from the `UserContext`, so that a value never changes the structure around i
 
 from __future__ import annotations
 
+import posixpath
 import re
 from urllib.parse import quote, unquote
 
@@ -22,7 +23,7 @@ _DOT_SEGMENTS = frozenset({".", ".."})
 
 
 def render_server(server: ServerConfig, user: UserContext) -> ServerConfig:
-    """Fill the ``{user.<field>}`` templates of a server's URL, headers, arguments and environment.
+    r"""Fill the ``{user.<field>}`` templates of a server's URL, headers, arguments and environment.
 
     A value fills what its template holds and never changes the structure around it:
     values are percent-encoded in URLs (so they add no path segment, query or fragment),
@@ -30,10 +31,17 @@ def render_server(server: ServerConfig, user: UserContext) -> ServerConfig:
     an argument they make start with ``-`` (an option) is refused, and a value with a
     line break is refused in headers.
 
+    In ``roots``, a value fills its path segment only: a value holding ``/``, ``\``, ``%``
+    or a control character, or that is ``.`` or ``..``, is refused, and the root stays
+    under the fixed part of its template.
+
     Raises:
         ServerRefusedError: A template names a field the user does not have, or a value
-            would change the structure of the URL, an argument or a header.
+            would change the structure of the URL, an argument, a header or a root.
     """
+    if server.roots and any("{user." in root for root in server.roots):
+        roots = tuple(_render_root(root, user, server=server.name) for root in server.roots)
+        server = server.model_copy(update={"roots": roots})
     match server:
         case HttpServer() | SseServer():
             url = _render(server.url, user, server=server.name, field="url", encode=True)
@@ -97,6 +105,40 @@ def _render(
         return quote(value, safe="") if encode else value
 
     return TEMPLATE.sub(substitute, text)
+
+
+_ROOT_VALUE_FORBIDDEN = re.compile(r"[/\\%\x00-\x1f\x7f]")
+
+
+def _render_root(template: str, user: UserContext, *, server: str) -> str:
+    """A root with the user's values, each confined to its path segment under the template's fixed prefix."""
+    if "{user." not in template:
+        return template
+
+    def refuse(name: str, why: str) -> ServerRefusedError:
+        return ServerRefusedError(
+            f"MCP server {server!r}, field 'roots': the user's {name!r} {why}; a user value may fill "
+            "only its own path segment of a root. Refuse such values in the auth handler",
+            server=server,
+            field="roots",
+        )
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = user.value(name)
+        if value is None:
+            raise refuse(name, f"is missing ({user.describe()} does not have it)")
+        if not value or _ROOT_VALUE_FORBIDDEN.search(value) or value in _DOT_SEGMENTS:
+            raise refuse(name, "is empty, '.' or '..', or holds '/', '\\', '%' or a control character")
+        return quote(value, safe="")
+
+    rendered = TEMPLATE.sub(substitute, template)
+    prefix = template[: template.index("{user.")]
+    fixed = prefix[: prefix.rfind("/") + 1]  # the directory the template names before any user value
+    path = unquote(rendered.removeprefix("file://"))
+    if not rendered.startswith(fixed) or not (posixpath.normpath(path) + "/").startswith(unquote(fixed[7:])):
+        raise refuse(", ".join(TEMPLATE.findall(template)), "would move the root out of its directory")
+    return rendered
 
 
 def _names(template: str) -> str:

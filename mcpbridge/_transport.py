@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import io
 import tempfile
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Final, Protocol, Self
@@ -106,13 +106,16 @@ async def open_client(
     message_handler: MessageHandlerFnT | None = None,
     cache: CacheConfig | None = None,
     discovered: Discovered | None = None,
+    callbacks: Mapping[str, Any] | None = None,
 ) -> Client:
     """Connect an SDK `Client` to ``config``'s server; ``stack`` owns the transport and the session.
 
     The handshake is bounded by ``connect_timeout`` (the SDK's read timeout); the
     caller bounds the whole connect. ``cache`` is the session's response cache (else
     the SDK's per-session one); with ``discovered``, a fresh discovery result, the
-    session adopts it and sends no ``server/discover``.
+    session adopts it and sends no ``server/discover``. ``callbacks`` are the SDK's
+    ``elicitation_callback``, ``sampling_callback`` and ``list_roots_callback`` (see
+    `mcpbridge._answering`): the client offers what they answer.
     """
     mode: str = config.protocol
     prior: types.DiscoverResult | None = None
@@ -158,6 +161,7 @@ async def open_client(
         log_level=log_level,
         read_timeout_seconds=config.connect_timeout,
         cache=CacheConfig() if cache is None else cache,  # the SDK default: a per-session store
+        **(callbacks or {}),
     )
     return await stack.enter_async_context(client)
 

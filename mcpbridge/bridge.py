@@ -19,6 +19,7 @@ from typing import Final, Self
 
 import anyio
 import mcp_types as types
+from langgraph.store.base import BaseStore
 
 from mcpbridge._access import ToolFilter
 from mcpbridge._connection import ListedTool, ServerConnection
@@ -30,6 +31,7 @@ from mcpbridge.config import ServerConfig, check_servers
 from mcpbridge.credentials import credential_principal, written_by_user
 from mcpbridge.errors import ConnectError, MCPBridgeError, ServerFailure, ToolNameConflictError, UsageError
 from mcpbridge.identity import IdentityMeta
+from mcpbridge.interrupts import InputPolicy
 from mcpbridge.pool import SessionPool
 from mcpbridge.tools import MCPTool
 
@@ -67,6 +69,10 @@ class Bridge:
         tool_cache: Keep tool lists (and discovery results) in this cache across runs, per
             ``user`` and credential principal, as the servers' ``ttlMs``/``cacheScope`` hints say
             (see `ToolCache`); ``None`` keeps nothing across runs.
+        input_policy: How the servers' requests during a call (2025-11-25 elicitation,
+            sampling, roots; 2026-07-28 sampling and roots) are answered without a human
+            (see `InputPolicy`); ``None`` declines elicitation and sampling.
+        store: The store sampling budgets are kept in (the run's, on the Agent Server).
 
     Raises:
         ConnectError: On entry, when a required server cannot be connected.
@@ -99,6 +105,8 @@ class Bridge:
         guests: Iterable[str] = (),
         registered: Iterable[str] | None = None,
         tool_cache: ToolCache | None = None,
+        input_policy: InputPolicy | None = None,
+        store: BaseStore | None = None,
     ) -> None:
         if registered is not None:
             if guests:
@@ -118,6 +126,8 @@ class Bridge:
         self.guests = frozenset(guests)
         self.identity = identity or IdentityMeta()
         self.tool_cache = tool_cache
+        self.input_policy = input_policy
+        self.store = store
         self.on_name_conflict: ConflictPolicy = on_name_conflict
         self.server_log_level: types.LoggingLevel | None = server_log_level
         self._client_info = types.Implementation(name="mcpbridge", version=package_version())
@@ -217,13 +227,16 @@ class Bridge:
             stack.callback(_release_all, pool, opened)
 
             async def borrow(server: ServerConfig) -> ServerConnection:
-                return await pool.acquire(
+                connection = await pool.acquire(
                     server,
                     user=self.user,
                     client_info=self._client_info,
                     log_level=self.server_log_level,
                     cache=self._cache_of(server),
+                    policy=self.input_policy,
                 )
+                connection.answerer.bind(self.input_policy, user=self.user, store=self.store)
+                return connection
 
             return borrow
         sessions = await stack.enter_async_context(anyio.create_task_group())
@@ -236,7 +249,9 @@ class Bridge:
                 client_info=self._client_info,
                 log_level=self.server_log_level,
                 cache=self._cache_of(server),
+                policy=self.input_policy,
             )
+            connection.answerer.bind(self.input_policy, user=self.user, store=self.store)
             connections.append(connection)
             await sessions.start(connection.run)
             return connection

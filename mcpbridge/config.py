@@ -46,6 +46,10 @@ LogLevel: TypeAlias = Literal["debug", "info", "notice", "warning", "error", "cr
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+_ROOT_RE = re.compile(r"file:///[^?#\\\x00-\x1f]*")
+_ROOT_SEGMENT_RE = re.compile(r"[^{}]*\{user\.[A-Za-z_][A-Za-z0-9_]*\}[^{}]*")
+
+
 def safe_url(url: str) -> str:
     """The URL without credentials, query or fragment (which may hold tokens)."""
     try:
@@ -99,6 +103,9 @@ class ServerConfig(BaseModel):
     """Progress notifications of one call reach the graph's stream at most this often (coalesced)."""
     max_log_level: LogLevel = "warning"
     """The most severe level the server's log messages are logged at (a server cannot raise alarms)."""
+    roots: tuple[str, ...] | None = None
+    """The ``file://`` URIs the server's ``roots/list`` gets (``None``: roots are not offered).
+    ``{user.<field>}`` templates in them are filled per run; a user value fills one path segment."""
 
     credential_principal: str | None = Field(default=None, exclude=True)
     """Who the server's credentials are for, never a secret (`apply_credentials` sets it from
@@ -111,6 +118,21 @@ class ServerConfig(BaseModel):
             raise ValueError(
                 "must be 1-64 characters of letters, digits, '_', '-' or '.', starting with a letter or digit"
             )
+        return value
+
+    @field_validator("roots")
+    @classmethod
+    def _check_roots(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for root in value or ():
+            if not _ROOT_RE.fullmatch(root):
+                raise ValueError(
+                    f"root {root!r} must be an absolute file URI ('file:///path'), no query or fragment"
+                )
+            for segment in root.removeprefix("file://").split("/"):
+                if "{user." in segment and not _ROOT_SEGMENT_RE.fullmatch(segment):
+                    raise ValueError(f"root {root!r}: a path segment may hold one {{user.<field>}} template")
+                if segment in (".", ".."):
+                    raise ValueError(f"root {root!r} has a '.' or '..' path segment")
         return value
 
     @field_validator("prefix")

@@ -11,6 +11,7 @@ cached graph of the same topology without touching any server, or resolving a
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import threading
@@ -41,6 +42,7 @@ from mcpbridge.config import ServerConfig
 from mcpbridge.errors import ConfigError, ServerFailure, UsageError
 from mcpbridge.events import SKIPPED_EVENT
 from mcpbridge.identity import IdentityMeta
+from mcpbridge.interrupts import InputPolicy
 from mcpbridge.pool import SessionPool
 from mcpbridge.scoping import Selection
 from mcpbridge.topology import Topology, check_topology, topology
@@ -86,6 +88,7 @@ def graph_factory(
     on_mismatch: Literal["error", "warn"] = "error",
     pool: SessionPool | bool = True,
     tool_cache: ToolCache | bool = True,
+    input_policy: InputPolicy | None = None,
 ) -> GraphFactory:
     """Make an Agent Server factory from your own graph builder.
 
@@ -110,6 +113,8 @@ def graph_factory(
         tool_cache: Keep tool lists across runs, per user and credential principal, as long as the
             servers' ``ttlMs`` hints say (see `ToolCache`): ``True`` with a cache of the factory's
             own, or in the `ToolCache` given; ``False`` keeps none.
+        input_policy: How the servers' requests during a call are answered without a human
+            (see `InputPolicy`); sampling budgets are kept in the run's store.
 
     Example:
         ```python
@@ -132,6 +137,7 @@ def graph_factory(
         on_mismatch=on_mismatch,
         pool=pool,
         tool_cache=tool_cache,
+        input_policy=input_policy,
     ).as_factory()
 
 
@@ -150,6 +156,7 @@ def agent_factory(
     on_mismatch: Literal["error", "warn"] = "error",
     pool: SessionPool | bool = True,
     tool_cache: ToolCache | bool = True,
+    input_policy: InputPolicy | None = None,
 ) -> GraphFactory:
     """Make an Agent Server factory serving a ``create_agent`` agent with MCP tools.
 
@@ -177,6 +184,9 @@ def agent_factory(
         tool_cache: Keep tool lists across runs, per user and credential principal, as long as the
             servers' ``ttlMs`` hints say (see `ToolCache`): ``True`` with a cache of the factory's
             own, or in the `ToolCache` given; ``False`` keeps none.
+        input_policy: How the servers' requests during a call are answered without a human
+            (see `InputPolicy`); a `Sampling` without a model samples the agent's own model.
+            Sampling budgets are kept in the run's store.
 
     Example:
         ```python
@@ -206,6 +216,11 @@ def agent_factory(
         # create_agent's graph does not depend on the model: a read needs no provider package
         return agent(_RunOnlyModel(spec=model) if isinstance(model, str) else model, [], {})
 
+    sampling = None if input_policy is None else input_policy.sampling
+    if input_policy is not None and sampling is not None and sampling.model is None:
+        # the agent's own model answers its servers' sampling requests
+        input_policy = dataclasses.replace(input_policy, sampling=dataclasses.replace(sampling, model=model))
+
     return _Factory(
         servers,
         build,
@@ -215,6 +230,7 @@ def agent_factory(
         on_mismatch=on_mismatch,
         pool=pool,
         tool_cache=tool_cache,
+        input_policy=input_policy,
     ).as_factory()
 
 
@@ -408,6 +424,7 @@ class _Factory:
         on_mismatch: Literal["error", "warn"],
         pool: SessionPool | bool,
         tool_cache: ToolCache | bool,
+        input_policy: InputPolicy | None = None,
     ) -> None:
         if not isinstance(pool, SessionPool | bool):  # pyright: ignore[reportUnnecessaryIsInstance]
             msg = f"pool must be True (the factory's own pool), False or a SessionPool, not {pool!r}"
@@ -422,6 +439,7 @@ class _Factory:
         self._build = build
         self._build_read = build_read or (lambda: build([], {}))
         self._identity = identity or IdentityMeta()
+        self._input_policy = input_policy
         self._on_name_conflict: ConflictPolicy = on_name_conflict
         self._on_mismatch: Literal["error", "warn"] = on_mismatch
         self._read_graph: AnyGraph | None = None
@@ -487,6 +505,8 @@ class _Factory:
                 tool_cache=self._tool_cache,
                 guests=selection.registered,
                 user=runtime.user.identity if runtime.user is not None else None,
+                input_policy=self._input_policy,
+                store=getattr(runtime, "store", None),
             )
             async with bridge:
                 tools: list[BaseTool] = list(bridge.tools)

@@ -53,6 +53,7 @@ from mcpbridge._connection import ServerConnection
 from mcpbridge.caching import ServerCache
 from mcpbridge.config import ServerConfig
 from mcpbridge.errors import ConfigError, UsageError
+from mcpbridge.interrupts import InputPolicy
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_MAX_PER_USER", "DEFAULT_MAX_SIZE", "SessionPool"]
 
@@ -66,9 +67,13 @@ DEFAULT_MAX_PER_USER: Final = 4
 """Sessions one user keeps open: a user's usual servers, a quarter of the pool."""
 
 
-def pool_key(server: ServerConfig, user: str | None) -> tuple[str | None, str]:
-    """The key a session is pooled under: the user, and every setting of the server (secrets included)."""
+def pool_key(server: ServerConfig, user: str | None, *, samples: bool = False) -> tuple[str | None, str]:
+    """The key a session is pooled under: the user, every setting of the server (secrets included).
+
+    And whether the session offers sampling, which its handshake declared.
+    """
     data = server.model_dump(mode="json", exclude={"server", "auth", "url_policy"})
+    data["__samples__"] = samples
     token: Any = getattr(server, "bearer_token", None)
     data["bearer_token"] = None if token is None else token.get_secret_value()
     data["__objects__"] = [
@@ -94,6 +99,7 @@ class _Open:
     log_level: types.LoggingLevel | None
     reply: MemoryObjectSendStream[ServerConnection | BaseException]
     cache: ServerCache | None = None
+    policy: InputPolicy | None = None
 
 
 class _Sessions:
@@ -200,6 +206,7 @@ class _Sessions:
                 client_info=request.client_info,
                 log_level=request.log_level,
                 cache=request.cache,
+                policy=request.policy,
             )
             try:
                 await sessions.start(connection.run)
@@ -325,10 +332,13 @@ class SessionPool:
         client_info: types.Implementation,
         log_level: types.LoggingLevel | None,
         cache: ServerCache | None = None,
+        policy: InputPolicy | None = None,
     ) -> ServerConnection:
         """A connected session for ``user`` on ``config``: an idle one of this event loop, or a new one.
 
         A new session lists its tools through ``cache``; a lent one lists them again when they went stale.
+        ``policy`` answers the server's requests during calls; a session offering sampling is
+        lent only to runs whose policy lets the server sample.
 
         Raises:
             UsageError: The pool is closed, or it is used outside asyncio without ``async with``.
@@ -336,7 +346,8 @@ class SessionPool:
         """
         self._check_open()
         sessions = await self._running()
-        key = pool_key(config, user)
+        samples = policy is not None and policy.sampling is not None and policy.sampling.allows(config.name)
+        key = pool_key(config, user, samples=samples)
         while sessions.idle.get(key):
             pooled = sessions.idle[key].pop()
             if await self._healthy(pooled):
@@ -348,7 +359,7 @@ class SessionPool:
         reply, answer = anyio.create_memory_object_stream[ServerConnection | BaseException](1)
         async with answer:
             try:
-                await sessions.requests.send(_Open(config, client_info, log_level, reply, cache))
+                await sessions.requests.send(_Open(config, client_info, log_level, reply, cache, policy))
                 result = await answer.receive()
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
                 raise UsageError("the SessionPool is closed") from None

@@ -1,4 +1,4 @@
-"""The example auth keeps every user out of the store namespace of mcpbridge's OAuth records."""
+"""The example auth keeps every user out of the store namespaces of mcpbridge's OAuth records and budgets."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def context(identity: str, action: Any) -> Auth.types.AuthContext:
 
 @pytest.mark.parametrize("action", ["put", "get", "search", "list_namespaces", "delete"])
 async def test_a_user_named_like_the_reserved_namespace_is_refused(action: str) -> None:
-    for namespace in [("oauth", "tokens", "alice"), (), ("oauth",)]:
+    for namespace in [("oauth", "tokens", "alice"), (), ("oauth",), ("sampling", "alice"), ("sampling",)]:
         value: dict[str, Any] = {"namespace": namespace, "key": "k"}
         with pytest.raises(Auth.exceptions.HTTPException) as caught:
             await own_namespace(context("mcpbridge", action), value)

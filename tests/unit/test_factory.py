@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import mcp_types as types
 import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import HumanInTheLoopMiddleware
@@ -15,7 +16,8 @@ from langchain.chat_models import init_chat_model as real_init_chat_model
 from langchain_core.tools import BaseTool, tool
 from langgraph.store.memory import InMemoryStore
 from langgraph_sdk.runtime import ServerRuntime
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.message import ServerMessageMetadata
 
 import examples.agent
 import mcpbridge.factory
@@ -23,6 +25,8 @@ from mcpbridge import MemoryServer, ServerConfig
 from mcpbridge._compat import RUN_ACCESS, server_runtime
 from mcpbridge.errors import ConfigError, TopologyMismatchError, UsageError
 from mcpbridge.factory import agent_factory, graph_factory
+from mcpbridge.interrupts import InputPolicy
+from mcpbridge.sampling import BUDGET_NAMESPACE, Sampling
 from mcpbridge.testing import OfflineChatModel, echo
 from mcpbridge.topology import topology
 
@@ -221,3 +225,34 @@ async def test_the_example_agent_has_one_topology_for_every_user(
         node = run.nodes["tools"].bound
         offered = {name for name in getattr(node, "tools_by_name", {}) if name.endswith("_whoami")}
         assert offered == tools
+
+
+def sampling_server() -> MCPServer:
+    server = MCPServer("sampler")
+
+    @server.tool()
+    async def summarize(text: str, ctx: Context) -> str:
+        """Ask the client's model."""
+        message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text=text))
+        request = types.CreateMessageRequest(
+            params=types.CreateMessageRequestParams(messages=[message], max_tokens=20)
+        )
+        related = ServerMessageMetadata(related_request_id=ctx.request_id)
+        result = await ctx.session.send_request(request, types.CreateMessageResult, metadata=related)
+        return f"{result.model}: {result.content}"
+
+    return server
+
+
+async def test_agent_factory_samples_the_agents_own_model_within_the_runs_store_budget() -> None:
+    policy = InputPolicy(sampling=Sampling(servers=["sampler"], daily_tokens=10_000))
+    server = MemoryServer(name="sampler", server=sampling_server(), protocol="legacy")
+    factory = agent_factory([server], OfflineChatModel(), input_policy=policy, pool=False)
+    runtime = run_runtime(User("alice"))
+    async with factory(runtime) as graph:
+        config: Any = {"configurable": {"thread_id": "t", "langgraph_auth_user_id": "alice"}}
+        result = await graph.ainvoke({"messages": [("user", 'Call summarize {"text": "hi"}')]}, config)
+    [answer] = [m for m in result["messages"] if m.type == "tool"]
+    assert "OfflineChatModel" in str(answer.content)  # the agent's model answered
+    [spent] = await runtime.store.asearch((*BUDGET_NAMESPACE, "alice"))
+    assert spent.value["tokens"] > 0

@@ -52,3 +52,16 @@ def test_resume_values_become_elicitation_results() -> None:
 
 def test_the_interrupt_type_is_documented() -> None:
     assert INPUT_REQUEST == "mcp_input_request"
+
+
+def test_the_policys_sealed_answers_are_restored_as_their_kinds() -> None:
+    sampled = types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text="hi"), model="m"
+    )
+    answers = {
+        "s": sampled,
+        "r": types.ListRootsResult(roots=[types.Root(uri="file:///srv")]),  # pyright: ignore[reportArgumentType]
+        "d": types.ElicitResult(action="decline"),
+    }
+    sealed = {k: v.model_dump(mode="json", by_alias=True, exclude_none=True) for k, v in answers.items()}
+    assert _input._restored(sealed) == answers  # pyright: ignore[reportPrivateUsage]

@@ -240,3 +240,12 @@ def test_load_servers_invalid_json_gives_position(tmp_path: Path) -> None:
 
 def test_config_error_is_a_value_error() -> None:
     assert isinstance(config_error({"srv": {}}), ValueError)
+
+
+def test_roots_come_from_mcp_json_and_must_be_file_uris() -> None:
+    [server] = parse_servers(
+        {"mcpServers": {"files": {"command": "files-mcp", "roots": ["file:///srv/{user.team}"]}}}
+    )
+    assert server.roots == ("file:///srv/{user.team}",)
+    with pytest.raises(ConfigError, match="field 'roots'.*absolute file URI"):
+        parse_servers({"mcpServers": {"files": {"command": "files-mcp", "roots": ["https://example.com"]}}})

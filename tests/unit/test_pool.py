@@ -75,6 +75,8 @@ def test_the_key_holds_secrets_without_showing_them() -> None:
     assert pool_key(one, "alice") == pool_key(one, "alice")
     assert pool_key(one, "alice") != pool_key(one, "bob")
     assert "secret" not in repr(pool_key(one, "alice"))
+    # a session that offers sampling (at its handshake) is kept apart from one that does not
+    assert pool_key(one, "alice", samples=True) != pool_key(one, "alice")
 
 
 async def test_a_factory_with_a_pool_connects_once_per_user_and_never_for_reads() -> None:

@@ -37,3 +37,9 @@ def test_the_filter_is_installed_once_on_every_url_logger(caplog: pytest.LogCapt
     assert "s3cret" not in caplog.text
     assert "Connecting to https://h.test/mcp" in messages
     assert not any("s3cret" in m for m in messages)
+
+
+def test_a_record_about_an_elicitation_loses_its_urls_whole() -> None:
+    text = "SSE message: method='elicitation/create' params={'url': 'https://login.example.com/flow'}"
+    assert "login.example.com" not in redact_urls(text)
+    assert redact_urls("GET https://api.example.com/x") == "GET https://api.example.com/x"

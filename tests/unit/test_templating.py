@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from mcpbridge import (
     ConfigError,
@@ -305,3 +305,44 @@ def test_a_dash_in_an_environment_value_is_a_value() -> None:
     rendered = render_server(server, user("-x"))
     assert isinstance(rendered, StdioServer)
     assert dict(rendered.env or {}) == {"FILES_USER": "-x"}
+
+
+# --- render_server: roots ----------------------------------------------------------------------
+
+ROOTS = ("file:///srv/teams/{user.team}/work", "file:///srv/shared")
+
+
+def test_a_root_gets_the_users_value_in_its_segment() -> None:
+    server = StdioServer(name="files", command="files-mcp", roots=ROOTS)
+    rendered = render_server(server, user(team="blue sky"))
+    assert rendered.roots == ("file:///srv/teams/blue%20sky/work", "file:///srv/shared")
+
+
+@pytest.mark.parametrize("team", ["..", ".", "../../etc", "a/b", "a\\b", "%2e%2e", "%2F", "x\n", "", "a\x00"])
+def test_a_user_value_cannot_leave_its_roots_segment(team: str) -> None:
+    server = HttpServer(name="files", url="https://files.example.com/mcp", roots=ROOTS)
+    with pytest.raises(ServerRefusedError, match="roots") as refused:
+        render_server(server, user(team=team))
+    assert refused.value.field == "roots"
+
+
+def test_a_root_without_the_users_field_refuses_the_server() -> None:
+    server = StdioServer(name="files", command="files-mcp", roots=ROOTS)
+    with pytest.raises(ServerRefusedError, match="'team' is missing"):
+        render_server(server, user())
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        "https://example.com/x",
+        "file://host/share",
+        "file:///srv/{user.team}?x=1",
+        "file:///srv/../etc",
+        "file:///srv/{user.a}{user.b}",
+        "/srv/plain/path",
+    ],
+)
+def test_roots_must_be_absolute_file_uris_with_whole_segment_templates(root: str) -> None:
+    with pytest.raises(ValidationError, match="roots"):
+        StdioServer(name="files", command="files-mcp", roots=(root,))
