@@ -75,7 +75,9 @@ def authorization_server(*keys: tuple[PrivateKey, str], issuer: str = ISSUER) ->
 
 
 def claims(**changes: Any) -> dict[str, Any]:
+    """The claims of a valid token, with ``changes``; a callable change is given the time of signing."""
     now = int(time.time())
+    changes = {k: v(now) if callable(v) else v for k, v in changes.items()}
     base = {
         "iss": ISSUER,
         "sub": "alice",
@@ -141,7 +143,7 @@ async def test_ec_and_eddsa_keys(kind: str, ec_key: ec.EllipticCurvePrivateKey, 
     ("why", "changes"),
     [
         ("expired", {"exp": int(time.time()) - 120}),
-        ("not yet valid", {"nbf": int(time.time()) + 120}),
+        ("not yet valid", {"nbf": lambda now: now + 120}),  # parametrized long before it runs
         ("another resource", {"aud": "https://elsewhere.example.com/mcp"}),
         ("no audience", {"aud": None}),
         ("no expiry", {"exp": None}),
