@@ -40,7 +40,6 @@ from mcpbridge.errors import ConfigError
 from mcpbridge.serving.backend import NO_INPUT, Caller, ClientInput
 from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
 from mcpbridge.serving.interface import (
-    CallInput,
     RunOutcome,
     ToolInterface,
     describe_error,
@@ -49,8 +48,8 @@ from mcpbridge.serving.interface import (
 )
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.progress import ProgressReporter
-from mcpbridge.serving.questions import PendingInput, questions_of
-from mcpbridge.serving.resuming import follow_up, resume_answers
+from mcpbridge.serving.questions import questions_of
+from mcpbridge.serving.resuming import call_input, follow_up, resume_answers
 from mcpbridge.serving.users import User
 
 __all__ = ["LocalGraphs"]
@@ -198,18 +197,10 @@ class _OpenGraphs:
         interface = await self._interface(entry, caller.user)
         user = caller.user
         identity = user.identity if user is not None else None
-        pending: PendingInput | None = None
-        if client.state is not None:
-            # A 2026-era retry: the SDK verified the seal; what it names is all that is trusted.
-            pending = PendingInput.load(client.state)
-            if pending is None or pending.graph != name or pending.owner != identity:
-                raise MCPError(code=types.INVALID_PARAMS, message="Invalid or expired requestState")
-            parsed = CallInput({}, pending.thread_id)
-        else:
-            found = interface.parse(arguments)
-            if isinstance(found, str):
-                return error_result(found)
-            parsed = found
+        found = call_input(interface, arguments, client, name, identity)
+        if isinstance(found, str):
+            return error_result(found)
+        parsed, pending = found
         thread_id = parsed.thread_id or str(uuid.uuid4())
         # Keyed by the caller too: a call with another user's thread id never meets that thread's
         # "busy" (an existence oracle) nor blocks its owner; `_thread` answers it as unknown.

@@ -26,7 +26,6 @@ from mcp import MCPError
 from mcpbridge._names import safe_name
 from mcpbridge.serving.backend import NO_INPUT, Caller, ClientInput
 from mcpbridge.serving.interface import (
-    CallInput,
     RunOutcome,
     ToolInterface,
     describe_error,
@@ -34,8 +33,8 @@ from mcpbridge.serving.interface import (
     interface_for,
 )
 from mcpbridge.serving.progress import ProgressReporter
-from mcpbridge.serving.questions import PendingInput, questions_of
-from mcpbridge.serving.resuming import follow_up, resume_answers
+from mcpbridge.serving.questions import questions_of
+from mcpbridge.serving.resuming import call_input, follow_up, resume_answers
 from mcpbridge.serving.users import ServedUser
 
 __all__ = ["RemoteAssistants", "RemoteTokenCheck"]
@@ -147,18 +146,10 @@ class _OpenAssistants:
         except Exception as exc:
             return error_result(self._problem(exc))
         identity = caller.user.identity if caller.user is not None else None
-        pending: PendingInput | None = None
-        if client.state is not None:
-            # A 2026-era retry: the SDK verified the seal; what it names is all that is trusted.
-            pending = PendingInput.load(client.state)
-            if pending is None or pending.graph != name or pending.owner != identity:
-                raise MCPError(code=types.INVALID_PARAMS, message="Invalid or expired requestState")
-            parsed = CallInput({}, pending.thread_id)
-        else:
-            found = interface.parse(arguments)
-            if isinstance(found, str):
-                return error_result(found)
-            parsed = found
+        found = call_input(interface, arguments, client, name, identity)
+        if isinstance(found, str):
+            return error_result(found)
+        parsed, pending = found
         threads = self._client.threads
         run_input: dict[str, Any] = {"input": parsed.input}
         try:

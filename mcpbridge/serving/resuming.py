@@ -2,6 +2,7 @@
 
 `follow_up` turns a finished run into what its client gets: the result, an
 ``input_required`` result (2026 era), or answers asked during the call (2025 era).
+`call_input` reads what a call continues (a sealed ``requestState``, or its arguments);
 `resume_answers` checks a retry's answers, or a ``resume`` argument, against the
 forms of the interrupts the thread waits at. Both backends use them.
 """
@@ -17,10 +18,32 @@ from mcp import MCPError
 from pydantic import ValidationError
 
 from mcpbridge.serving.backend import ClientInput, Elicit
-from mcpbridge.serving.interface import RunOutcome, ToolInterface, describe_error, error_result
+from mcpbridge.serving.interface import CallInput, RunOutcome, ToolInterface, describe_error, error_result
 from mcpbridge.serving.questions import PendingInput, Question
 
-__all__ = ["follow_up", "resume_answers"]
+__all__ = ["call_input", "follow_up", "resume_answers"]
+
+
+def call_input(
+    interface: ToolInterface,
+    arguments: Mapping[str, Any],
+    client: ClientInput,
+    graph: str,
+    owner: str | None,
+) -> tuple[CallInput, PendingInput | None] | str:
+    """What a call continues: a 2026-era retry's sealed state, else its arguments (a problem as text).
+
+    Raises:
+        MCPError: The retry's state names another graph or user, or none the SDK could open.
+    """
+    if client.state is None:
+        parsed = interface.parse(arguments)
+        return parsed if isinstance(parsed, str) else (parsed, None)
+    # A 2026-era retry: the SDK verified the seal; what it names is all that is trusted.
+    pending = PendingInput.load(client.state)
+    if pending is None or pending.graph != graph or pending.owner != owner:
+        raise MCPError(code=types.INVALID_PARAMS, message="Invalid or expired requestState")
+    return CallInput({}, pending.thread_id), pending
 
 
 async def follow_up(
