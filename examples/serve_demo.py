@@ -11,9 +11,10 @@ HTTP on a free port, then ``langgraph dev`` (the in-memory Agent Server) with
 and starts its own stdio copy (``local``) for each user, kept warm between their runs.
 When Node.js and npm are on the machine, it also starts a real authorization server
 (``oidc-provider`` from npm, installed into ``.cache/`` on first use; users alice and bob)
-and an MCP server it protects, which the agent reaches as ``oauth``: a user's first run
-that calls ``oauth_whoami`` asks them to authorize in an interrupt (``--no-oauth`` skips
-this; without Node it says how to get it). It prints how to talk to the agent and stops
+and an MCP server it protects, which the agent reaches as ``oauth``: until a user has
+authorized it, each of their runs first asks them to in an interrupt, which they answer
+by signing in (or decline to go on without it); ``--no-oauth`` skips this, and without
+Node it says how to get it. It prints how to talk to the agent and stops
 every process on Ctrl-C, SIGTERM or any exit. The Agent Server keeps its threads in
 ``.langgraph_api/`` of ``--workdir`` (default: the repository root).
 
@@ -127,25 +128,38 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def instructions(url: str, mcp_url: str, log: Path) -> str:
-    """How to talk to the served agent."""
-    payload = {
-        "assistant_id": "agent",
-        "input": {"messages": [{"role": "user", "content": "call local_whoami"}]},
-    }
-    return f"""
+def instructions(url: str, mcp_url: str, log: Path, *, oauth: bool) -> str:
+    """How to talk to the served agent (on a thread when OAuth is on: its first run asks to authorize)."""
+    ask = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "call local_whoami"}]}}
+    head = f"""
 Agent Server:   {url}   (graph "agent"; API docs at {url}/docs)
 MCP over HTTP:  {mcp_url}   (the agent's "remote" server)
 Server logs:    {log}
 Tokens:         alice-token (local + remote tools), bob-token (local tools only)
-
-    curl -s {url}/runs/wait -H 'Authorization: Bearer alice-token' \\
-      -H 'Content-Type: application/json' -d '{json.dumps(payload)}'
-
+"""
+    tail = f"""
 Or with langgraph-sdk: get_client(url="{url}", headers={{"Authorization": "Bearer alice-token"}}),
 then client.runs.stream(thread_id, "agent", input=..., stream_mode=["updates", "custom"]);
 try 'call remote_count {{"to": 3}}' to see its progress in the custom stream.
 """
+    if not oauth:
+        return f"""{head}
+    curl -s {url}/runs/wait -H 'Authorization: Bearer alice-token' \\
+      -H 'Content-Type: application/json' -d '{json.dumps(ask)}'
+{tail}"""
+    decline = {"assistant_id": "agent", "command": {"resume": {"oauth": {"action": "decline"}}}}
+    return f"""{head}
+    T=$(curl -s {url}/threads -H 'Authorization: Bearer alice-token' -H 'Content-Type: application/json' \\
+      -d '{{}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["thread_id"])')
+    curl -s {url}/threads/$T/runs/wait -H 'Authorization: Bearer alice-token' \\
+      -H 'Content-Type: application/json' -d '{json.dumps(ask)}'
+
+Until a user authorizes the "oauth" server (OAuth, below), each of their runs first stops in
+an interrupt asking them to. To go on without it, resume the run with:
+
+    curl -s {url}/threads/$T/runs/wait -H 'Authorization: Bearer alice-token' \\
+      -H 'Content-Type: application/json' -d '{json.dumps(decline)}'
+{tail}"""
 
 
 OAUTH_HOW_TO = """
@@ -251,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             echo_process = start(stack, echo, lambda: port_open(mcp_port), log=log, cwd=workdir, env=env)
             oauth = "--no-oauth was given" if args.no_oauth else start_oauth(stack, Path(logs), env, url)
             agent_process = start(stack, agent, lambda: http_ok(f"{url}/ok"), log=log, cwd=workdir, env=env)
-            text = instructions(url, mcp_url, log) + oauth_instructions(url, oauth)
+            text = instructions(url, mcp_url, log, oauth=not isinstance(oauth, str))
+            text += oauth_instructions(url, oauth)
             print(f"{text}Press Ctrl-C to stop.", flush=True)
             while echo_process.poll() is None and agent_process.poll() is None:
                 time.sleep(1)

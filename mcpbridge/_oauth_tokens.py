@@ -197,7 +197,7 @@ class TokenStore:
         async with self._single_flight(user, server_url):
             entry = await self._read(user, server_url)
             if entry.tokens is None:
-                raise _needed(server, "the user has not authorized it")
+                raise _needed(server, "the user has not authorized it yet")
             if self._renewed(entry, first, refused) or not self._stale(entry, refused):
                 return entry.tokens  # another run refreshed them while this one waited
             return await self._refresh(flow, user, server, server_url, entry, refused)
@@ -386,7 +386,7 @@ def _plain(token: SecretStr | str | None) -> str | None:
 
 def _needed(server: str, why: str) -> OAuthError:
     return OAuthError(
-        f"MCP server {server!r} needs the user's authorization: {why}; the user authorizes it again",
+        f"MCP server {server!r} needs the user's authorization: {why}",
         server=server,
         reason="authorization_needed",
     )

@@ -329,13 +329,20 @@ _INPUT_REQUEST: Final = "mcp_input_request"
 """The ``type`` of the interrupt payload asking the user for input (URL-mode: authorize a server)."""
 
 
+def _ask(server: str) -> str:
+    return (
+        f"Sign in at this URL to let the assistant use the MCP server {server!r} on your behalf, "
+        "then answer accept; decline to go on without it."
+    )
+
+
 def _authorize(failures: Mapping[str, ServerFailure]) -> dict[str, ServerFailure]:
     """Interrupt once for the servers needing the user's authorization; the failures, with their answers."""
     needed = {name: f for name, f in failures.items() if f.authorization_url is not None}
     if not needed:
         return dict(failures)
     requests = {
-        name: {"kind": "elicitation", "mode": "url", "message": f.reason, "url": f.authorization_url}
+        name: {"kind": "elicitation", "mode": "url", "message": _ask(name), "url": f.authorization_url}
         for name, f in needed.items()
     }
     answer: Any = interrupt({"type": _INPUT_REQUEST, "requests": requests})

@@ -118,6 +118,16 @@ async def test_the_demos_oauth_instructions_work(tmp_path: Path) -> None:
         ask: Any = {"messages": [{"role": "user", "content": "call oauth_whoami"}]}
         with anyio.fail_after(90):
             async with client:
+                # The first example: the run asks for the authorization; declined, it goes on without it.
+                assert '"resume": {"oauth": {"action": "decline"}}' in printed, printed
+                first_example: Any = {"messages": [{"role": "user", "content": "call local_whoami"}]}
+                thread_id = (await client.threads.create())["thread_id"]
+                asked: Any = await client.runs.wait(thread_id, "agent", input=first_example)
+                assert "oauth" in asked["__interrupt__"][0]["value"]["requests"], asked
+                decline: Any = {"resume": {"oauth": {"action": "decline"}}}
+                answered: Any = await client.runs.wait(thread_id, "agent", command=decline)
+                (whoami,) = [m for m in answered["messages"] if m["type"] == "tool"]
+                assert "alice" in json.dumps(whoami["content"]), whoami
                 thread_id = (await client.threads.create())["thread_id"]
                 first: Any = await client.runs.wait(thread_id, "agent", input=ask)
                 authorization_url = first["__interrupt__"][0]["value"]["requests"]["oauth"]["url"]

@@ -70,7 +70,10 @@ async def test_one_interrupt_lists_every_server_needing_authorization_with_its_u
             name: {
                 "kind": "elicitation",
                 "mode": "url",
-                "message": "needs the user's authorization",
+                "message": (
+                    f"Sign in at this URL to let the assistant use the MCP server {name!r} on your "
+                    "behalf, then answer accept; decline to go on without it."
+                ),
                 "url": URL,
             }
             for name in ("a", "b")
