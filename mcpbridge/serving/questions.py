@@ -87,7 +87,7 @@ class Question:
         if problems:
             return None, "; ".join(problems)
         if self.review is not None:
-            return _decisions(values, self.review)
+            return _decisions(values, self.review, self.value)
         return (values[ANSWER_KEY] if self.free_text else values), None
 
     def resume(self, value: Any) -> tuple[Any, str | None]:
@@ -129,8 +129,10 @@ def question_for(interrupt_id: str, value: Any, response_schema: Any = None) -> 
     return Question(interrupt_id, _message(value), schema, True, value)
 
 
-_DECISIONS = ("approve", "reject", "respond")
-"""The human-in-the-loop decisions a flat form can carry (an edit needs the tool's arguments)."""
+_DECISIONS = ("approve", "edit", "reject", "respond")
+"""The human-in-the-loop decisions a form carries (an edit's arguments come as a JSON object in text)."""
+_MAX_ARGUMENTS = 500
+"""Characters of a reviewed call's arguments the form's description quotes."""
 
 
 def _review(interrupt_id: str, value: Any, response_schema: Any) -> Question | None:
@@ -142,6 +144,8 @@ def _review(interrupt_id: str, value: Any, response_schema: Any) -> Question | N
         allowed = [d for d in _DECISIONS if d in _decision_types(response_schema)] or ["approve", "reject"]
         lines = [str(item.get("description") or f"{item.get('name')} wants to run")]
         fields = {"decision": _decision_field(allowed, str(item.get("name")))}
+        if "edit" in allowed:
+            fields["arguments"] = _arguments_field(str(item.get("name")), item.get("args"))
         return _review_form(interrupt_id, value, lines, fields, 0)
     requests: Any = item.get("action_requests")
     configs: Any = item.get("review_configs")
@@ -159,7 +163,10 @@ def _review(interrupt_id: str, value: Any, response_schema: Any) -> Question | N
         action: Mapping[str, Any] = cast(Mapping[str, Any], request) if isinstance(request, Mapping) else {}
         name = str(action.get("name"))
         lines.append(str(action.get("description") or f"{name} wants to run"))
-        fields[f"decision_{index + 1}"] = _decision_field(allowed_by_name.get(name) or ["approve"], name)
+        allowed = allowed_by_name.get(name) or ["approve"]
+        fields[f"decision_{index + 1}"] = _decision_field(allowed, name)
+        if "edit" in allowed:
+            fields[f"arguments_{index + 1}"] = _arguments_field(name, action.get("args"))
     return _review_form(interrupt_id, value, lines, fields, len(lines))
 
 
@@ -189,6 +196,16 @@ def _decision_field(allowed: Sequence[str], name: str) -> dict[str, Any]:
     return {"type": "string", "title": f"Decision on {name}", "enum": list(allowed)}
 
 
+def _arguments_field(name: str, args: Any) -> dict[str, Any]:
+    current = json.dumps(to_jsonable_python(args, fallback=str), ensure_ascii=False)
+    return {
+        "type": "string",
+        "title": f"Arguments for {name} (edit)",
+        "description": f"With an edit decision: the arguments to run {name} with, as a JSON object "
+        f"(the model's: {_cut(current, _MAX_ARGUMENTS)}).",
+    }
+
+
 def _review_form(
     interrupt_id: str, value: Any, lines: Sequence[str], fields: dict[str, Any], review: int
 ) -> Question:
@@ -197,23 +214,58 @@ def _review_form(
         "title": "Message",
         "description": "Why you reject, or what to answer instead of the tool (respond).",
     }
-    schema = {"type": "object", "properties": fields, "required": [k for k in fields if k != "message"]}
+    required = [k for k in fields if k.startswith("decision")]
+    schema = {"type": "object", "properties": fields, "required": required}
     return Question(interrupt_id, _cut(" / ".join(lines)), schema, False, value, review)
 
 
-def _decisions(values: Mapping[str, Any], review: int) -> tuple[Any, str | None]:
+def _decisions(values: Mapping[str, Any], review: int, value: Any) -> tuple[Any, str | None]:
     """The middleware's answer: one decision (per-call), or ``{"decisions": [...]}`` (batched)."""
     message = values.get("message")
-    keys = ["decision"] if review == 0 else [f"decision_{i + 1}" for i in range(review)]
+    keys = (
+        [("decision", "arguments")]
+        if review == 0
+        else [(f"decision_{i}", f"arguments_{i}") for i in range(1, review + 1)]
+    )
+    names = _reviewed_names(value, review)
     decisions: list[dict[str, Any]] = []
-    for key in keys:
+    for (key, arguments_key), name in zip(keys, names, strict=True):
         decision: dict[str, Any] = {"type": values[key]}
         if values[key] == "respond" and not message:
             return None, "a respond decision needs the message to answer with"
         if values[key] in ("reject", "respond") and message:
             decision["message"] = message
+        if values[key] == "edit":
+            args, problem = _edited_arguments(values.get(arguments_key), arguments_key)
+            if problem is not None:
+                return None, problem
+            decision["edited_action"] = {"name": name, "args": args}
         decisions.append(decision)
     return (decisions[0] if review == 0 else {"decisions": decisions}), None
+
+
+def _reviewed_names(value: Any, review: int) -> list[str]:
+    item: Mapping[str, Any] = cast(Mapping[str, Any], value) if isinstance(value, Mapping) else {}
+    if review == 0:
+        return [str(item.get("name"))]
+    names: list[str] = []
+    for request in cast(Sequence[Any], item.get("action_requests") or []):
+        names.append(
+            str(cast(Mapping[str, Any], request).get("name")) if isinstance(request, Mapping) else ""
+        )
+    return names
+
+
+def _edited_arguments(text: Any, key: str) -> tuple[dict[str, Any], str | None]:
+    if not isinstance(text, str) or not text.strip():
+        return {}, f"an edit decision needs {key}: the tool's arguments as a JSON object"
+    try:
+        args: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return {}, f"{key} is not JSON ({exc.msg}); give the tool's arguments as a JSON object"
+    if not isinstance(args, dict):
+        return {}, f"{key} must be a JSON object of the tool's arguments"
+    return cast(dict[str, Any], args), None
 
 
 def questions_of(interrupts: Sequence[Any]) -> list[Question]:
@@ -255,8 +307,8 @@ def _message(value: Any) -> str:
     return _cut(json.dumps(plain, ensure_ascii=False, default=str))
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+def _cut(text: str, limit: int = _MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,9 +191,12 @@ async def test_an_answer_that_does_not_fit_the_form_is_refused(served_tests: Ser
 
 
 async def test_a_tool_review_is_answered_by_its_user_only(served_example: ServeProcess) -> None:
-    """The example agent's human-in-the-loop review, over HTTP with bearer tokens (2026-07-28)."""
+    """The example agent's human-in-the-loop review, over HTTP with bearer tokens (2026-07-28).
+
+    Alice edits the call the model asked for (30 s) to take no time; bob cannot answer for her.
+    """
     records = served_example.records.view()
-    call = {"message": 'call local_slow {"seconds": 0}'}
+    call = {"message": 'call local_slow {"seconds": 30}'}
     url, human = served_example.url, Human()
     with anyio.fail_after(CALL_TIMEOUT):
         async with http_client(url, token="alice-token", elicitation_callback=human) as alice:
@@ -203,10 +206,12 @@ async def test_a_tool_review_is_answered_by_its_user_only(served_example: ServeP
         assert isinstance(request, types.ElicitRequest)
         assert isinstance(request.params, types.ElicitRequestFormParams)
         assert request.params.message.startswith("A slow tool wants to run")
-        [field] = [name for name in request.params.requested_schema["properties"] if name != "message"]
-        approve: dict[str, types.InputResponse] = {
-            key: types.ElicitResult(action="accept", content={field: "approve"})
-        }
+        fields = request.params.requested_schema["properties"]
+        [field] = [name for name in fields if name.startswith("decision")]
+        [arguments] = [name for name in fields if name.startswith("arguments")]
+        assert "edit" in fields[field]["enum"] and '{"seconds": 30}' in fields[arguments]["description"]
+        edit = {field: "edit", arguments: '{"seconds": 0}'}
+        approve: dict[str, types.InputResponse] = {key: types.ElicitResult(action="accept", content=edit)}
         async with http_client(url, token="bob-token", elicitation_callback=human) as bob:
             with pytest.raises(MCPError) as stolen:
                 await bob.session.call_tool(
@@ -226,5 +231,6 @@ async def test_a_tool_review_is_answered_by_its_user_only(served_example: ServeP
                 allow_input_required=True,
             )
     assert stolen.value.message == "Invalid or expired requestState"
-    assert isinstance(done, types.CallToolResult) and text(done) == "local_slow returned: slept 0.0s"
+    assert isinstance(done, types.CallToolResult) and text(done).endswith("slept 0.0s"), text(done)
+    assert 'Executed instead: local_slow with arguments {"seconds": 0}' in text(done)  # the middleware's note
     assert len(records.entries(tool="slow", phase="start")) == 1

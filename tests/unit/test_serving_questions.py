@@ -51,7 +51,7 @@ def test_a_human_in_the_loop_request_becomes_a_decision_per_tool_call() -> None:
     batched = {
         "action_requests": [
             {"name": "rm", "args": {}, "description": "Delete the files"},
-            {"name": "ls", "args": {}},
+            {"name": "ls", "args": {"path": "/tmp"}},
         ],
         "review_configs": [
             {"action_name": "rm", "allowed_decisions": ["approve", "reject"]},
@@ -61,7 +61,9 @@ def test_a_human_in_the_loop_request_becomes_a_decision_per_tool_call() -> None:
     review = question_for("i1", batched)
     assert review.message == "Delete the files / ls wants to run"
     assert review.schema["properties"]["decision_1"]["enum"] == ["approve", "reject"]
-    assert review.schema["properties"]["decision_2"]["enum"] == ["approve", "respond"]
+    assert review.schema["properties"]["decision_2"]["enum"] == ["approve", "edit", "respond"]
+    assert '{"path": "/tmp"}' in review.schema["properties"]["arguments_2"]["description"]
+    assert "arguments_1" not in review.schema["properties"]  # rm may not be edited
     assert review.schema["required"] == ["decision_1", "decision_2"]
     content = {"decision_1": "reject", "decision_2": "approve", "message": "too risky"}
     assert review.answer(content) == (
@@ -74,5 +76,42 @@ def test_a_human_in_the_loop_request_becomes_a_decision_per_tool_call() -> None:
     approval = {"type": "tool_approval", "tool_call_id": "c1", "name": "rm", "args": {}, "description": "Rm?"}
     union = {"anyOf": [{"properties": {"type": {"const": t}}} for t in ("approve", "edit", "reject")]}
     per_call = question_for("i2", approval, union)
-    assert per_call.schema["properties"]["decision"]["enum"] == ["approve", "reject"]
+    assert per_call.schema["properties"]["decision"]["enum"] == ["approve", "edit", "reject"]
     assert per_call.resume({"decision": "approve"}) == ({"type": "approve"}, None)
+    edit = {"decision": "edit", "arguments": '{"path": "/home"}'}
+    assert per_call.resume(edit) == (
+        {"type": "edit", "edited_action": {"name": "rm", "args": {"path": "/home"}}},
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        (None, "an edit decision needs arguments_2: the tool's arguments as a JSON object"),
+        ("{not json", "arguments_2 is not JSON"),
+        ("[1, 2]", "arguments_2 must be a JSON object of the tool's arguments"),
+    ],
+)
+def test_an_edit_needs_its_arguments_as_a_json_object(arguments: str | None, problem: str) -> None:
+    batched = {
+        "action_requests": [{"name": "rm", "args": {}}, {"name": "ls", "args": {}}],
+        "review_configs": [
+            {"action_name": n, "allowed_decisions": ["approve", "edit"]} for n in ("rm", "ls")
+        ],
+    }
+    review = question_for("i1", batched)
+    content = {"decision_1": "approve", "decision_2": "edit"}
+    if arguments is not None:
+        content["arguments_2"] = arguments
+    assert str(review.answer(content)[1]).startswith(problem)
+    content["arguments_2"] = '{"path": "."}'
+    assert review.answer(content) == (
+        {
+            "decisions": [
+                {"type": "approve"},
+                {"type": "edit", "edited_action": {"name": "ls", "args": {"path": "."}}},
+            ]
+        },
+        None,
+    )
