@@ -210,7 +210,10 @@ async def test_a_tool_review_is_answered_by_its_user_only(served_example: ServeP
         [field] = [name for name in fields if name.startswith("decision")]
         [arguments] = [name for name in fields if name.startswith("arguments")]
         assert "edit" in fields[field]["enum"] and '{"seconds": 30}' in fields[arguments]["description"]
-        edit = {field: "edit", arguments: '{"seconds": 0}'}
+        edit: dict[str, str | int | float | bool | list[str] | None] = {
+            field: "edit",
+            arguments: '{"seconds": 0}',
+        }
         approve: dict[str, types.InputResponse] = {key: types.ElicitResult(action="accept", content=edit)}
         async with http_client(url, token="bob-token", elicitation_callback=human) as bob:
             with pytest.raises(MCPError) as stolen:
@@ -231,6 +234,7 @@ async def test_a_tool_review_is_answered_by_its_user_only(served_example: ServeP
                 allow_input_required=True,
             )
     assert stolen.value.message == "Invalid or expired requestState"
-    assert isinstance(done, types.CallToolResult) and text(done).endswith("slept 0.0s"), text(done)
+    assert isinstance(done, types.CallToolResult)
+    assert text(done).endswith("slept 0.0s"), text(done)
     assert 'Executed instead: local_slow with arguments {"seconds": 0}' in text(done)  # the middleware's note
     assert len(records.entries(tool="slow", phase="start")) == 1
