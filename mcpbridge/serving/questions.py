@@ -30,6 +30,7 @@ from mcpbridge.errors import ConfigError
 __all__ = [
     "ANSWER_KEY",
     "KEYS_ENV",
+    "MAX_FORM",
     "PendingInput",
     "Question",
     "question_for",
@@ -44,6 +45,9 @@ KEYS_ENV = "MCPBRIDGE_REQUEST_STATE_KEYS"
 
 ANSWER_KEY = "answer"
 """The one field of the form a value that is not a form becomes."""
+
+MAX_FORM = 32_768
+"""Characters of JSON an interrupt's form may take; a larger one is asked as free text (and logged)."""
 
 _SCHEMA_KEYS = ("schema", "requested_schema", "requestedSchema")
 _MAX_MESSAGE = 2000
@@ -289,6 +293,14 @@ def _object_schema(value: Any) -> dict[str, Any] | None:
         return None
     schema = cast(Mapping[str, Any], value)
     if schema.get("type") != "object" or not isinstance(schema.get("properties"), Mapping):
+        return None
+    size = len(json.dumps(to_jsonable_python(schema, fallback=str), ensure_ascii=False))
+    if size > MAX_FORM:
+        logger.warning(
+            "an interrupt's form is %d characters of JSON schema (more than %d): asked as free text instead",
+            size,
+            MAX_FORM,
+        )
         return None
     return dict(schema)
 

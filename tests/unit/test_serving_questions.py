@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from mcpbridge.errors import ConfigError
-from mcpbridge.serving.questions import KEYS_ENV, PendingInput, question_for, request_state_security
+from mcpbridge.serving.questions import (
+    KEYS_ENV,
+    MAX_FORM,
+    PendingInput,
+    question_for,
+    request_state_security,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +123,14 @@ def test_an_edit_needs_its_arguments_as_a_json_object(arguments: str | None, pro
         },
         None,
     )
+
+
+def test_a_form_too_large_is_asked_as_free_text(caplog: pytest.LogCaptureFixture) -> None:
+    fields = {f"field_{i}": {"type": "string", "description": "x" * 100} for i in range(MAX_FORM // 100)}
+    huge = {"type": "object", "properties": fields}
+    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
+        question = question_for("i1", {"message": "Fill this in", "schema": huge})
+    assert question.free_text and list(question.schema["properties"]) == ["answer"]
+    assert question.message == "Fill this in"
+    assert "asked as free text instead" in caplog.text
+    assert question_for("i2", {"schema": {"type": "object", "properties": {"a": {}}}}).free_text is False
