@@ -38,6 +38,7 @@ from tests.support.processes import (
     http_ok,
     portable_config,
     stop,
+    tail,
     wait_until,
 )
 from tests.support.servers.common import EVENTS_ENV
@@ -75,6 +76,13 @@ class Inquiry:
     def client(self) -> LangGraphClient:
         headers = {"Authorization": f"Bearer {TOKENS['alice']}"}
         return get_client(url=self.url, api_key=None, headers=headers, timeout=CLIENT_TIMEOUT)
+
+    def failure_sections(self) -> list[tuple[str, str]]:
+        """The servers' logs, for the report of a failed test."""
+        return [
+            ("Agent Server log (tail)", tail(self.log, 120)),
+            ("inquiring MCP server log (tail)", self.mcp.log_tail()),
+        ]
 
     def start(self) -> None:
         """Start ``langgraph dev`` in the work directory, where it keeps its threads; wait until it serves."""
