@@ -44,7 +44,7 @@ from tests.support.processes import (
 from tests.support.servers.common import EVENTS_ENV
 from tests.support.servers.inquiring import SCHEMA, SECRET_URL, STATE_KEY_ENV
 
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(240)]
 
 GRAPH = "inquiring"
 RUN_TIMEOUT = 60.0
