@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,11 +28,14 @@ from langgraph.types import interrupt
 
 from mcpbridge._answering import DECLINED_REASON_META, Answerer
 from mcpbridge._compat import pending_interrupt_values, resuming
+from mcpbridge._schema import ArgumentsValidator
 from mcpbridge.errors import UsageError
 from mcpbridge.interrupts import INPUT_REQUEST, INPUT_SECRET_ENV
 from mcpbridge.sampling import SamplingDeclined
 
 __all__ = ["InputExchange", "TamperedStateError", "seal_key"]
+
+logger = logging.getLogger("mcpbridge")
 
 MAX_ROUNDS: Final = 10
 """The most rounds of one call's exchange (the SDK's default)."""
@@ -98,20 +102,32 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else {}
 
 
-def _responses(requests: Mapping[str, Any], resume: object) -> types.InputResponses:
-    """The resume value as the server's ``inputResponses``; a key not answered is cancelled."""
+def _responses(requests: Mapping[str, Any], resume: object) -> tuple[types.InputResponses, list[str]]:
+    """The resume value as the server's ``inputResponses``, and the keys whose content was refused.
+
+    A key not answered, or answered with an unknown action, is cancelled. An accepted form
+    whose content does not match the request's schema is declined (as a policy's answer
+    is, 2025-11-25); an accepted URL sends no content.
+    """
     answers = _mapping(resume)
     out: types.InputResponses = {}
-    for key in requests:
-        answer: Any = answers.get(key)
-        given = _mapping(answer)
+    refused: list[str] = []
+    for key, request in requests.items():
+        given = _mapping(answers.get(key))
         action = given.get("action")
         if action not in ("accept", "decline", "cancel"):
             action = "cancel"
+        described = _mapping(request)
         content: Any = given.get("content") if action == "accept" else None
         kept = dict(cast("Mapping[str, Any]", content)) if isinstance(content, Mapping) else None
+        if action == "accept" and described.get("mode") == "url":
+            kept = None
+        schema = _mapping(described.get("schema"))
+        if action == "accept" and schema and ArgumentsValidator(schema).errors(kept or {}):
+            action, kept = "decline", None
+            refused.append(key)
         out[key] = types.ElicitResult(action=action, content=kept)
-    return out
+    return out, refused
 
 
 def _restored(answered: Mapping[str, Any]) -> types.InputResponses:
@@ -168,6 +184,21 @@ class InputExchange:
             out[key] = response.model_dump(mode="json", by_alias=True, exclude_none=True)
         return out
 
+    def _answered(self, requests: Mapping[str, Any], resume: object) -> types.InputResponses:
+        """The user's answers of a round; content off a form's schema is declined, and noted in the result."""
+        responses, refused = _responses(requests, resume)
+        for key in refused:
+            logger.warning(
+                "MCP server %r: the answer to input request %r does not match its schema; declined",
+                self._who["server"],
+                key,
+            )
+            self._declined.append(
+                f"[mcpbridge: the answer to the server's form {key!r} did not match its schema; "
+                "it was declined]"
+            )
+        return responses
+
     async def resumed(self, config: RunnableConfig | None) -> dict[str, Any] | None:
         """The verified entry of this call's pending interrupt, if the run resumes one."""
         for value in await pending_interrupt_values(config):
@@ -191,7 +222,7 @@ class InputExchange:
             for _ in range(asked):
                 answers = interrupt(None)  # earlier interrupts of this task return their resume values
             by_policy = _restored(_mapping(entry.get("auto")))
-            current = await call({**by_policy, **_responses(entry["requests"], answers)}, entry["state"])
+            current = await call({**by_policy, **self._answered(entry["requests"], answers)}, entry["state"])
         while isinstance(current, types.InputRequiredResult):
             rounds += 1
             if rounds > MAX_ROUNDS:
@@ -216,7 +247,7 @@ class InputExchange:
             }
             sealed = _seal(self._key, {**entry, "requests": requests, "auto": auto})
             answers = interrupt({"type": INPUT_REQUEST, **self._who, "requests": requests, _SEALED: sealed})
-            current = await call({**by_policy, **_responses(requests, answers)}, current.request_state)
+            current = await call({**by_policy, **self._answered(requests, answers)}, current.request_state)
         if self._declined and isinstance(current, types.CallToolResult):
             notes = [types.TextContent(type="text", text=text) for text in self._declined]
             current = current.model_copy(update={"content": [*current.content, *notes]})

@@ -30,7 +30,7 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -347,12 +347,23 @@ async def bob(agent_server: AgentServer) -> Any:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Attach the Agent Server's log (and the MCP records) to the report of a failed test."""
+    """Attach the Agent Server's log (and the MCP records) to the report of a failed test.
+
+    A fixture value of another test module adds its own sections through a
+    ``failure_sections()`` method returning ``(title, text)`` pairs.
+    """
     report: pytest.TestReport = yield  # type: ignore[misc]
-    server = getattr(item, "funcargs", {}).get("agent_server")
-    if report.failed and isinstance(server, AgentServer):
+    if not report.failed:
+        return report  # type: ignore[return-value]
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    server = funcargs.get("agent_server")
+    if isinstance(server, AgentServer):
         report.sections.append(("Agent Server log (tail)", tail(server.log, 150)))
         report.sections.append(("MCP events (tail)", tail(server.records.events_path, 40)))
+    for value in funcargs.values():
+        sections = getattr(value, "failure_sections", None)
+        if callable(sections):
+            report.sections.extend(cast("list[tuple[str, str]]", sections()))
     return report  # type: ignore[return-value]
 
 

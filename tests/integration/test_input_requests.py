@@ -123,3 +123,22 @@ async def test_a_tampered_entry_is_refused(asking: HttpServerProcess) -> None:
     assert message.status == "error"
     assert "altered" in str(message.content)
     assert [e["round"] for e in asking.records.entries(tool="book")] == [1]
+
+
+async def test_an_answer_off_the_forms_schema_is_declined_and_the_result_says_so(
+    asking: HttpServerProcess,
+) -> None:
+    config = run_config()
+    with anyio.fail_after(60):
+        async with Bridge([HttpServer(name="asking", url=asking.url)]) as bridge:
+            graph = tool_graph(bridge.tools)
+            await graph.ainvoke(tool_calls(call("book", "c1", room="red")), config)
+            resume = {"who": {"action": "accept", "content": {"name": 7}}}  # the schema wants a string
+            done = await graph.ainvoke(Command(resume=resume), config)
+    text = text_of(_answer(done))
+    assert text.startswith("not booked: decline")
+    assert (
+        "[mcpbridge: the answer to the server's form 'who' did not match its schema; it was declined]" in text
+    )
+    [_, second] = asking.records.entries(tool="book")
+    assert second["answers"] == {"who": {"action": "decline"}}

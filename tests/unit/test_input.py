@@ -41,13 +41,38 @@ def test_resume_values_become_elicitation_results() -> None:
         "b": {"action": "decline", "content": {"ignored": True}},
         "c": {"action": "nonsense"},
     }
-    answers = _input._responses(requests, resume)  # pyright: ignore[reportPrivateUsage]
+    answers, refused = _input._responses(requests, resume)  # pyright: ignore[reportPrivateUsage]
     assert answers == {
         "a": types.ElicitResult(action="accept", content={"name": "Ada"}),
         "b": types.ElicitResult(action="decline"),
         "c": types.ElicitResult(action="cancel"),
         "d": types.ElicitResult(action="cancel"),  # not answered
     }
+    assert refused == []
+
+
+def test_a_form_answer_off_its_schema_is_declined_and_a_url_answer_sends_no_content() -> None:
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    requests = {
+        "ok": {"kind": "elicitation", "mode": "form", "schema": schema},
+        "off": {"kind": "elicitation", "mode": "form", "schema": schema},
+        "empty": {"kind": "elicitation", "mode": "form", "schema": schema},
+        "url": {"kind": "elicitation", "mode": "url", "schema": None, "url": "https://example.com/x"},
+    }
+    resume = {
+        "ok": {"action": "accept", "content": {"name": "Ada"}},
+        "off": {"action": "accept", "content": {"name": 7}},
+        "empty": {"action": "accept"},
+        "url": {"action": "accept", "content": {"name": "Ada"}},
+    }
+    answers, refused = _input._responses(requests, resume)  # pyright: ignore[reportPrivateUsage]
+    assert answers == {
+        "ok": types.ElicitResult(action="accept", content={"name": "Ada"}),
+        "off": types.ElicitResult(action="decline"),
+        "empty": types.ElicitResult(action="decline"),
+        "url": types.ElicitResult(action="accept"),
+    }
+    assert refused == ["off", "empty"]
 
 
 def test_the_interrupt_type_is_documented() -> None:

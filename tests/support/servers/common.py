@@ -20,7 +20,8 @@ RECORD_ENV = "MCPBRIDGE_RECORD"
 
 EVENTS_ENV = "MCPBRIDGE_RECORD_EVENTS"
 """Path of a JSON-lines file where example servers append one line when their process starts
-(``"event": "start"``) and one per inbound MCP request (``"event": "request"``, with its ``method``),
+(``"event": "start"``) and one per inbound MCP request (``"event": "request"``, with its ``method``;
+for a ``tools/call`` also its ``tool``, the ``state`` it continues and the keys it ``answers``),
 so a test can count processes and connections (``initialize``/``tools/list``) as well as calls."""
 
 
@@ -94,10 +95,24 @@ def record_event(server: str, event: str, **extra: Any) -> None:
         file.write(json.dumps(entry, default=str) + "\n")
 
 
+def _call_round(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+    """For a ``tools/call``: its tool, the ``requestState`` it continues and the keys it answers (2026)."""
+    if ctx.method != "tools/call" or not ctx.params:
+        return {}
+    responses: Mapping[str, Any] = ctx.params.get("inputResponses") or {}
+    return {
+        "tool": ctx.params.get("name"),
+        "state": ctx.params.get("requestState"),
+        "answers": sorted(responses),
+    }
+
+
 def _request_recorder(name: str) -> ServerMiddleware[Any]:
     async def recorder(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.request_id is not None:  # requests only, not notifications
-            record_event(name, "request", method=ctx.method, protocol=ctx.protocol_version)
+            record_event(
+                name, "request", method=ctx.method, protocol=ctx.protocol_version, **_call_round(ctx)
+            )
         return await call_next(ctx)
 
     return recorder

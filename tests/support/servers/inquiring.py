@@ -5,23 +5,35 @@ On a 2025-11-25 session each tool sends its request while the call is open
 session it answers ``input_required`` and reads the answer from the next round. Every
 outcome is recorded (``outcome``: the answer, or the error the client sent), so a test
 reads what the server got. Run it with ``python -m tests.support.servers.inquiring``
-(``--http --port N`` for streamable HTTP).
+(``--http --port N`` for streamable HTTP). With ``INQUIRING_STATE_KEY`` set (32 bytes or more),
+the ``requestState`` it hands out is sealed with that key rather than one made for the process,
+so a round continues across a restart of the server.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import mcp_types as types
 from mcp import MCPError
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from tests.support.servers.common import record, serve
 
-server = MCPServer("inquiring", instructions="Asks its client for input, a completion and roots.")
+STATE_KEY_ENV = "INQUIRING_STATE_KEY"
+"""The key that seals the server's ``requestState`` (unset: a key of the process, lost on restart)."""
+
+_state_key = os.environ.get(STATE_KEY_ENV)
+server = MCPServer(
+    "inquiring",
+    instructions="Asks its client for input, a completion and roots.",
+    request_state_security=RequestStateSecurity(keys=[_state_key]) if _state_key else None,
+)
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
