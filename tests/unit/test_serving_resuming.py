@@ -108,7 +108,7 @@ async def test_a_human_in_the_loop_review_is_a_decision_form(mode: str) -> None:
     ) -> types.ElicitResult | types.ErrorData:
         assert isinstance(params, types.ElicitRequestFormParams)
         seen.append(params.requested_schema)
-        [field] = [key for key in params.requested_schema["properties"] if key != "message"]
+        [field] = [key for key in params.requested_schema["properties"] if key.startswith("decision")]
         return types.ElicitResult(action="accept", content={field: "approve"})
 
     server = AgentMCPServer.from_graphs({"agent": reviewed_agent(mode)})
@@ -118,11 +118,11 @@ async def test_a_human_in_the_loop_review_is_a_decision_form(mode: str) -> None:
         waiting = await client.call_tool("agent", {"message": 'call add {"a": 1, "b": 1}'})
         thread_id = (waiting.structured_content or {})["thread_id"]
         [question] = (waiting.structured_content or {})["questions"]
-        [field] = [key for key in question["schema"]["properties"] if key != "message"]
+        [field] = [key for key in question["schema"]["properties"] if key.startswith("decision")]
         answer = {field: "reject", "message": "not now"}
         rejected = await client.call_tool("agent", {"thread_id": thread_id, "resume": answer})
     assert text(approved) == "add returned: 42"
-    assert seen[0]["properties"][field]["enum"] == ["approve", "reject", "respond"]  # no edit: it needs args
+    assert seen[0]["properties"][field]["enum"] == ["approve", "edit", "reject", "respond"]
     assert "not now" in text(rejected)
 
 
