@@ -62,7 +62,7 @@ def inspector_command() -> list[str]:
     """The MCP Inspector's CLI (``mcp-inspector --cli``), installed when needed."""
     binary = INSPECTOR_PREFIX / "node_modules" / ".bin" / "mcp-inspector"
     record = INSPECTOR_PREFIX / RECORD_NAME
-    with locked(CLIENTS_DIR / ".inspector.lock"):
+    with locked(INSPECTOR_PREFIX):
         if not (binary.exists() and record.exists() and record.read_text() == INSPECTOR + "\n"):
             npm = shutil.which("npm")
             if npm is None:

@@ -15,6 +15,7 @@ Shared by the tests (the MCP clients of ``mcpbridge serve``) and the benchmarks
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import shutil
 import subprocess
@@ -44,9 +45,13 @@ def _tail(path: Path, limit: int = 3000) -> str:
 
 
 @contextmanager
-def locked(path: Path) -> Generator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing): one builder of a directory at a time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def locked(directory: Path) -> Generator[None]:
+    """Hold an exclusive lock for building ``directory``: one builder at a time, across processes.
+
+    The lock file lies in the system's temporary directory, so no file is left beside ``directory``.
+    """
+    digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"mcpbridge-build-{digest}.lock"
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -62,7 +67,7 @@ def ensure_venv(
     python = venv / "bin" / "python"
     record = venv / RECORD_NAME
     wanted = "\n".join(requirements) + "\n"
-    with locked(venv.parent / f".{venv.name}.lock"):
+    with locked(venv):
         if not fresh and python.exists() and record.exists() and record.read_text() == wanted:
             return python
         print(f"building {venv} ({', '.join(requirements)})", file=log, flush=True)
