@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
-from typing import Any, Protocol, TextIO
+from collections.abc import Awaitable
+from typing import Any
 
-import anyio
-import anyio.to_thread
+from tests.support.peers import Handler, serve_commands
 
-
-class Handler(Protocol):
-    """A driver: answers one command."""
-
-    async def handle(self, command: dict[str, Any]) -> dict[str, Any]: ...
+__all__ = ["Handler", "serve", "timed"]
 
 
 async def timed(operation: Awaitable[Any]) -> float:
@@ -26,24 +18,5 @@ async def timed(operation: Awaitable[Any]) -> float:
     return (time.perf_counter_ns() - start) / 1e6
 
 
-async def serve(make_driver: Callable[[AsyncExitStack], Handler]) -> None:
-    """Answer commands until ``exit`` or the end of stdin; ``make_driver``'s resources close after."""
-    out: TextIO = sys.stdout
-    sys.stdout = sys.stderr  # nothing but answers may reach the suite on stdout
-    async with AsyncExitStack() as stack:
-        driver = make_driver(stack)
-        while True:
-            line = await anyio.to_thread.run_sync(sys.stdin.readline)
-            if not line:
-                return
-            command: dict[str, Any] = json.loads(line)
-            if command["op"] == "exit":
-                out.write(json.dumps({"ok": True}) + "\n")
-                out.flush()
-                return
-            try:
-                answer = {"ok": True, **await driver.handle(command)}
-            except Exception as exc:  # reported to the suite, which fails the metric
-                answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            out.write(json.dumps(answer) + "\n")
-            out.flush()
+serve = serve_commands
+"""The command loop of a peer's driver (`tests.support.peers.serve_commands`)."""

@@ -7,6 +7,10 @@
   `tests.support.servers.common` holds their knobs, all environment variables: ``MCPBRIDGE_RECORD``,
   ``MCPBRIDGE_RECORD_EVENTS``, ``MCPBRIDGE_JSON_RESPONSE``, ``MCPBRIDGE_IDENTITY_SECRET`` and
   ``MCPBRIDGE_IDENTITY_AUDIENCE``.
+- `tests.support.peers`: throw-away venvs for clients written by others, and the JSON-lines pipe
+  to the driver that runs in each (the benchmarks' peers, the clients of ``mcpbridge serve``).
+- `tests.support.clients`: the MCP clients ``mcpbridge serve`` is tested with, installed once
+  into ``.clients/``; `tests.support.client_drivers` drives each from inside its venv.
 
 The example agent (``examples/agent.py``) runs ``mcpbridge.testing.echo`` over stdio unless
 ``MCPBRIDGE_EXAMPLE_SERVER`` names another module; `demo_servers` names the recording echo server.
