@@ -20,7 +20,7 @@ from langgraph_sdk import get_client
 from mcp import MCPError
 from mcp.client.context import ClientRequestContext
 
-from .conftest import AgentServer, ServeProcess, http_client
+from .conftest import AgentServer, ServeProcess, http_client, raw_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(300)]
 
@@ -137,6 +137,31 @@ async def test_cancelling_a_call_cancels_the_agent_server_run(
         [run] = await sdk.runs.list(thread_id)
     assert run["run_id"] == start["meta"][f"{META}run_id"]
     assert run["status"] == "interrupted"  # cancelled (action "interrupt"), not run to its end
+
+
+async def test_closing_the_response_stream_cancels_the_agent_server_run(
+    served_remote: ServeProcess, agent_server: AgentServer
+) -> None:
+    """A 2025-era client cancels by closing the POST's response stream; the thread takes the next call."""
+    records = agent_server.records.view()
+    with anyio.fail_after(CALL_TIMEOUT):
+        async with http_client(served_remote.url, token="alice-token", mode="legacy") as alice:
+            first = await alice.call_tool("echo_agent", {"message": "call echo_whoami"})
+        thread_id = structured(first)["thread_id"]
+        slow = {"message": 'call echo_slow {"seconds": 60}', "thread_id": thread_id}
+        async with raw_session(served_remote.url, token="alice-token") as session:
+            async with session.call("echo_agent", slow):
+                start = await records.wait_for(
+                    tool="slow", phase="start", thread_id=thread_id, within=CALL_TIMEOUT
+                )
+        cancelled = await records.wait_for(tool="slow", phase="cancelled", thread_id=thread_id, within=30)
+        assert cancelled["pid"] == start["pid"]
+        async with http_client(served_remote.url, token="alice-token", mode="legacy") as alice:
+            after = await alice.call_tool(
+                "echo_agent", {"message": "call echo_whoami", "thread_id": thread_id}
+            )
+    assert not after.is_error, text(after)  # not busy: the cancelled run is over
+    assert structured(after)["thread_id"] == thread_id
 
 
 async def test_the_agent_servers_own_mcp_endpoint_for_comparison(agent_server: AgentServer) -> None:
