@@ -27,6 +27,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.integration.support import ROOT, HttpServerProcess, RecordFile, start_http_server
+from tests.support.history import MODEL_RECORD_ENV
 from tests.support.processes import (
     ECHO_MODULE,
     EXAMPLE_SERVER_ENV,
@@ -42,12 +43,18 @@ STOP_TIMEOUT = 10.0
 _READY = re.compile(r"mcpbridge: serving .* at (http://\S+)")
 
 
+def model_record(records: RecordFile) -> Path:
+    """Where the served ``echo_agent``'s model records its inputs, beside ``records``."""
+    return records.path.parent / "model-inputs.jsonl"
+
+
 def serve_env(records: RecordFile, **extra: str) -> dict[str, str]:
     """The environment of a served agent: the offline model, the recording echo server, its record file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPBRIDGE_")}
     env.update({"MCPBRIDGE_RECORD": str(records.path), "MCPBRIDGE_MODEL": "", "PYTHONUNBUFFERED": "1"})
     env[EXAMPLE_SERVER_ENV] = ECHO_MODULE  # the example agent's stdio server
     env["MCPBRIDGE_STATE_DIR"] = str(records.path.parent / "state")  # not the user's own threads
+    env[MODEL_RECORD_ENV] = str(model_record(records))
     env.update(extra)
     return env
 

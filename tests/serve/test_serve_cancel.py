@@ -3,7 +3,8 @@
 mcp 1.x clients, FastMCP 3 and langchain-mcp-adapters cancel a call by closing its
 POST's response stream (their task is cancelled), and end a session with ``DELETE``.
 Either stops the run and its own MCP call (the echo server records the cancellation),
-and the thread takes the next call at once.
+and the thread takes the next call at once, whose model gets a history that model
+providers accept (the cancelled tool call answered as such).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from .conftest import ServeProcess, http_client, raw_session
+from tests.support.history import model_inputs, provider_problems
+
+from .conftest import ServeProcess, http_client, model_record, raw_session
 from .test_serve_local import CALL_TIMEOUT, structured, text
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -27,10 +30,17 @@ async def _new_thread(served: ServeProcess) -> str:
 
 
 async def _thread_takes_a_call(served: ServeProcess, thread_id: str) -> None:
+    """The next call on the thread runs (it is not "busy"), on a history model providers accept."""
     async with http_client(served.url, mode="legacy") as client:
         after = await client.call_tool("echo_agent", {"message": "call echo_whoami", "thread_id": thread_id})
-    assert not after.is_error, text(after)  # not "busy"
+    assert not after.is_error, text(after)
     assert structured(after)["thread_id"] == thread_id
+    assert text(after).startswith("echo_whoami returned: ")
+    first_input = model_inputs(model_record(served.records), thread_id)[-2]
+    assert provider_problems(first_input) == []
+    cancelled = first_input[-2]  # the answer to the cancelled echo_slow, before the new message
+    assert (cancelled["type"], cancelled["status"]) == ("tool", "error")
+    assert "did not finish" in cancelled["content"]
 
 
 async def test_closing_the_response_stream_cancels_the_run(served_tests: ServeProcess) -> None:
