@@ -9,6 +9,8 @@ providers accept (the cancelled tool call answered as such).
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -22,11 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 SLOW = 'call echo_slow {"seconds": 60}'
 
 
-async def _new_thread(served: ServeProcess) -> str:
-    async with http_client(served.url, mode="legacy") as client:
-        first = await client.call_tool("echo_agent", {"message": "call echo_whoami"})
-    assert not first.is_error, text(first)
-    return structured(first)["thread_id"]
+THREAD = "dev.mcpbridge/thread_id"
 
 
 async def _thread_takes_a_call(served: ServeProcess, thread_id: str) -> None:
@@ -46,12 +44,10 @@ async def _thread_takes_a_call(served: ServeProcess, thread_id: str) -> None:
 async def test_closing_the_response_stream_cancels_the_run(served_tests: ServeProcess) -> None:
     records = served_tests.records.view()
     with anyio.fail_after(CALL_TIMEOUT):
-        thread_id = await _new_thread(served_tests)
         async with raw_session(served_tests.url) as session:
-            async with session.call("echo_agent", {"message": SLOW, "thread_id": thread_id}):
-                start = await records.wait_for(
-                    tool="slow", phase="start", thread_id=thread_id, within=CALL_TIMEOUT
-                )
+            async with session.call("echo_agent", {"message": SLOW}):
+                start = await records.wait_for(tool="slow", phase="start", within=CALL_TIMEOUT)
+            thread_id = start["meta"][THREAD]
             # The response is closed; the session stays open.
             cancelled = await records.wait_for(tool="slow", phase="cancelled", thread_id=thread_id, within=20)
             assert cancelled["pid"] == start["pid"]
@@ -60,20 +56,19 @@ async def test_closing_the_response_stream_cancels_the_run(served_tests: ServePr
 
 async def test_deleting_the_session_cancels_its_runs(served_tests: ServeProcess) -> None:
     records = served_tests.records.view()
+    start: dict[str, Any] = {}
     with anyio.fail_after(CALL_TIMEOUT):
-        thread_id = await _new_thread(served_tests)
         async with raw_session(served_tests.url) as session, anyio.create_task_group() as group:
 
             async def call() -> None:
-                async with session.call("echo_agent", {"message": SLOW, "thread_id": thread_id}) as response:
+                async with session.call("echo_agent", {"message": SLOW}) as response:
                     async for _ in response.aiter_bytes():
                         pass
 
             group.start_soon(call)
-            start = await records.wait_for(
-                tool="slow", phase="start", thread_id=thread_id, within=CALL_TIMEOUT
-            )
+            start = await records.wait_for(tool="slow", phase="start", within=CALL_TIMEOUT)
             assert (await session.delete()).status_code == 200
-            cancelled = await records.wait_for(tool="slow", phase="cancelled", thread_id=thread_id, within=20)
+            cancelled = await records.wait_for(tool="slow", phase="cancelled", within=20)
             assert cancelled["pid"] == start["pid"]
-        await _thread_takes_a_call(served_tests, thread_id)
+        # The call's response ended with the session; the thread takes the next call.
+        await _thread_takes_a_call(served_tests, start["meta"][THREAD])

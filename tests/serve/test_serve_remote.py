@@ -145,15 +145,10 @@ async def test_closing_the_response_stream_cancels_the_agent_server_run(
     """A 2025-era client cancels by closing the POST's response stream; the thread takes the next call."""
     records = agent_server.records.view()
     with anyio.fail_after(CALL_TIMEOUT):
-        async with http_client(served_remote.url, token="alice-token", mode="legacy") as alice:
-            first = await alice.call_tool("echo_agent", {"message": "call echo_whoami"})
-        thread_id = structured(first)["thread_id"]
-        slow = {"message": 'call echo_slow {"seconds": 60}', "thread_id": thread_id}
         async with raw_session(served_remote.url, token="alice-token") as session:
-            async with session.call("echo_agent", slow):
-                start = await records.wait_for(
-                    tool="slow", phase="start", thread_id=thread_id, within=CALL_TIMEOUT
-                )
+            async with session.call("echo_agent", {"message": 'call echo_slow {"seconds": 60}'}):
+                start = await records.wait_for(tool="slow", phase="start", within=CALL_TIMEOUT)
+        thread_id = start["meta"][f"{META}thread_id"]
         cancelled = await records.wait_for(tool="slow", phase="cancelled", thread_id=thread_id, within=30)
         assert cancelled["pid"] == start["pid"]
         async with http_client(served_remote.url, token="alice-token", mode="legacy") as alice:
