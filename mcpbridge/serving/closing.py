@@ -4,8 +4,9 @@ mcp 1.x clients, FastMCP 3 and langchain-mcp-adapters cancel a call this way (th
 task is cancelled, the POST's response stream closes) without sending
 ``notifications/cancelled``. In a 2025-era session the MCP SDK would go on serving
 such a request to its end, so the run would hold its thread. This middleware sends
-the session the ``notifications/cancelled`` the client did not. A 2026-era request
-and a stateless one need nothing: their handler stops with the exchange.
+the session the ``notifications/cancelled`` the client did not. The served app keeps no
+event store, so no client can resume a closed stream: its answer could reach no one.
+A 2026-era request and a stateless one need nothing: their handler stops with the exchange.
 """
 
 from __future__ import annotations

@@ -223,10 +223,12 @@ async def test_an_interrupted_assistant_run_is_resumed_through_mcp(
         async with http_client(served_remote.url, token="alice-token", mode="legacy") as plain:
             waiting = await plain.call_tool("ask", {"message": "hi"})
             thread_id = structured(waiting)["thread_id"]
+            refused = await plain.call_tool("ask", {"message": "hello?", "thread_id": thread_id})
             await plain.call_tool("ask", {"thread_id": thread_id, "resume": "Cy"})
             done = await plain.call_tool("ask", {"thread_id": thread_id, "resume": {"city": "Rome"}})
     assert text(asked) == "Ada lives in Oslo"
     assert "already answered or is no longer pending" in replayed.value.message
     assert structured(waiting)["status"] == "interrupted"
+    assert refused.is_error and f"Thread {thread_id} waits for input" in text(refused)
     assert text(done) == "Cy lives in Rome"
     assert [e["answer"] for e in records.entries(tool="ask") if e["question"] == "name"].count("Bob") == 1
