@@ -19,7 +19,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 __all__ = ["UNFINISHED_CALL", "repair_tool_calls", "repaired_messages_update"]
 
 UNFINISHED_CALL = (
-    "The call to {name} did not finish: the run was cancelled or failed before the tool "
+    "The call to {name} was cancelled or did not finish: the run stopped before the tool "
     "returned, so it has no result."
 )
 """The text of the error `ToolMessage` that answers a tool call left without a result."""
