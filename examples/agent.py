@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langchain_core.language_models import BaseChatModel
 
 from examples import oauth
 from mcpbridge import (
@@ -125,11 +126,14 @@ servers = UserServers(
 """The servers of each run, from its user."""
 
 
-def make_factory(*, pool: bool = True) -> GraphFactory:
-    """The agent's factory; ``pool=False`` connects for each run instead of keeping sessions warm."""
+def make_factory(*, pool: bool = True, model: BaseChatModel | None = None) -> GraphFactory:
+    """The agent's factory; ``pool=False`` connects for each run instead of keeping sessions warm.
+
+    The model is ``model`` if given, else ``$MCPBRIDGE_MODEL``, else the offline model.
+    """
     return agent_factory(
         servers,
-        os.environ.get(MODEL_ENV, "").strip() or OfflineChatModel(),
+        model if model is not None else os.environ.get(MODEL_ENV, "").strip() or OfflineChatModel(),
         identity=identity(),
         system_prompt=SYSTEM_PROMPT,
         middleware=[

@@ -32,6 +32,7 @@ from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
 from langgraph.graph.state import StateGraph
 from langgraph.pregel import Pregel
+from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from langgraph_sdk.runtime import ServerRuntime
 
@@ -41,6 +42,7 @@ from mcpbridge.caching import ToolCache
 from mcpbridge.config import ServerConfig
 from mcpbridge.errors import ConfigError, ServerFailure, UsageError
 from mcpbridge.events import SKIPPED_EVENT
+from mcpbridge.history import repaired_messages_update
 from mcpbridge.identity import IdentityMeta
 from mcpbridge.interrupts import InputPolicy
 from mcpbridge.pool import SessionPool
@@ -203,7 +205,7 @@ def agent_factory(
             model,
             tools=[*own_tools, *mcp_tools],
             system_prompt=system_prompt,
-            middleware=[*middleware, BridgeMiddleware(failures)],
+            middleware=[BridgeMiddleware(failures), *middleware],  # first: others see a repaired history
             state_schema=state_schema,
             context_schema=context_schema,
             name=name,
@@ -235,16 +237,34 @@ def agent_factory(
 
 
 class BridgeMiddleware(AgentMiddleware[Any, Any]):
-    """Keeps ``create_agent``'s ``tools`` node when no tools are connected, and reports skipped servers.
+    """Keeps the ``tools`` node, reports skipped servers, and repairs the history before each model call.
 
     ``create_agent(model, tools=[])`` drops the ``tools`` node; a middleware that
     wraps tool calls keeps it, so the graph is the same with and without tools.
+    A run cancelled or failed during its tool calls leaves calls without results,
+    which model providers refuse: before the model is called, each gets an error
+    `ToolMessage` saying it did not finish, and answers without a call are dropped
+    (`mcpbridge.history.repair_tool_calls`); the thread keeps the repaired history.
+    Put it first among the middleware, so the others see the repaired history.
+
+    Example:
+        ```python
+        agent = create_agent(model, tools, middleware=[BridgeMiddleware(), *my_middleware])
+        ```
     """
 
     def __init__(self, failures: Mapping[str, ServerFailure] | None = None) -> None:
         super().__init__()
         self.failures = dict(failures or {})
         self._reported = False
+
+    def before_model(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """Answer tool calls a cancelled or failed run left without results; drop orphan answers."""
+        return repaired_messages_update(state["messages"])
+
+    async def abefore_model(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """Answer tool calls a cancelled or failed run left without results; drop orphan answers."""
+        return repaired_messages_update(state["messages"])
 
     async def awrap_model_call(
         self,

@@ -66,13 +66,15 @@ class ProgressReporter:
 
 
 def describe_update(chunk: Any) -> list[str]:
-    """One line per node in an ``updates`` chunk, naming the tools a step called or ran."""
+    """One line per node that updated the state in an ``updates`` chunk, naming the tools it called or ran."""
     if not isinstance(chunk, Mapping):
         return []
     lines: list[str] = []
     for node, update in cast(Mapping[str, Any], chunk).items():
         if node == "__interrupt__":
             lines.append("the run waits for input")
+            continue
+        if update is None:  # a node that changed nothing, such as a middleware hook with nothing to do
             continue
         detail = _describe_messages(update)
         lines.append(f"{node}: {detail}" if detail else f"{node} done")

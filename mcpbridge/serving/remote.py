@@ -171,7 +171,7 @@ class _OpenAssistants:
                     if not isinstance(answers, dict):
                         return answers
                     run_input = {"command": {"resume": answers}}
-                elif thread.get("status") == "interrupted":
+                elif thread.get("interrupts"):  # not the status: a cancelled run leaves "interrupted" too
                     return error_result(
                         f"Thread {thread_id} waits for input (an interrupt) and takes no new message until "
                         f"it is resumed (the {interface.resume_key} argument); leave out thread_id to start "
@@ -234,7 +234,7 @@ class _OpenAssistants:
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_TIMEOUT):
                 for run_id in run_ids:
-                    await self._client.runs.cancel(thread_id, run_id, headers=headers)
+                    await self._cancel(thread_id, run_id, headers)
             raise
         except Exception as exc:
             return error_result(self._problem(exc, thread_id=thread_id))
@@ -254,6 +254,13 @@ class _OpenAssistants:
             questions=questions_of(waiting),
             checkpoint_id=_checkpoint_id(state),
         )
+
+    async def _cancel(self, thread_id: str, run_id: str, headers: Mapping[str, str]) -> None:
+        """Cancel a run and wait until it stops (so its thread takes a next run); gone already is fine."""
+        try:
+            await self._client.runs.cancel(thread_id, run_id, wait=True, headers=headers)
+        except Exception as exc:  # the closed stream cancelled it first (404), or the server is gone
+            logger.debug("cancelling run %s of thread %s: %s", run_id, thread_id, describe_error(exc))
 
     def _problem(self, exc: BaseException, *, thread_id: str | None = None, named: bool = False) -> str:
         """What the caller is told; ``named``: the caller gave ``thread_id`` (forbidden looks unknown)."""

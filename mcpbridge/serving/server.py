@@ -1,7 +1,8 @@
 """`AgentMCPServer`: LangGraph graphs offered to MCP clients, one tool per graph.
 
 The front is the MCP SDK's low-level server: both protocol eras, stdio and
-streamable HTTP, progress notifications and cancellation. Over HTTP an optional
+streamable HTTP, progress notifications and cancellation (``notifications/cancelled``, a
+closed response stream, a deleted session). Over HTTP an optional
 `UserVerifier` checks each request's bearer token (401 otherwise) and the user
 reaches the backend, which runs the graphs locally (`LocalGraphs`) or on an
 Agent Server (`RemoteAssistants`).
@@ -40,6 +41,7 @@ from mcpbridge._version import package_version
 from mcpbridge.errors import ConfigError
 from mcpbridge.serving.backend import Backend, Caller, ClientInput, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec
+from mcpbridge.serving.closing import CancelOnClose
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
 from mcpbridge.serving.oauth import ProtectedResource, ResourceTokenVerifier, serve_protected_resource
@@ -220,6 +222,7 @@ class AgentMCPServer:
         if self.oauth is not None:
             assert isinstance(verifier, ResourceTokenVerifier)
             serve_protected_resource(app, self.oauth, verifier)
+        app.add_middleware(CancelOnClose, path=path)  # inside: it sees JSON-RPC messages only
         app.add_middleware(_RefuseNonMessages, path=path)
         return app
 

@@ -39,6 +39,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from tests.e2e.isolation import EchoServer, own_echo_server, reset_store
+from tests.support.history import MODEL_RECORD_ENV
 from tests.support.processes import (
     ECHO_MODULE,
     HOST,
@@ -142,6 +143,8 @@ class Records:
 
     calls_path: Path
     events_path: Path
+    models_path: Path | None = None
+    """Where the agent's model records its inputs (``MCPBRIDGE_RECORD_MODEL``), if it does."""
 
     def mark(self) -> Mark:
         return Mark(len(_read_jsonl(self.calls_path)), len(_read_jsonl(self.events_path)))
@@ -269,11 +272,12 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServ
     event loop fails the runs that make it.
     """
     workdir = tmp_path_factory.mktemp("agent-server")
-    records = Records(workdir / "calls.jsonl", workdir / "events.jsonl")
+    records = Records(workdir / "calls.jsonl", workdir / "events.jsonl", workdir / "model-inputs.jsonl")
     secret = secrets.token_urlsafe(48)  # the tests' own, so extra MCP servers can verify signed identities
     env = {
         "MCPBRIDGE_RECORD": str(records.calls_path),
         "MCPBRIDGE_RECORD_EVENTS": str(records.events_path),
+        MODEL_RECORD_ENV: str(records.models_path),
         "MCPBRIDGE_MODEL": "",  # the offline model, whatever the environment says
         "MCPBRIDGE_IDENTITY_SECRET": secret,
         "MCPBRIDGE_ALLOWED_HOSTS": f"{HOST}:*",  # users may register servers on 127.0.0.1 only (any port)

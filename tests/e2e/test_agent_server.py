@@ -17,10 +17,18 @@ import pytest
 from langgraph_sdk.errors import NotFoundError, PermissionDeniedError
 
 from tests.e2e.agent_server import GRAPH_ID, AgentServer, alive, identity, message_text
+from tests.support.history import model_inputs, provider_problems
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(300)]
 
-NODES = {"__start__", "model", "tools", "HumanInTheLoopMiddleware.after_model", "__end__"}
+NODES = {
+    "__start__",
+    "BridgeMiddleware.before_model",
+    "model",
+    "tools",
+    "HumanInTheLoopMiddleware.after_model",
+    "__end__",
+}
 RUN_TIMEOUT = 60.0
 """Seconds one run may take: a hung run fails its test, saying so."""
 REQUEST_TIMEOUT = 20.0
@@ -245,7 +253,8 @@ async def test_graph_is_the_same_before_and_after_runs(agent_server: AgentServer
     edges = {(e["source"], e["target"], bool(e.get("conditional"))) for e in before["edges"]}
     assert ("model", "HumanInTheLoopMiddleware.after_model", False) in edges
     assert ("HumanInTheLoopMiddleware.after_model", "tools", True) in edges
-    assert ("tools", "model", True) in edges
+    assert ("tools", "BridgeMiddleware.before_model", True) in edges  # the history is repaired each time
+    assert ("BridgeMiddleware.before_model", "model", False) in edges
 
 
 async def test_the_curl_example_runs(agent_server: AgentServer) -> None:
@@ -298,7 +307,9 @@ async def test_an_interrupted_run_resumes_on_new_connections(agent_server: Agent
     assert (await alice.threads.get_state(thread_id))["next"] == []
 
 
-async def test_cancelling_a_run_mid_call_stops_its_server(agent_server: AgentServer, alice: Any) -> None:
+async def test_cancelling_a_run_mid_call_stops_its_server_and_the_thread_goes_on(
+    agent_server: AgentServer, alice: Any
+) -> None:
     thread_id = (await alice.threads.create())["thread_id"]
     await run_wait(alice, thread_id, 'call local_slow {"seconds": 60}')  # stops for approval
     mark = await agent_server.settle()
@@ -320,3 +331,17 @@ async def test_cancelling_a_run_mid_call_stops_its_server(agent_server: AgentSer
     # The call was cancelled in the server, not left running.
     assert [c.get("phase") for c in agent_server.records.since(mark).calls] == ["start", "cancelled"]
     assert (await alice.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
+
+    # The next run on the thread gives its model a history that model providers accept.
+    _, final = await run_wait(alice, thread_id, "call local_whoami")
+    assert message_text(final["messages"]).startswith("local_whoami returned: ")
+    assert agent_server.records.models_path is not None
+    first_input = model_inputs(agent_server.records.models_path, thread_id)[-2]
+    assert provider_problems(first_input) == []
+    unfinished = first_input[-2]  # the answer to the cancelled local_slow, before the new message
+    assert (unfinished["type"], unfinished["tool_call_id"], unfinished["status"]) == (
+        "tool",
+        "call_1",
+        "error",
+    )
+    assert provider_problems(final["messages"]) == []  # the thread keeps the repaired history

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
@@ -26,6 +27,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.integration.support import ROOT, HttpServerProcess, RecordFile, start_http_server
+from tests.support.history import MODEL_RECORD_ENV
 from tests.support.processes import (
     ECHO_MODULE,
     EXAMPLE_SERVER_ENV,
@@ -41,12 +43,18 @@ STOP_TIMEOUT = 10.0
 _READY = re.compile(r"mcpbridge: serving .* at (http://\S+)")
 
 
+def model_record(records: RecordFile) -> Path:
+    """Where the served ``echo_agent``'s model records its inputs, beside ``records``."""
+    return records.path.parent / "model-inputs.jsonl"
+
+
 def serve_env(records: RecordFile, **extra: str) -> dict[str, str]:
     """The environment of a served agent: the offline model, the recording echo server, its record file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPBRIDGE_")}
     env.update({"MCPBRIDGE_RECORD": str(records.path), "MCPBRIDGE_MODEL": "", "PYTHONUNBUFFERED": "1"})
     env[EXAMPLE_SERVER_ENV] = ECHO_MODULE  # the example agent's stdio server
     env["MCPBRIDGE_STATE_DIR"] = str(records.path.parent / "state")  # not the user's own threads
+    env[MODEL_RECORD_ENV] = str(model_record(records))
     env.update(extra)
     return env
 
@@ -133,6 +141,63 @@ async def stdio_serve_client(
         stdio_client(params), mode=mode, read_timeout_seconds=START_TIMEOUT, **options
     ) as client:
         yield client
+
+
+LEGACY = "2025-11-25"
+
+
+class RawSession:
+    """A 2025-era MCP client over raw HTTP: ``initialize``, then POSTs with the session id (if any) and token.
+
+    It does what mcp 1.x clients, FastMCP 3 and langchain-mcp-adapters do on the wire when
+    their task is cancelled (close the response stream) or they leave (``DELETE``).
+    """
+
+    def __init__(self, http: httpx.AsyncClient, url: str, token: str | None = None) -> None:
+        self.http = http
+        self.url = url
+        self.headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        self._ids = 0
+
+    def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._ids += 1
+        return {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params}
+
+    async def open(self) -> None:
+        info = {"name": "raw", "version": "1"}
+        params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": info}
+        response = await self.http.post(
+            self.url, json=self._request("initialize", params), headers=self.headers
+        )
+        response.raise_for_status()
+        if "mcp-session-id" in response.headers:
+            self.headers["Mcp-Session-Id"] = response.headers["mcp-session-id"]
+        self.headers["Mcp-Protocol-Version"] = LEGACY
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        (await self.http.post(self.url, json=initialized, headers=self.headers)).raise_for_status()
+
+    @asynccontextmanager
+    async def call(self, name: str, arguments: dict[str, Any]) -> AsyncGenerator[httpx.Response, None]:
+        """POST ``tools/call``; its response (an event stream) is open in the block, closed when it ends."""
+        body = self._request("tools/call", {"name": name, "arguments": arguments})
+        async with self.http.stream("POST", self.url, json=body, headers=self.headers) as response:
+            response.raise_for_status()
+            yield response
+
+    async def delete(self) -> httpx.Response:
+        """End the session (``DELETE``)."""
+        return await self.http.delete(self.url, headers=self.headers)
+
+
+@asynccontextmanager
+async def raw_session(url: str, *, token: str | None = None) -> AsyncGenerator[RawSession, None]:
+    """An initialized `RawSession` of ``url``."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=120)) as http:
+        session = RawSession(http, url, token)
+        await session.open()
+        yield session
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 - ``echo_agent``: an `agent_factory` agent over the example echo server (stdio,
   tools ``echo_*``), without the approval step of ``examples/agent.py``, so
-  ``echo_slow`` runs at once (for cancellation).
+  ``echo_slow`` runs at once (for cancellation). Its model records each input it gets in
+  ``MCPBRIDGE_RECORD_MODEL`` (`tests.support.history.RecordingChatModel`).
 - ``memo``: a message-based graph that answers with every user message of its
   thread, so a continued thread shows what it remembers.
 - ``repeat``: a graph with its own input and output schemas, reporting progress
@@ -35,7 +36,7 @@ from typing_extensions import TypedDict
 
 from mcpbridge import ServerConfig, StdioServer
 from mcpbridge.factory import agent_factory
-from mcpbridge.testing import OfflineChatModel
+from tests.support.history import RecordingChatModel
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository root (this file is also loaded by path, by ``langgraph dev``)."""
@@ -55,7 +56,7 @@ def _echo_servers(runtime: ServerRuntime[Any]) -> Sequence[ServerConfig]:
     return [server]
 
 
-echo_agent = agent_factory(_echo_servers, OfflineChatModel())
+echo_agent = agent_factory(_echo_servers, RecordingChatModel())
 
 
 def _memo(state: MessagesState) -> dict[str, Any]:

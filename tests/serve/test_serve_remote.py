@@ -20,7 +20,7 @@ from langgraph_sdk import get_client
 from mcp import MCPError
 from mcp.client.context import ClientRequestContext
 
-from .conftest import AgentServer, ServeProcess, http_client
+from .conftest import AgentServer, ServeProcess, http_client, raw_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(300)]
 
@@ -139,6 +139,26 @@ async def test_cancelling_a_call_cancels_the_agent_server_run(
     assert run["status"] == "interrupted"  # cancelled (action "interrupt"), not run to its end
 
 
+async def test_closing_the_response_stream_cancels_the_agent_server_run(
+    served_remote: ServeProcess, agent_server: AgentServer
+) -> None:
+    """A 2025-era client cancels by closing the POST's response stream; the thread takes the next call."""
+    records = agent_server.records.view()
+    with anyio.fail_after(CALL_TIMEOUT):
+        async with raw_session(served_remote.url, token="alice-token") as session:
+            async with session.call("echo_agent", {"message": 'call echo_slow {"seconds": 60}'}):
+                start = await records.wait_for(tool="slow", phase="start", within=CALL_TIMEOUT)
+        thread_id = start["meta"][f"{META}thread_id"]
+        cancelled = await records.wait_for(tool="slow", phase="cancelled", thread_id=thread_id, within=30)
+        assert cancelled["pid"] == start["pid"]
+        async with http_client(served_remote.url, token="alice-token", mode="legacy") as alice:
+            after = await alice.call_tool(
+                "echo_agent", {"message": "call echo_whoami", "thread_id": thread_id}
+            )
+    assert not after.is_error, text(after)  # not busy: the cancelled run is over
+    assert structured(after)["thread_id"] == thread_id
+
+
 async def test_the_agent_servers_own_mcp_endpoint_for_comparison(agent_server: AgentServer) -> None:
     """The baseline: no thread, a JSON answer only, and the whole final state as repr()."""
     headers = {"Authorization": "Bearer alice-token", "Accept": "application/json, text/event-stream"}
@@ -203,10 +223,12 @@ async def test_an_interrupted_assistant_run_is_resumed_through_mcp(
         async with http_client(served_remote.url, token="alice-token", mode="legacy") as plain:
             waiting = await plain.call_tool("ask", {"message": "hi"})
             thread_id = structured(waiting)["thread_id"]
+            refused = await plain.call_tool("ask", {"message": "hello?", "thread_id": thread_id})
             await plain.call_tool("ask", {"thread_id": thread_id, "resume": "Cy"})
             done = await plain.call_tool("ask", {"thread_id": thread_id, "resume": {"city": "Rome"}})
     assert text(asked) == "Ada lives in Oslo"
     assert "already answered or is no longer pending" in replayed.value.message
     assert structured(waiting)["status"] == "interrupted"
+    assert refused.is_error and f"Thread {thread_id} waits for input" in text(refused)
     assert text(done) == "Cy lives in Rome"
     assert [e["answer"] for e in records.entries(tool="ask") if e["question"] == "name"].count("Bob") == 1

@@ -3,11 +3,13 @@
 The tests that count one connection set per run (one stdio process, one handshake
 per server, no process left once the run ends) serve this graph as ``agent`` (see
 `tests.support.processes.per_run_config`); the example's own default, warm sessions,
-is served as is by the tests of warm runs.
+is served as is by the tests of warm runs. Its model records each input it gets in
+``$MCPBRIDGE_RECORD_MODEL`` (`tests.support.history.RecordingChatModel`).
 """
 
 from __future__ import annotations
 
 from examples.agent import make_factory
+from tests.support.history import RecordingChatModel
 
-make_graph = make_factory(pool=False)
+make_graph = make_factory(pool=False, model=RecordingChatModel())

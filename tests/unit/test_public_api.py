@@ -121,6 +121,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "mcpbridge.sampling": ["BUDGET_NAMESPACE", "Sampling", "reserved_budget"],
     "mcpbridge.caching": ["ToolCache"],
+    "mcpbridge.history": ["UNFINISHED_CALL", "repair_tool_calls", "repaired_messages_update"],
     "mcpbridge.topology": ["Topology", "check_topology", "topology"],
     "mcpbridge.identity": ["IdentityMeta", "RunIdentity", "Signer", "identity_from_runtime"],
     "mcpbridge.testing": ["MODEL_ENV", "OfflineChatModel", "load_chat_model"],

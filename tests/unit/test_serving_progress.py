@@ -20,6 +20,7 @@ def test_updates_name_the_tools_a_step_called_or_ran() -> None:
         "tools: add returned"
     ]
     assert describe_update({"plan": {"step": 1}}) == ["plan done"]
+    assert describe_update({"BridgeMiddleware.before_model": None, "plan": {}}) == ["plan done"]
     assert describe_update({"__interrupt__": ()}) == ["the run waits for input"]
     assert describe_update("not a mapping") == []
 
