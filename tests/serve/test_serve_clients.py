@@ -165,6 +165,7 @@ CANCELLING = [
     pytest.param("mcp1", "stdio", id="mcp1-stdio"),
     pytest.param("fastmcp4", "http", id="fastmcp4-http"),
     pytest.param("fastmcp4", "stdio", id="fastmcp4-stdio"),
+    pytest.param("adapters", "http", id="adapters-http"),
     pytest.param("adapters", "stdio", id="adapters-stdio"),
 ]
 
