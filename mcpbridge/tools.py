@@ -67,12 +67,16 @@ class ToolCaller(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Wiring:
-    """What a tool's calls need beyond its fields: server, identity, validator, the runtime's key."""
+    """What a tool's calls need beyond its fields: server, identity, validator, the runtime's key.
+
+    ``input_rounds``: the caller turns a server's input requests into interrupts (`call_with_input`).
+    """
 
     caller: ToolCaller
     identity: IdentityMeta
     validator: ArgumentsValidator
     runtime_key: str
+    input_rounds: bool
 
 
 @cache
@@ -129,7 +133,7 @@ class MCPTool(BaseTool):
         while key in properties:  # a server tool may take an argument called `runtime`
             n += 1
             key = f"mcpbridge_runtime_{n}"
-        self._wiring = _Wiring(caller, identity, validator, key)
+        self._wiring = _Wiring(caller, identity, validator, key, bool(getattr(caller, "input_rounds", False)))
 
     def _wired(self) -> _Wiring:
         # Read from the private values directly: pydantic's lookup of a private attribute
@@ -164,10 +168,12 @@ class MCPTool(BaseTool):
         if (
             kwargs
             or self.handle_tool_error is not True
-            or not _is_tool_call(input)
+            or not isinstance(input, dict)
+            or input.get("type") != "tool_call"
             or input.get("id") is None
         ):
             return await super().ainvoke(input, config, **kwargs)
+        input = typing.cast(ToolCall, input)
         if no_listeners(self, config):
             return await self._answer(input, config)
         wiring = self._wired()
@@ -218,11 +224,11 @@ class MCPTool(BaseTool):
         if runtime is None:
             config = ensure_config(config)
         identity = identity_from_runtime(runtime, config)
-        progress = self._progress_forwarder(runtime)
         meta, headers = wiring.identity.for_call(identity, server=self.server, registered=self.registered)
+        progress = self._progress_forwarder(runtime)
+        receive = None if progress is None else progress.receive
         try:
-            receive = None if progress is None else progress.receive
-            if getattr(wiring.caller, "input_rounds", False):
+            if wiring.input_rounds:
                 result = await call_with_input(
                     wiring.caller,
                     server=self.server,
@@ -349,10 +355,6 @@ class _ProgressForwarder:
             "message": message,
         }
         self._context.run(self._writer, event)
-
-
-def _is_tool_call(value: object) -> typing.TypeGuard[ToolCall]:
-    return isinstance(value, dict) and typing.cast(dict[str, Any], value).get("type") == "tool_call"
 
 
 class _AsyncOnlyError(UsageError, NotImplementedError):

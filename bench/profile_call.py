@@ -1,0 +1,172 @@
+"""What one tool call costs the client, counted rather than timed: Python calls and CPU per call.
+
+``python -m bench.profile_call [--transport memory|stdio|http|all] [--calls N] [--top K]``
+calls ``echo`` through one LangGraph ``ToolNode`` for mcpbridge and for the thinnest MCP
+tool (`bench.calls.ThinTool`), on the same server: in this process (``memory``, the
+default), over stdio, or over streamable HTTP. For each it prints the Python function
+calls per call (``cProfile``: the same on a busy machine) and this process's CPU time per
+call (``time.process_time`` over alternating rounds, the lowest and the median: steadier
+than wall time when other processes compete for the cores). With ``--top K``, the K
+functions whose calls per call differ most between the two, bridge minus thinnest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import anyio
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from bench._env import ARGS, stdio_server
+from bench._processes import ROOT, start_http_servers
+from bench._toolnode import ToolNodeCaller, text_of
+from bench.calls import ThinTool
+from bench.servers import build_server
+from mcpbridge import Bridge, HttpServer, MemoryServer, ServerConfig
+
+TRANSPORTS = ("memory", "stdio", "http")
+ROUNDS = 31
+
+Call = Callable[[], Awaitable[Any]]
+FunctionKey = tuple[str, int, str]
+
+
+@asynccontextmanager
+async def peers(transport: str, stack: ExitStack) -> AsyncGenerator[tuple[Call, Call], None]:
+    """The bridge's and the thinnest tool's ``echo`` call through a ``ToolNode``, on one server."""
+    async with AsyncExitStack() as astack:
+        config: ServerConfig
+        if transport == "memory":
+            server = build_server()
+            raw = await astack.enter_async_context(Client(server))
+            config = MemoryServer(name="bench", server=server)
+        elif transport == "stdio":
+            config = stdio_server()
+            params = StdioServerParameters(command=config.command, args=list(config.args), cwd=ROOT)
+            raw = await astack.enter_async_context(Client(stdio_client(params)))
+        else:
+            directory = Path(stack.enter_context(TemporaryDirectory()))
+            [process] = start_http_servers(stack, directory, 1)
+            http = await astack.enter_async_context(httpx2.AsyncClient())
+            raw = await astack.enter_async_context(
+                Client(streamable_http_client(process.url, http_client=http))
+            )
+            config = HttpServer(name="bench", url=process.url)
+        bridge = await astack.enter_async_context(Bridge([config]))
+        bridged, thin = ToolNodeCaller(bridge.tools), ToolNodeCaller([ThinTool(client=raw)])
+        meta = json.loads(text_of(await bridged.call("meta", {})))
+        if not meta.get("dev.mcpbridge/thread_id"):
+            raise RuntimeError(f"the run's identity did not reach the server: {meta}")
+        yield (lambda: bridged.call("echo", ARGS)), (lambda: thin.call("echo", ARGS))
+
+
+async def _repeat(call: Call, n: int) -> None:
+    for _ in range(n):
+        await call()
+
+
+async def cpu_per_call(call: Call, n: int) -> float:
+    """This process's CPU microseconds per call, over ``n`` calls."""
+    start = time.process_time()
+    await _repeat(call, n)
+    return (time.process_time() - start) / n * 1e6
+
+
+async def profiled(call: Call, n: int) -> pstats.Stats:
+    """The profile of ``n`` calls."""
+    profile = cProfile.Profile()
+    profile.enable()
+    await _repeat(call, n)
+    profile.disable()
+    return pstats.Stats(profile)
+
+
+def _calls_by_function(stats: pstats.Stats, n: int) -> dict[FunctionKey, float]:
+    table: dict[FunctionKey, tuple[Any, ...]] = stats.stats  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
+    return {key: value[1] / n for key, value in table.items()}
+
+
+def _name(key: FunctionKey) -> str:
+    file, line, function = key
+    if file == "~":
+        return function
+    parts = Path(file).parts
+    short = (
+        "/".join(parts[-2:])
+        if "site-packages" not in parts
+        else "/".join(parts[parts.index("site-packages") + 1 :])
+    )
+    return f"{short}:{line}({function})"
+
+
+async def measure(transport: str, calls: int, top: int) -> dict[str, Any]:
+    """Calls and CPU per call of both peers on ``transport``; with ``top``, the largest differences."""
+    with ExitStack() as stack:
+        async with peers(transport, stack) as (bridged, thin):
+            for call in (bridged, thin):
+                await _repeat(call, 50)
+            stats = {
+                name: await profiled(call, calls) for name, call in (("bridge", bridged), ("thin", thin))
+            }
+            cpu: dict[str, list[float]] = {"bridge": [], "thin": []}
+            for i in range(ROUNDS):  # alternating, each first in turn: a busy spell hits both alike
+                order = (
+                    (("bridge", bridged), ("thin", thin)) if i % 2 else (("thin", thin), ("bridge", bridged))
+                )
+                for name, call in order:
+                    cpu[name].append(await cpu_per_call(call, calls))
+    per_call = {name: s.total_calls / calls for name, s in stats.items()}  # pyright: ignore[reportAttributeAccessIssue]
+    low = {name: min(values) for name, values in cpu.items()}
+    median = {name: statistics.median(values) for name, values in cpu.items()}
+    differences = [b - t for b, t in zip(cpu["bridge"], cpu["thin"], strict=True)]
+    report: dict[str, Any] = {
+        "transport": transport,
+        "python_calls_per_call": {k: round(v, 1) for k, v in per_call.items()},
+        "cpu_us_per_call_min": {k: round(v, 1) for k, v in low.items()},
+        "cpu_us_per_call_median": {k: round(v, 1) for k, v in median.items()},
+        "bridge_minus_thin": {
+            "python_calls": round(per_call["bridge"] - per_call["thin"], 1),
+            "cpu_us_min": round(low["bridge"] - low["thin"], 1),
+            "cpu_us_median_of_pairs": round(statistics.median(differences), 1),
+        },
+        "cpu_ratio_min": round(low["bridge"] / low["thin"], 3),
+    }
+    if top:
+        bridge = _calls_by_function(stats["bridge"], calls)
+        thin_calls = _calls_by_function(stats["thin"], calls)
+        diff = {k: bridge.get(k, 0.0) - thin_calls.get(k, 0.0) for k in bridge.keys() | thin_calls.keys()}
+        ranked = sorted(diff.items(), key=lambda item: -abs(item[1]))[:top]
+        report["top_differences"] = [f"{d:+.1f} {_name(k)}" for k, d in ranked if d]
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print one JSON report per transport."""
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_call", description=__doc__)
+    parser.add_argument("--transport", choices=(*TRANSPORTS, "all"), default="memory")
+    parser.add_argument("--calls", type=int, default=100, help="calls per profile and per CPU round")
+    parser.add_argument("--top", type=int, default=0, help="list the K functions that differ most")
+    args = parser.parse_args(argv)
+    transports = TRANSPORTS if args.transport == "all" else (args.transport,)
+    for transport in transports:
+        report = anyio.run(measure, transport, args.calls, args.top)
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
