@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import pstats
 import statistics
@@ -119,6 +120,10 @@ async def measure(transport: str, calls: int, top: int) -> dict[str, Any]:
         async with peers(transport, stack) as (bridged, thin):
             for call in (bridged, thin):
                 await _repeat(call, 50)
+            # What was made so far (imports, sessions) is never collected: a full collection's cost
+            # would otherwise land on whichever peer's calls it interrupts.
+            gc.collect()
+            gc.freeze()
             stats = {
                 name: await profiled(call, calls) for name, call in (("bridge", bridged), ("thin", thin))
             }

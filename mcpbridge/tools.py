@@ -14,6 +14,7 @@ ends, so the final state is never lost.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.tools import FILTERED_ARGS, BaseTool, ToolException
 from langgraph.prebuilt import ToolRuntime
+from langgraph.runtime import Runtime
 from langgraph.types import StreamWriter
 from mcp.shared.dispatcher import ProgressFnT
 from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
@@ -63,6 +65,12 @@ class ToolCaller(Protocol):
     ) -> types.CallToolResult | types.InputRequiredResult:
         """Call the tool ``name`` on the server (``headers`` go on the HTTP request, where there is one)."""
         ...
+
+
+_SILENT_WRITER: Final = next(
+    (f.default for f in dataclasses.fields(Runtime) if f.name == "stream_writer"), dataclasses.MISSING
+)
+"""The stream writer of a runtime that streams nothing (LangGraph's default): no progress is asked for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +271,7 @@ class MCPTool(BaseTool):
 
     def _progress_forwarder(self, runtime: Any) -> _ProgressForwarder | None:
         writer: StreamWriter | None = getattr(runtime, "stream_writer", None)
-        if writer is None:
+        if writer is None or writer is _SILENT_WRITER:  # nobody would see the progress
             return None
         return _ProgressForwarder(
             writer,
