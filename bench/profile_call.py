@@ -8,6 +8,10 @@ calls per call (``cProfile``: the same on a busy machine) and this process's CPU
 call (``time.process_time`` over alternating rounds, the lowest and the median: steadier
 than wall time when other processes compete for the cores). With ``--top K``, the K
 functions whose calls per call differ most between the two, bridge minus thinnest.
+
+With ``--instructions`` (needs valgrind), each peer's calls run again under callgrind,
+which counts the machine instructions this process executes for them: the same count
+however busy the machine is (the server's, over stdio and HTTP, are not counted).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import argparse
 import cProfile
 import gc
 import json
+import os
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -159,16 +165,77 @@ async def measure(transport: str, calls: int, top: int) -> dict[str, Any]:
     return report
 
 
+def _callgrind(*command: str) -> None:
+    subprocess.run(["callgrind_control", *command, str(os.getpid())], check=True, capture_output=True)
+
+
+async def count_under_callgrind(transport: str, peer: str, calls: int) -> None:
+    """Run ``calls`` calls of ``peer`` with callgrind's counting on (this process runs under callgrind)."""
+    with ExitStack() as stack:
+        async with peers(transport, stack) as (bridged, thin):
+            call = bridged if peer == "bridge" else thin
+            await _repeat(call, 20)
+            gc.collect()
+            gc.freeze()
+            _callgrind("-z")
+            _callgrind("-i", "on")
+            await _repeat(call, calls)
+            _callgrind("-i", "off")
+            _callgrind("-d")
+
+
+def instructions(transport: str, calls: int) -> dict[str, Any]:
+    """Instructions per call of each peer on ``transport``, counted by callgrind in a process of its own."""
+    counts: dict[str, float] = {}
+    with TemporaryDirectory() as directory:
+        for peer in ("bridge", "thin"):
+            out = Path(directory) / peer
+            command = [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out}.%p",
+                sys.executable,
+                "-m",
+                "bench.profile_call",
+                "--transport",
+                transport,
+                "--calls",
+                str(calls),
+                "--count",
+                peer,
+            ]
+            env = {**os.environ, "PYTHONHASHSEED": "0"}
+            subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+            [dump] = Path(directory).glob(f"{peer}.*.1")
+            totals = [line for line in dump.read_text().splitlines() if line.startswith("totals:")]
+            counts[peer] = int(totals[0].split()[1]) / calls
+    return {
+        "transport": transport,
+        "instructions_per_call": {k: round(v) for k, v in counts.items()},
+        "bridge_minus_thin": round(counts["bridge"] - counts["thin"]),
+        "ratio": round(counts["bridge"] / counts["thin"], 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print one JSON report per transport."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile_call", description=__doc__)
     parser.add_argument("--transport", choices=(*TRANSPORTS, "all"), default="memory")
     parser.add_argument("--calls", type=int, default=100, help="calls per profile and per CPU round")
     parser.add_argument("--top", type=int, default=0, help="list the K functions that differ most")
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
+    parser.add_argument("--count", choices=("bridge", "thin"), help=argparse.SUPPRESS)  # under callgrind
     args = parser.parse_args(argv)
+    if args.count:
+        anyio.run(count_under_callgrind, args.transport, args.count, args.calls)
+        return
     transports = TRANSPORTS if args.transport == "all" else (args.transport,)
     for transport in transports:
-        report = anyio.run(measure, transport, args.calls, args.top)
+        if args.instructions:
+            report = instructions(transport, args.calls)
+        else:
+            report = anyio.run(measure, transport, args.calls, args.top)
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
 

@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import math
 import time
-import typing
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -181,13 +180,13 @@ class MCPTool(BaseTool):
             or input.get("id") is None
         ):
             return await super().ainvoke(input, config, **kwargs)
-        input = typing.cast(ToolCall, input)
+        call: ToolCall = input  # pyright: ignore[reportAssignmentType] - a dict of type "tool_call"
         if no_listeners(self, config):
-            return await self._answer(input, config)
+            return await self._answer(call, config)
         wiring = self._wired()
         hidden = wiring.runtime_key
-        inputs = {k: v for k, v in input["args"].items() if k != hidden and k not in FILTERED_ARGS}
-        return await traced_tool_call(self, input, config, inputs, self._answer)
+        inputs = {k: v for k, v in call["args"].items() if k != hidden and k not in FILTERED_ARGS}
+        return await traced_tool_call(self, call, config, inputs, self._answer)
 
     async def _answer(self, call: ToolCall, config: RunnableConfig | None) -> ToolMessage:
         """Run ``call``; a failure the model can read becomes an error message."""
