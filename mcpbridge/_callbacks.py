@@ -16,7 +16,6 @@ read a child config.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,15 +26,12 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
 from langchain_core.tracers import context as tracer_context
-from langchain_core.utils.env import env_var_is_set
 
-from mcpbridge._compat import configure_hooks, langsmith_tracing
+from mcpbridge._compat import configure_hooks, env_flag_set, langsmith_tracing
 
 __all__ = ["no_listeners", "traced_tool_call"]
 
-_V1_TRACING_ENV = ("LANGCHAIN_TRACING", "LANGCHAIN_HANDLER")
-_UNSET = frozenset({"", "0", "false", "False"})
-"""Values `langchain_core.utils.env.env_var_is_set` takes for unset."""
+_TRACING_V2 = tracer_context.tracing_v2_callback_var
 
 
 def no_listeners(tool: BaseTool, config: RunnableConfig | None) -> bool:
@@ -52,16 +48,16 @@ def no_listeners(tool: BaseTool, config: RunnableConfig | None) -> bool:
         return False
     if tool.callbacks or tool.verbose or get_debug():
         return False
-    if tracer_context.tracing_v2_callback_var.get() is not None or langsmith_tracing():
+    if _TRACING_V2.get() is not None or langsmith_tracing():
         return False
-    for name in _V1_TRACING_ENV:
-        if os.environ.get(name, "") not in _UNSET:
-            return False
+    # The environment variables of LangChain's v1 tracing (read by `_get_trace_callbacks`).
+    if env_flag_set("LANGCHAIN_TRACING") or env_flag_set("LANGCHAIN_HANDLER"):
+        return False
     hooks = configure_hooks()
     if hooks is None:
         return False
     for var, _inheritable, handler_class, env_var in hooks:
-        if var.get() is not None or (handler_class is not None and env_var and env_var_is_set(env_var)):
+        if var.get() is not None or (handler_class is not None and env_var and env_flag_set(env_var)):
             return False
     return True
 

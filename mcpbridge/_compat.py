@@ -36,6 +36,7 @@ path when it no longer pays.
 
 from __future__ import annotations
 
+import os
 import typing
 from contextvars import ContextVar
 from typing import Any, Final, cast
@@ -50,6 +51,7 @@ from langsmith import utils as _ls_utils
 from langsmith._internal import _context as _ls_context
 
 __all__ = [
+    "env_flag_set",
     "langsmith_tracing",
     "pending_interrupt_values",
     "resuming",
@@ -114,6 +116,39 @@ def langsmith_tracing() -> bool:
         return bool(fallback)
     default: Any = _ls_utils.get_env_var("TRACING", default="")  # pyright: ignore[reportUnknownMemberType]
     return _ls_utils.get_env_var("TRACING_V2", default=default) == "true"  # pyright: ignore[reportUnknownMemberType]
+
+
+_ENV_UNSET: Final = frozenset({"", "0", "false", "False"})
+"""Values ``langchain_core.utils.env.env_var_is_set`` takes for unset."""
+_ENVIRON: Final[Any] = os.environ
+_ENV_DATA: Final[dict[Any, Any] | None] = (
+    _ENVIRON._data  # pyright: ignore[reportPrivateUsage]
+    if isinstance(getattr(_ENVIRON, "_data", None), dict) and callable(getattr(_ENVIRON, "encodekey", None))
+    else None
+)
+_ENV_UNSET_RAW: Final[frozenset[Any]] = frozenset(
+    _ENVIRON.encodevalue(value) for value in _ENV_UNSET if _ENV_DATA is not None
+)
+_ENV_KEYS: dict[str, Any] = {}
+
+
+def env_flag_set(name: str) -> bool:
+    """``langchain_core.utils.env.env_var_is_set(name)``: set, and not to ``""``, ``0`` or ``false``.
+
+    Python: ``os.environ._data``, the dict behind ``os.environ`` that its reads and writes
+    go through, keyed and valued as ``encodekey`` and ``encodevalue`` give (checked with
+    CPython 3.11). ``os.environ.get`` of an unset name raises and catches a
+    ``KeyError`` on the way, about a microsecond, and the fast tool-call path asks of
+    several names on every call. Without these names, ``os.environ`` is read.
+    """
+    data = _ENV_DATA
+    if data is None:
+        return _ENVIRON.get(name, "") not in _ENV_UNSET
+    key = _ENV_KEYS.get(name)
+    if key is None:
+        key = _ENV_KEYS[name] = _ENVIRON.encodekey(name)
+    value = data.get(key)
+    return value is not None and value not in _ENV_UNSET_RAW
 
 
 def set_injected_args_keys(tool_class: type[BaseTool], key_attribute: str) -> None:

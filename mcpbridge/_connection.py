@@ -32,7 +32,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Final, overload
@@ -62,7 +62,7 @@ from mcpbridge._redact import install_url_redaction, redact_urls
 from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
 from mcpbridge._transport import StderrLog, open_client
 from mcpbridge.caching import ServerCache
-from mcpbridge.config import ServerConfig
+from mcpbridge.config import HttpServer, ServerConfig, SseServer
 from mcpbridge.interrupts import InputPolicy
 
 __all__ = ["ListedTool", "ServerConnection", "State"]
@@ -152,6 +152,7 @@ class ServerConnection:
         self._stale = False  # the server said its tools changed
         self._adopted = False  # the session adopted a cached discovery result
         self._watch = anyio.Event()  # set when the session waits in a pool: listen for changes then
+        self._records_calls = isinstance(config, HttpServer | SseServer)
 
     @property
     def state(self) -> State:
@@ -445,31 +446,47 @@ class ServerConnection:
             ToolTimeoutError: No answer within ``call_timeout``; the request was cancelled.
             ToolCallError: The server is gone or answered with a protocol error.
         """
-        if self._lifecycle.state in (State.BROKEN, State.RECONNECTING):
+        state = self._lifecycle.state
+        if state is State.BROKEN or state is State.RECONNECTING:
             await self._reconnected()
-        client = self._client if self._lifecycle.state is State.READY else None
+            state = self._lifecycle.state
+        client = self._client if state is State.READY else None
         if client is None:
             raise not_connected(self.config, name, self.failure)
         timeout = self.config.call_timeout
         reset = CALL_HEADERS.set(headers) if headers else None
-        record, recording = call_record()
+        # Only an HTTP response has a byte cap to note a call's oversized answer in.
+        record, recording = call_record() if self._records_calls else (None, None)
         answerer = self.answerer
         answered = answerer.answered  # a request answered during the call is noted in its result
         opened = answerer.open(name) if answerer.tracking else None  # only for a policy that asks
+        request_meta: types.RequestParamsMeta | None = dict(meta) if meta else None  # pyright: ignore[reportAssignmentType]
         self._in_flight += 1
         try:
             # The SDK's own request clock bounds the answer (its cancel scope is there anyway, so a
             # call costs no second one); the transport bounds the write (`_transport`).
-            if input_round is not None:
-                result = await self._call_round(client, name, arguments, meta, progress_callback, input_round)
-            else:
+            if input_round is None:
                 result = await client.call_tool(
                     name,
                     dict(arguments),
                     read_timeout_seconds=timeout,
                     progress_callback=progress_callback,
-                    meta=types.RequestParamsMeta(**meta) if meta else None,
+                    meta=request_meta,
                 )
+            else:
+                try:
+                    result = await self._call_round(
+                        client, name, arguments, request_meta, progress_callback, input_round
+                    )
+                except MCPError as exc:
+                    # As `Client.call_tool` does, a 2026-era server's `HEADER_MISMATCH` (the tool's listed
+                    # schema is stale) is answered by listing the tools again and resending once.
+                    if exc.code != HEADER_MISMATCH or client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                        raise
+                    await client.list_tools(cache_mode="refresh")
+                    result = await self._call_round(
+                        client, name, arguments, request_meta, progress_callback, input_round
+                    )
             if answerer.answered != answered and isinstance(result, types.CallToolResult):
                 result = answerer.noted(result, answered)
             return result
@@ -483,7 +500,8 @@ class ServerConnection:
             if timed_out:
                 self._abandoned = True
             tail = await self._stderr.tail() if ends_session(exc) else ""
-            failure = call_failure(self.config, name, exc, oversized=record.oversized, stderr_tail=tail)
+            oversized = record.oversized if record is not None else None
+            failure = call_failure(self.config, name, exc, oversized=oversized, stderr_tail=tail)
             if failure.broken is not None and self._client in (client, None):  # not a newer session
                 self._break(failure.broken)
             raise failure.error from (None if timed_out else exc)
@@ -491,44 +509,31 @@ class ServerConnection:
             self._in_flight -= 1
             if opened is not None:
                 answerer.close(opened)
-            end_call_record(recording)
+            if recording is not None:
+                end_call_record(recording)
             if reset is not None:
                 CALL_HEADERS.reset(reset)
 
-    async def _call_round(
+    def _call_round(
         self,
         client: Client,
         name: str,
         arguments: Mapping[str, Any],
-        meta: Mapping[str, Any] | None,
+        meta: types.RequestParamsMeta | None,
         progress_callback: ProgressFnT | None,
         input_round: tuple[types.InputResponses | None, str | None],
-    ) -> types.CallToolResult | types.InputRequiredResult:
-        """One round of a call whose ``input_required`` answers go back to the caller.
-
-        As ``Client.call_tool`` does, a 2026-era server's ``HEADER_MISMATCH`` (the tool's
-        listed schema is stale) is answered by listing the tools again and resending once.
-        """
-
-        async def send() -> types.CallToolResult | types.InputRequiredResult:
-            return await client.session.call_tool(
-                name,
-                dict(arguments),
-                read_timeout_seconds=self.config.call_timeout,
-                progress_callback=progress_callback,
-                input_responses=input_round[0],
-                request_state=input_round[1],
-                meta=types.RequestParamsMeta(**meta) if meta else None,
-                allow_input_required=True,
-            )
-
-        try:
-            return await send()
-        except MCPError as exc:
-            if exc.code != HEADER_MISMATCH or client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-                raise
-        await client.list_tools(cache_mode="refresh")
-        return await send()
+    ) -> Coroutine[Any, Any, types.CallToolResult | types.InputRequiredResult]:
+        """One round of a call whose ``input_required`` answers go back to the caller."""
+        return client.session.call_tool(
+            name,
+            dict(arguments),
+            read_timeout_seconds=self.config.call_timeout,
+            progress_callback=progress_callback,
+            input_responses=input_round[0],
+            request_state=input_round[1],
+            meta=meta,
+            allow_input_required=True,
+        )
 
     async def _list_tools(self, client: Client) -> tuple[list[types.Tool], types.ListToolsResult]:
         """The wanted tools of every page, and the first page (its cache hints)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import binascii
 import json
+import json.encoder
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import mcp_types as types
@@ -19,6 +21,23 @@ __all__ = ["describe_invalid_result", "limit_result", "to_content_blocks"]
 _SHOWN_CHARS = 200
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 """``json.dumps(..., ensure_ascii=False, default=str)``, without making an encoder on every call."""
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # None without the C accelerator
+_JSON_PARTS: Callable[[Any, int], Sequence[str]] | None = (
+    _C_MAKE_ENCODER(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+    if _C_MAKE_ENCODER is not None
+    else None
+)
+"""The C encoder `_JSON` makes on each call, made once: the parts of the same JSON text.
+
+Without the circularity check: a tool's structured content was parsed from JSON, so it has no cycles.
+"""
+
+
+def _json_size(value: Any) -> int:
+    """The characters of ``value``'s JSON text (``json.dumps(value, ensure_ascii=False, default=str)``)."""
+    if _JSON_PARTS is None:
+        return len(_JSON.encode(value))
+    return sum(map(len, _JSON_PARTS(value, 0)))
 
 
 def to_content_blocks(result: types.CallToolResult) -> list[dict[str, Any]]:
@@ -179,7 +198,7 @@ def limit_result(
         if left_out:
             notes.append(f"{left_out:,} characters of media were left out")
     if structured is not None:
-        size = len(_JSON.encode(structured))
+        size = _json_size(structured)
         if size > max_chars:
             structured = None
             notes.append(f"its structured content ({size:,} characters) was left out")

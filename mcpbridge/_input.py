@@ -42,6 +42,9 @@ MAX_ROUNDS: Final = 10
 _SEALED: Final = "mcpbridge_state"
 _PROCESS_KEY: Final = secrets.token_bytes(32)
 
+_FIRST_ROUND: Final[tuple[None, None]] = (None, None)
+"""The ``input_round`` of a call's first round: no answers, no state."""
+
 Round = Callable[[types.InputResponses | None, str | None], Awaitable[Any]]
 
 
@@ -273,6 +276,20 @@ async def call_with_input(
     Every round carries the same ``_meta`` (the run's identity) and headers.
     """
     run_config: Any = getattr(runtime, "config", None) or config
+    resumes = resuming(run_config)
+    first: Any = None
+    if not resumes:
+        # Most calls: one round, answered; the exchange (and its key) is made only when asked.
+        first = await caller.call_tool(
+            mcp_name,
+            arguments,
+            meta=meta,
+            headers=headers,
+            progress_callback=progress,
+            input_round=_FIRST_ROUND,
+        )
+        if not isinstance(first, types.InputRequiredResult):
+            return first
 
     async def call(responses: types.InputResponses | None, state: str | None) -> Any:
         return await caller.call_tool(
@@ -284,13 +301,6 @@ async def call_with_input(
             input_round=(responses, state),
         )
 
-    resumes = resuming(run_config)
-    first: Any = None
-    if not resumes:
-        # Most calls: one round, answered; the exchange (and its key) is made only when asked.
-        first = await call(None, None)
-        if not isinstance(first, types.InputRequiredResult):
-            return first
     exchange = InputExchange(
         key=seal_key(getattr(signer, "key", None)),
         server=server,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
@@ -131,10 +132,10 @@ class IdentityMeta:
         if not self.enabled:
             return {}
         meta: dict[str, str] = {}
-        for name in self.include:
+        for name, key in _keys(self.prefix, self.include):
             value = getattr(identity, name)
             if value is not None:
-                meta[self.key(name)] = value
+                meta[key] = value
         return meta
 
     def for_call(
@@ -158,6 +159,15 @@ class IdentityMeta:
         return RunIdentity(**{k: str(v) if v is not None else None for k, v in values.items()})
 
 
+@cache
+def _keys(prefix: str, include: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Each included field with its ``_meta`` key, made once per configuration rather than per call."""
+    return tuple((name, f"{prefix}{name}") for name in include)
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
 def identity_from_runtime(runtime: Any | None, config: RunnableConfig | None = None) -> RunIdentity:
     """Read the run's identity from a ``ToolRuntime``, falling back to the run config.
 
@@ -169,18 +179,28 @@ def identity_from_runtime(runtime: Any | None, config: RunnableConfig | None = N
     server = getattr(runtime, "server_info", None)
     if config is None:
         config = getattr(runtime, "config", None)
-    configurable: Mapping[str, Any] = (config or {}).get("configurable") or {}
-    metadata: Mapping[str, Any] = (config or {}).get("metadata") or {}
+    run: Mapping[str, Any] = config or _EMPTY
+    configurable: Mapping[str, Any] = run.get("configurable") or _EMPTY
+    metadata: Mapping[str, Any] = run.get("metadata") or _EMPTY
 
-    user = getattr(server, "user", None) or configurable.get("langgraph_auth_user")
-    user_id = _user_identity(user) or configurable.get("langgraph_auth_user_id")
-    run_id = getattr(execution, "run_id", None) or (config or {}).get("run_id") or metadata.get("run_id")
+    if server is None:  # outside the Agent Server: the config tells the rest
+        user_id = _user_identity(configurable.get("langgraph_auth_user"))
+        assistant_id, graph_id = metadata.get("assistant_id"), metadata.get("graph_id")
+    else:
+        user_id = _user_identity(getattr(server, "user", None) or configurable.get("langgraph_auth_user"))
+        assistant_id = getattr(server, "assistant_id", None) or metadata.get("assistant_id")
+        graph_id = getattr(server, "graph_id", None) or metadata.get("graph_id")
+    if execution is None:
+        thread_id, run_id = configurable.get("thread_id"), run.get("run_id") or metadata.get("run_id")
+    else:
+        thread_id = getattr(execution, "thread_id", None) or configurable.get("thread_id")
+        run_id = getattr(execution, "run_id", None) or run.get("run_id") or metadata.get("run_id")
     return RunIdentity(
-        thread_id=_str(getattr(execution, "thread_id", None) or configurable.get("thread_id")),
+        thread_id=_str(thread_id),
         run_id=_str(run_id),
-        user_id=_str(user_id),
-        assistant_id=_str(getattr(server, "assistant_id", None) or metadata.get("assistant_id")),
-        graph_id=_str(getattr(server, "graph_id", None) or metadata.get("graph_id")),
+        user_id=_str(user_id or configurable.get("langgraph_auth_user_id")),
+        assistant_id=_str(assistant_id),
+        graph_id=_str(graph_id),
     )
 
 

@@ -14,10 +14,10 @@ ends, so the final state is never lost.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import math
 import time
-import typing
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.tools import FILTERED_ARGS, BaseTool, ToolException
 from langgraph.prebuilt import ToolRuntime
+from langgraph.runtime import Runtime
 from langgraph.types import StreamWriter
 from mcp.shared.dispatcher import ProgressFnT
 from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
@@ -65,14 +66,24 @@ class ToolCaller(Protocol):
         ...
 
 
+_SILENT_WRITER: Final = next(
+    (f.default for f in dataclasses.fields(Runtime) if f.name == "stream_writer"), dataclasses.MISSING
+)
+"""The stream writer of a runtime that streams nothing (LangGraph's default): no progress is asked for."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Wiring:
-    """What a tool's calls need beyond its fields: server, identity, validator, the runtime's key."""
+    """What a tool's calls need beyond its fields: server, identity, validator, the runtime's key.
+
+    ``input_rounds``: the caller turns a server's input requests into interrupts (`call_with_input`).
+    """
 
     caller: ToolCaller
     identity: IdentityMeta
     validator: ArgumentsValidator
     runtime_key: str
+    input_rounds: bool
 
 
 @cache
@@ -129,7 +140,7 @@ class MCPTool(BaseTool):
         while key in properties:  # a server tool may take an argument called `runtime`
             n += 1
             key = f"mcpbridge_runtime_{n}"
-        self._wiring = _Wiring(caller, identity, validator, key)
+        self._wiring = _Wiring(caller, identity, validator, key, bool(getattr(caller, "input_rounds", False)))
 
     def _wired(self) -> _Wiring:
         # Read from the private values directly: pydantic's lookup of a private attribute
@@ -164,16 +175,18 @@ class MCPTool(BaseTool):
         if (
             kwargs
             or self.handle_tool_error is not True
-            or not _is_tool_call(input)
+            or not isinstance(input, dict)
+            or input.get("type") != "tool_call"
             or input.get("id") is None
         ):
             return await super().ainvoke(input, config, **kwargs)
+        call: ToolCall = input  # pyright: ignore[reportAssignmentType] - a dict of type "tool_call"
         if no_listeners(self, config):
-            return await self._answer(input, config)
+            return await self._answer(call, config)
         wiring = self._wired()
         hidden = wiring.runtime_key
-        inputs = {k: v for k, v in input["args"].items() if k != hidden and k not in FILTERED_ARGS}
-        return await traced_tool_call(self, input, config, inputs, self._answer)
+        inputs = {k: v for k, v in call["args"].items() if k != hidden and k not in FILTERED_ARGS}
+        return await traced_tool_call(self, call, config, inputs, self._answer)
 
     async def _answer(self, call: ToolCall, config: RunnableConfig | None) -> ToolMessage:
         """Run ``call``; a failure the model can read becomes an error message."""
@@ -218,11 +231,11 @@ class MCPTool(BaseTool):
         if runtime is None:
             config = ensure_config(config)
         identity = identity_from_runtime(runtime, config)
-        progress = self._progress_forwarder(runtime)
         meta, headers = wiring.identity.for_call(identity, server=self.server, registered=self.registered)
+        progress = self._progress_forwarder(runtime)
+        receive = None if progress is None else progress.receive
         try:
-            receive = None if progress is None else progress.receive
-            if getattr(wiring.caller, "input_rounds", False):
+            if wiring.input_rounds:
                 result = await call_with_input(
                     wiring.caller,
                     server=self.server,
@@ -257,7 +270,7 @@ class MCPTool(BaseTool):
 
     def _progress_forwarder(self, runtime: Any) -> _ProgressForwarder | None:
         writer: StreamWriter | None = getattr(runtime, "stream_writer", None)
-        if writer is None:
+        if writer is None or writer is _SILENT_WRITER:  # nobody would see the progress
             return None
         return _ProgressForwarder(
             writer,
@@ -349,10 +362,6 @@ class _ProgressForwarder:
             "message": message,
         }
         self._context.run(self._writer, event)
-
-
-def _is_tool_call(value: object) -> typing.TypeGuard[ToolCall]:
-    return isinstance(value, dict) and typing.cast(dict[str, Any], value).get("type") == "tool_call"
 
 
 class _AsyncOnlyError(UsageError, NotImplementedError):

@@ -23,6 +23,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.tools import base as tools_base
 from langchain_core.tracers import context as tracer_context
 from langchain_core.tracers.context import register_configure_hook
+from langchain_core.utils.env import env_var_is_set
 from langgraph.store.memory import InMemoryStore
 from langgraph_sdk.runtime import ServerRuntime
 
@@ -32,6 +33,7 @@ from mcpbridge._compat import (
     RUN_ACCESS,
     SERVER_RUNTIME_CLASSES,
     configure_hooks,
+    env_flag_set,
     resolve_arun_hints,
     server_runtime,
     set_injected_args_keys,
@@ -40,6 +42,25 @@ from mcpbridge._compat import (
 from mcpbridge.tools import MCPTool
 
 pytestmark = pytest.mark.anyio
+
+# --- Python --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, False), ("", False), ("0", False), ("false", False), ("1", True)]
+)
+def test_python_os_environ_data_answers_as_env_var_is_set(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: bool
+) -> None:
+    """``os.environ._data``: what ``os.environ`` writes is read there, as LangChain reads it."""
+    assert _compat._ENV_DATA is not None  # pyright: ignore[reportPrivateUsage]
+    name = "MCPBRIDGE_COMPAT_FLAG"
+    if value is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, value)
+    assert env_flag_set(name) is expected is env_var_is_set(name)
+
 
 # --- langchain-core ------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import mcp_types as types
@@ -203,3 +204,19 @@ def test_a_long_value_is_shortened_and_an_output_schema_error_keeps_its_first_li
     assert describe_invalid_result(schema_error) == (
         "Invalid structured content returned by tool t: 'warm' is not of type 'number'"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"k": "v"},
+        "é\n\x01",
+        [1.5, float("inf"), None, True, -0.0],
+        {"a": {"b": [1, 2]}, "c": 1e16},
+        {"d": object()},
+    ],
+)
+def test_structured_content_is_measured_as_its_json_text(value: object) -> None:
+    from mcpbridge._content import _json_size  # pyright: ignore[reportPrivateUsage]
+
+    assert _json_size(value) == len(json.dumps(value, ensure_ascii=False, default=str))
