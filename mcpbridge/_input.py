@@ -33,7 +33,7 @@ from mcpbridge.errors import UsageError
 from mcpbridge.interrupts import INPUT_REQUEST, INPUT_SECRET_ENV
 from mcpbridge.sampling import SamplingDeclined
 
-__all__ = ["InputExchange", "TamperedStateError", "seal_key"]
+__all__ = ["InputExchange", "TamperedStateError", "describe", "responses", "seal_key"]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -83,7 +83,8 @@ def _plain(value: Any) -> Any:
     return dump(by_alias=True, exclude_none=True) if callable(dump) else value
 
 
-def _describe(request: types.InputRequest) -> dict[str, Any]:
+def describe(request: types.InputRequest) -> dict[str, Any]:
+    """One request as the interrupt shows it: ``kind``, ``mode``, ``message``, ``schema``, ``url``."""
     if isinstance(request, types.ElicitRequest):
         params: Any = request.params
         mode = getattr(params, "mode", "form") or "form"
@@ -102,7 +103,7 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else {}
 
 
-def _responses(requests: Mapping[str, Any], resume: object) -> tuple[types.InputResponses, list[str]]:
+def responses(requests: Mapping[str, Any], resume: object) -> tuple[types.InputResponses, list[str]]:
     """The resume value as the server's ``inputResponses``, and the keys whose content was refused.
 
     A key not answered, or answered with an unknown action, is cancelled. An accepted form
@@ -186,7 +187,7 @@ class InputExchange:
 
     def _answered(self, requests: Mapping[str, Any], resume: object) -> types.InputResponses:
         """The user's answers of a round; content off a form's schema is declined, and noted in the result."""
-        responses, refused = _responses(requests, resume)
+        answered, refused = responses(requests, resume)
         for key in refused:
             logger.warning(
                 "MCP server %r: the answer to input request %r does not match its schema; declined",
@@ -197,7 +198,7 @@ class InputExchange:
                 f"[mcpbridge: the answer to the server's form {key!r} did not match its schema; "
                 "it was declined]"
             )
-        return responses
+        return answered
 
     async def resumed(self, config: RunnableConfig | None) -> dict[str, Any] | None:
         """The verified entry of this call's pending interrupt, if the run resumes one."""
@@ -236,7 +237,7 @@ class InputExchange:
             if not human:  # the policy answered every request of the round
                 current = await call(by_policy, current.request_state)
                 continue
-            requests = {k: _describe(r) for k, r in human.items()}
+            requests = {k: describe(r) for k, r in human.items()}
             asked += 1
             entry = {
                 **self._who,
@@ -284,6 +285,20 @@ async def call_with_input(
             input_round=(responses, state),
         )
 
+    hold: float | None = getattr(caller, "holds", None)
+    if hold is not None:  # a 2025 server's call kept open while its user answers (a pooled session)
+        tool_call_id: str | None = getattr(runtime, "tool_call_id", None)
+
+        async def start(forward: Any) -> types.CallToolResult:
+            return await caller.call_tool(
+                mcp_name, arguments, meta=meta, headers=headers, progress_callback=forward
+            )
+
+        held = await caller.held.call(
+            config=run_config, tool_call_id=tool_call_id, tool=tool, hold=hold, start=start, progress=progress
+        )
+        if held is not None:
+            return held
     resumes = resuming(run_config)
     first: Any = None
     if not resumes:
