@@ -15,7 +15,7 @@ the call is forgotten: a resume then fails with a message, never a new call.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
 import anyio
@@ -120,7 +120,9 @@ class HeldCall:
 class HeldCalls:
     """The calls one session holds open, by (thread, tool call)."""
 
-    def __init__(self, server: str, spawn: Callable[[Callable[[], Awaitable[None]]], None]) -> None:
+    def __init__(
+        self, server: str, spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
+    ) -> None:
         self.server = server
         self._spawn = spawn  # starts a task that lives as long as the session
         self.calls: dict[tuple[str, str], HeldCall] = {}

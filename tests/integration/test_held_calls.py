@@ -136,3 +136,26 @@ async def test_a_resume_after_the_hold_fails_clearly_and_calls_nothing(legacy: E
     assert "ended before the answer came" in text_of(message)
     assert "Call the tool again" in text_of(message)
     assert len(legacy.records.entries(tool="ask")) == 1  # no new call with a stale answer
+
+
+async def test_each_question_of_one_call_is_its_own_interrupt(legacy: ExampleServer) -> None:
+    async with SessionPool() as pool:
+        runs = Runs(legacy, pool, InputPolicy(hold_calls=120))
+        with anyio.fail_after(60):
+            first = await runs.run(tool_calls(call("survey", "c1", first="Who?", second="How many?")))
+            [pending] = first["__interrupt__"]
+            assert pending.value["requests"]["elicitation"]["message"] == "Who?"
+            second = await runs.run(
+                Command(resume={"elicitation": {"action": "accept", "content": {"name": "Ada"}}})
+            )
+            [pending] = second["__interrupt__"]
+            assert pending.value["requests"]["elicitation"]["message"] == "How many?"
+            assert legacy.records.entries(tool="survey") == []
+            answer = {"elicitation": {"action": "accept", "content": {"name": "Bob", "seats": 3}}}
+            third = await runs.run(Command(resume=answer))
+    [entry] = legacy.records.entries(tool="survey")
+    assert entry["outcome"] == [
+        {"action": "accept", "content": {"name": "Ada"}},
+        {"action": "accept", "content": {"name": "Bob", "seats": 3}},
+    ]
+    assert text_of(message_of(third)).startswith("survey: ")

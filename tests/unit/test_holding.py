@@ -7,6 +7,7 @@ import math
 import anyio
 import mcp_types as types
 import pytest
+from anyio.abc import TaskGroup
 
 from mcpbridge import _holding
 from mcpbridge.errors import ConfigError
@@ -110,3 +111,78 @@ def test_a_pending_interrupt_is_this_calls_by_server_and_tool_call() -> None:
     other_server = {**mine, "server": "files"}
     other_kind = {**mine, "type": "approval"}
     assert not _holding._asked([other_call, other_server, other_kind, "text"], WHO)  # pyright: ignore[reportPrivateUsage]
+
+
+CONFIG = {"configurable": {"thread_id": "t"}}
+
+
+def session_calls() -> tuple[_holding.HeldCalls, list[TaskGroup]]:
+    """Held calls spawning into the task group appended to the list (a session's, here a test's)."""
+    sessions: list[TaskGroup] = []
+    return _holding.HeldCalls("rooms", lambda task: sessions[0].start_soon(task)), sessions
+
+
+@pytest.mark.anyio
+async def test_a_call_without_questions_gives_its_result_and_is_forgotten() -> None:
+    result = types.CallToolResult(content=[types.TextContent(type="text", text="done")])
+
+    async def start(forward: _holding.Progress) -> types.CallToolResult:
+        return result
+
+    calls, sessions = session_calls()
+    got = None
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as session:
+            sessions.append(session)
+            got = await calls.call(
+                config=CONFIG, tool_call_id="c1", tool="book", hold=60, start=start, progress=None
+            )
+    assert got == result
+    assert calls.calls == {} and calls.running == []
+
+
+@pytest.mark.anyio
+async def test_no_thread_or_tool_call_id_holds_nothing() -> None:
+    async def start(forward: _holding.Progress) -> types.CallToolResult:
+        raise AssertionError("not called")
+
+    calls = _holding.HeldCalls("rooms", lambda task: None)
+    assert (
+        await calls.call(config={}, tool_call_id="c1", tool="b", hold=1, start=start, progress=None) is None
+    )
+    assert (
+        await calls.call(config=CONFIG, tool_call_id=None, tool="b", hold=1, start=start, progress=None)
+        is None
+    )
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_run_cancels_its_held_call() -> None:
+    started = anyio.Event()
+    cancelled: list[bool] = []
+
+    async def start(forward: _holding.Progress) -> types.CallToolResult:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(True)
+            raise
+        raise AssertionError("unreachable")
+
+    calls, sessions = session_calls()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as session:
+            sessions.append(session)
+            with anyio.CancelScope() as run:
+
+                async def cancel_the_run() -> None:
+                    await started.wait()
+                    run.cancel()
+
+                session.start_soon(cancel_the_run)
+                await calls.call(
+                    config=CONFIG, tool_call_id="c1", tool="b", hold=60, start=start, progress=None
+                )
+    assert cancelled == [True]
+    assert calls.calls == {} and calls.running == []
