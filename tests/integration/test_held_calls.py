@@ -9,6 +9,7 @@ thread. What the server got is read from its own record.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,10 @@ async def test_the_user_answers_the_open_call_and_the_server_is_called_once(lega
     assert text_of(message) == f"ask: {json.dumps(expected, sort_keys=True)}"
 
 
-async def test_a_declined_answer_reaches_the_server(legacy: ExampleServer) -> None:
+async def test_a_declined_answer_reaches_the_server_and_no_url_is_logged(
+    legacy: ExampleServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     async with SessionPool() as pool:
         runs = Runs(legacy, pool, InputPolicy(hold_calls=120))
         with anyio.fail_after(60):
@@ -118,6 +122,7 @@ async def test_a_declined_answer_reaches_the_server(legacy: ExampleServer) -> No
     [entry] = legacy.records.entries(tool="visit")
     assert entry["outcome"] == {"action": "decline"}
     assert text_of(message_of(second)) == 'visit: {"action": "decline"}'
+    assert "very-secret" not in caplog.text and "login.example.com" not in caplog.text
 
 
 async def test_a_resume_after_the_hold_fails_clearly_and_calls_nothing(legacy: ExampleServer) -> None:
@@ -159,3 +164,20 @@ async def test_each_question_of_one_call_is_its_own_interrupt(legacy: ExampleSer
         {"action": "accept", "content": {"name": "Bob", "seats": 3}},
     ]
     assert text_of(message_of(third)).startswith("survey: ")
+
+
+async def test_a_held_session_outlives_the_idle_timeout(legacy: ExampleServer) -> None:
+    async with SessionPool(idle_timeout=0.2) as pool:
+        runs = Runs(legacy, pool, InputPolicy(hold_calls=120))
+        with anyio.fail_after(60):
+            first = await runs.run(tool_calls(call("ask", "c1", question="Who books?")))
+            assert first["__interrupt__"]
+            async with Bridge([legacy.config()], pool=pool, user="bob"):
+                pass
+            assert pool.size == 2
+            await poll_until(lambda: pool.size == 1, within=30)  # bob's idle session was closed
+            answer = {"elicitation": {"action": "accept", "content": {"name": "Ada"}}}
+            second = await runs.run(Command(resume=answer))
+    assert message_of(second).status == "success"
+    [entry] = legacy.records.entries(tool="ask")
+    assert entry["outcome"] == {"action": "accept", "content": {"name": "Ada"}}
