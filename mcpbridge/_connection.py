@@ -193,7 +193,10 @@ class ServerConnection:
             return running[0]
         return None
 
-    def _spawn(self, task: Any) -> None:
+    async def _spawn(self, task: Any) -> None:
+        """Start ``task`` in the session's own task group (a broken session is reconnected first)."""
+        if self._lifecycle.state in (State.BROKEN, State.RECONNECTING):
+            await self._reconnected()
         watchers = self._watchers
         if watchers is None:
             raise not_connected(self.config, "a held call", self.failure)

@@ -23,7 +23,7 @@ import mcp_types as types
 from langgraph.types import interrupt
 
 from mcpbridge._compat import pending_interrupt_values, resuming
-from mcpbridge._input import describe, responses
+from mcpbridge._input import describe, ended_before_answer, responses
 from mcpbridge.errors import ToolCallError
 from mcpbridge.interrupts import INPUT_REQUEST
 
@@ -121,7 +121,7 @@ class HeldCalls:
     """The calls one session holds open, by (thread, tool call)."""
 
     def __init__(
-        self, server: str, spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
+        self, server: str, spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], Awaitable[object]]
     ) -> None:
         self.server = server
         self._spawn = spawn  # starts a task that lives as long as the session
@@ -172,17 +172,10 @@ class HeldCalls:
         held = self.calls.get(key)
         if held is None or held.expired:
             if resuming(config) and _asked(await pending_interrupt_values(config), who):
-                raise ToolCallError(
-                    f"the call of tool {tool!r} that asked for input ended before the answer came "
-                    "(its session closed, the hold expired, or the run resumed in another process); "
-                    "the answer was not sent. Call the tool again.",
-                    server=self.server,
-                    tool=tool,
-                )
-            held = HeldCall(key, who, hold)
+                raise ended_before_answer(self.server, tool)
+            held = fresh = HeldCall(key, who, hold)
+            await self._spawn(lambda: self._run(fresh, start))
             self.calls[key] = held
-            chosen = held
-            self._spawn(lambda: self._run(chosen, start))
         held.attached = True
         held.progress = progress
         try:

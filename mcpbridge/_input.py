@@ -29,11 +29,11 @@ from langgraph.types import interrupt
 from mcpbridge._answering import DECLINED_REASON_META, Answerer
 from mcpbridge._compat import pending_interrupt_values, resuming
 from mcpbridge._schema import ArgumentsValidator
-from mcpbridge.errors import UsageError
+from mcpbridge.errors import ToolCallError, UsageError
 from mcpbridge.interrupts import INPUT_REQUEST, INPUT_SECRET_ENV
 from mcpbridge.sampling import SamplingDeclined
 
-__all__ = ["InputExchange", "TamperedStateError", "describe", "responses", "seal_key"]
+__all__ = ["InputExchange", "TamperedStateError", "describe", "ended_before_answer", "responses", "seal_key"]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -76,6 +76,17 @@ def _open(key: bytes, sealed: object) -> dict[str, Any]:
     if not hmac.compare_digest(mac, hmac.new(key, body.encode(), hashlib.sha256).hexdigest()):
         raise TamperedStateError("the input request's state in the checkpoint was altered; refused")
     return json.loads(base64.urlsafe_b64decode(body.encode()))
+
+
+def ended_before_answer(server: str, tool: str) -> ToolCallError:
+    """A resume whose held call (2025-11-25, `InputPolicy.hold_calls`) is gone: its answer is not sent."""
+    return ToolCallError(
+        f"the call of tool {tool!r} that asked for input ended before the answer came "
+        "(its session closed, the hold expired, or the run resumed in another process); "
+        "the answer was not sent. Call the tool again.",
+        server=server,
+        tool=tool,
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -205,6 +216,13 @@ class InputExchange:
         for value in await pending_interrupt_values(config):
             found = _mapping(value)
             if found.get("type") != INPUT_REQUEST:
+                continue
+            if _SEALED not in found:  # a held call's question (2025-11-25): held nowhere this run can reach
+                if (
+                    found.get("server") == self._who["server"]
+                    and found.get("tool_call_id") == self._who["tool_call_id"]
+                ):
+                    raise ended_before_answer(str(self._who["server"]), str(self._who["tool"]))
                 continue
             entry = _open(self._key, found.get(_SEALED))
             if all(entry.get(k) == v for k, v in self._who.items()):

@@ -49,6 +49,12 @@ def legacy(request: pytest.FixtureRequest, transport: Transport, tmp_path: Path)
     return ExampleServer("inquiring", transport, "legacy", RecordFile(tmp_path / "inquiring-calls.jsonl"))
 
 
+@pytest.fixture
+def legacy_http(inquiring_http: HttpServerProcess) -> ExampleServer:
+    """The inquiring server over streamable HTTP only, on the 2025-11-25 protocol."""
+    return ExampleServer("inquiring", "http", "legacy", inquiring_http.records.view(), inquiring_http)
+
+
 class Runs:
     """Runs of one thread, each with its own Bridge on the pool, as the factories make them."""
 
@@ -109,17 +115,17 @@ async def test_the_user_answers_the_open_call_and_the_server_is_called_once(lega
 
 
 async def test_a_declined_answer_reaches_the_server_and_no_url_is_logged(
-    legacy: ExampleServer, caplog: pytest.LogCaptureFixture
+    legacy_http: ExampleServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with SessionPool() as pool:
-        runs = Runs(legacy, pool, InputPolicy(hold_calls=120))
+        runs = Runs(legacy_http, pool, InputPolicy(hold_calls=120))
         with anyio.fail_after(60):
             first = await runs.run(tool_calls(call("visit", "c1")))
             [pending] = first["__interrupt__"]
             assert pending.value["requests"]["elicitation"]["url"] == SECRET_URL
             second = await runs.run(Command(resume={"elicitation": {"action": "decline"}}))
-    [entry] = legacy.records.entries(tool="visit")
+    [entry] = legacy_http.records.entries(tool="visit")
     assert entry["outcome"] == {"action": "decline"}
     assert text_of(message_of(second)) == 'visit: {"action": "decline"}'
     assert "very-secret" not in caplog.text and "login.example.com" not in caplog.text
@@ -143,9 +149,9 @@ async def test_a_resume_after_the_hold_fails_clearly_and_calls_nothing(legacy: E
     assert len(legacy.records.entries(tool="ask")) == 1  # no new call with a stale answer
 
 
-async def test_each_question_of_one_call_is_its_own_interrupt(legacy: ExampleServer) -> None:
+async def test_each_question_of_one_call_is_its_own_interrupt(legacy_http: ExampleServer) -> None:
     async with SessionPool() as pool:
-        runs = Runs(legacy, pool, InputPolicy(hold_calls=120))
+        runs = Runs(legacy_http, pool, InputPolicy(hold_calls=120))
         with anyio.fail_after(60):
             first = await runs.run(tool_calls(call("survey", "c1", first="Who?", second="How many?")))
             [pending] = first["__interrupt__"]
@@ -155,10 +161,10 @@ async def test_each_question_of_one_call_is_its_own_interrupt(legacy: ExampleSer
             )
             [pending] = second["__interrupt__"]
             assert pending.value["requests"]["elicitation"]["message"] == "How many?"
-            assert legacy.records.entries(tool="survey") == []
+            assert legacy_http.records.entries(tool="survey") == []
             answer = {"elicitation": {"action": "accept", "content": {"name": "Bob", "seats": 3}}}
             third = await runs.run(Command(resume=answer))
-    [entry] = legacy.records.entries(tool="survey")
+    [entry] = legacy_http.records.entries(tool="survey")
     assert entry["outcome"] == [
         {"action": "accept", "content": {"name": "Ada"}},
         {"action": "accept", "content": {"name": "Bob", "seats": 3}},
@@ -166,18 +172,44 @@ async def test_each_question_of_one_call_is_its_own_interrupt(legacy: ExampleSer
     assert text_of(message_of(third)).startswith("survey: ")
 
 
-async def test_a_held_session_outlives_the_idle_timeout(legacy: ExampleServer) -> None:
+async def test_a_held_session_outlives_the_idle_timeout(legacy_http: ExampleServer) -> None:
     async with SessionPool(idle_timeout=0.2) as pool:
-        runs = Runs(legacy, pool, InputPolicy(hold_calls=120))
+        runs = Runs(legacy_http, pool, InputPolicy(hold_calls=120))
         with anyio.fail_after(60):
             first = await runs.run(tool_calls(call("ask", "c1", question="Who books?")))
             assert first["__interrupt__"]
-            async with Bridge([legacy.config()], pool=pool, user="bob"):
+            async with Bridge([legacy_http.config()], pool=pool, user="bob"):
                 pass
             assert pool.size == 2
             await poll_until(lambda: pool.size == 1, within=30)  # bob's idle session was closed
             answer = {"elicitation": {"action": "accept", "content": {"name": "Ada"}}}
             second = await runs.run(Command(resume=answer))
     assert message_of(second).status == "success"
-    [entry] = legacy.records.entries(tool="ask")
+    [entry] = legacy_http.records.entries(tool="ask")
     assert entry["outcome"] == {"action": "accept", "content": {"name": "Ada"}}
+
+
+async def test_a_resume_that_cannot_reach_the_held_call_fails_clearly_and_calls_nothing(
+    legacy_http: ExampleServer,
+) -> None:
+    policy = InputPolicy(hold_calls=120)
+    async with SessionPool() as pool:
+        runs = Runs(legacy_http, pool, policy)
+        with anyio.fail_after(60):
+            first = await runs.run(tool_calls(call("ask", "c1", question="Who books?")))
+            assert first["__interrupt__"]
+            # The resume runs with sessions of its own, as it would in another process.
+            async with Bridge([legacy_http.config()], user="alice", input_policy=policy) as bridge:
+                builder = StateGraph(MessagesState)
+                builder.add_node("tools", ToolNode(bridge.tools))
+                builder.add_edge(START, "tools")
+                graph: Any = builder.compile(checkpointer=runs.saver)
+                answer = {"elicitation": {"action": "accept", "content": {"name": "Ada"}}}
+                second = await graph.ainvoke(Command(resume=answer), runs.config)
+    message = message_of(second)
+    assert message.status == "error"
+    assert "ended before the answer came" in text_of(message)
+    # No new call got the answer (the held one ended with the pool, unanswered).
+    assert [
+        e for e in legacy_http.records.entries(tool="ask") if e["outcome"].get("action") == "accept"
+    ] == []

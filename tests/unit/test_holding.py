@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import anyio
 import mcp_types as types
@@ -119,7 +120,11 @@ CONFIG = {"configurable": {"thread_id": "t"}}
 def session_calls() -> tuple[_holding.HeldCalls, list[TaskGroup]]:
     """Held calls spawning into the task group appended to the list (a session's, here a test's)."""
     sessions: list[TaskGroup] = []
-    return _holding.HeldCalls("rooms", lambda task: sessions[0].start_soon(task)), sessions
+
+    async def spawn(task: Any) -> None:
+        sessions[0].start_soon(task)
+
+    return _holding.HeldCalls("rooms", spawn), sessions
 
 
 @pytest.mark.anyio
@@ -146,7 +151,7 @@ async def test_no_thread_or_tool_call_id_holds_nothing() -> None:
     async def start(forward: _holding.Progress) -> types.CallToolResult:
         raise AssertionError("not called")
 
-    calls = _holding.HeldCalls("rooms", lambda task: None)
+    calls, _ = session_calls()
     assert (
         await calls.call(config={}, tool_call_id="c1", tool="b", hold=1, start=start, progress=None) is None
     )
