@@ -19,7 +19,7 @@ import functools
 import itertools
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -80,6 +80,8 @@ class Answerer:
         self._roots = config.roots
         self._binding = _Binding(policy or _NO_POLICY, None, None)
         self.tracking = _tracks(self._binding.policy)
+        self.hold = self._binding.policy.hold_calls  # seconds a call may be held for its user's answer
+        self.holder: Callable[[], Any] | None = None  # the one held call open on the session, if any
         self.answered = 0  # requests answered so far: a call compares it before and after
         self._notes: deque[tuple[int, str]] = deque(maxlen=_NOTES)
         self._calls: dict[int, _OpenCall] = {}
@@ -93,6 +95,7 @@ class Answerer:
         binding = _Binding(policy or _NO_POLICY, user, store)
         self._binding = binding
         self.tracking = _tracks(binding.policy)
+        self.hold = binding.policy.hold_calls
 
     def callbacks(self) -> dict[str, Any]:
         """The SDK ``Client``'s callbacks: elicitation always, sampling and roots when offered."""
@@ -135,7 +138,10 @@ class Answerer:
     async def on_elicitation(
         self, context: ClientRequestContext, params: types.ElicitRequestParams
     ) -> types.ElicitResult | types.ErrorData:
-        """Answer an elicitation by the policy's handler, or decline it."""
+        """Answer an elicitation by the policy's handler, or decline it; a held call's user answers it."""
+        held = self.holder() if self.holder is not None else None
+        if held is not None:  # the one call open is held: its user answers, through an interrupt
+            return await held.ask(params)
         self.answered += 1
         answer = await self.elicit(params, tool=self._tool())
         if answer.action != "accept":

@@ -56,6 +56,7 @@ from mcpbridge._failures import (
     not_connected,
     too_many_tools,
 )
+from mcpbridge._holding import HeldCall, HeldCalls
 from mcpbridge._lifecycle import Lifecycle, State
 from mcpbridge._network import CALL_HEADERS, call_record, end_call_record
 from mcpbridge._redact import install_url_redaction, redact_urls
@@ -127,6 +128,10 @@ class ServerConnection:
     ) -> None:
         self.config = config
         self.answerer = Answerer(config, policy)  # the server's requests during calls (2025-11-25)
+        self.held = HeldCalls(config.name, self._spawn)  # calls kept open for their user's answer
+        self.answerer.holder = self._sole_held
+        self.pooled = False  # a pool lends the session: a held call may outlive its run
+        self._watchers: anyio.abc.TaskGroup | None = None  # tasks living as long as the session
         self.name = config.name
         self.tools: list[ListedTool] = []
         self.protocol_version: str | None = None
@@ -164,9 +169,39 @@ class ServerConnection:
         """Whether a pool may lend the session to another run: alive, and no call was given up on it.
 
         A call cancelled, timed out or still running when its run ends may still run on the
-        server; closing the session stops it.
+        server; closing the session stops it. A held call (`holds`) does not count: it waits
+        for its user's next run.
         """
-        return self.alive and not self._abandoned and not self._in_flight
+        return self.alive and not self._abandoned and self._in_flight <= len(self.held.running)
+
+    @property
+    def holding(self) -> bool:
+        """Whether a call is held open on the session for its user's answer (the pool keeps it open)."""
+        return bool(self.held.calls)
+
+    @property
+    def holds(self) -> float | None:
+        """Seconds a call may be held open for its user's answer: pooled 2025-11-25 sessions, by policy."""
+        hold = self.answerer.hold
+        if hold is None or not self.pooled or self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return None
+        return hold
+
+    def _sole_held(self) -> HeldCall | None:
+        """The held call a request serves: the only call open on the session, when it is held."""
+        running = self.held.running
+        if len(running) == 1 and self._in_flight == 1:
+            return running[0]
+        return None
+
+    async def _spawn(self, task: Any) -> None:
+        """Start ``task`` in the session's own task group (a broken session is reconnected first)."""
+        if self._lifecycle.state in (State.BROKEN, State.RECONNECTING):
+            await self._reconnected()
+        watchers = self._watchers
+        if watchers is None:
+            raise not_connected(self.config, "a held call", self.failure)
+        watchers.start_soon(task)
 
     @property
     def alive(self) -> bool:
@@ -264,8 +299,10 @@ class ServerConnection:
                     else:
                         logger.info("MCP server %r reconnected", self.name)
                     async with anyio.create_task_group() as watchers:
+                        self._watchers = watchers
                         watchers.start_soon(self._listen, client)
                         await self._lifecycle.wait_while(State.READY)  # closed, or broken by a call
+                        self._watchers = None
                         watchers.cancel_scope.cancel()
         except ConnectFailed:
             raise
@@ -278,6 +315,7 @@ class ServerConnection:
             logger.warning("MCP server %r failed: %s", self.name, self.failure)
         finally:
             self._attempt = None
+            self._watchers = None
             self._client = None
             self._report_dropped_logs()
             await self._stderr.aclose()

@@ -29,11 +29,11 @@ from langgraph.types import interrupt
 from mcpbridge._answering import DECLINED_REASON_META, Answerer
 from mcpbridge._compat import pending_interrupt_values, resuming
 from mcpbridge._schema import ArgumentsValidator
-from mcpbridge.errors import UsageError
+from mcpbridge.errors import ToolCallError, UsageError
 from mcpbridge.interrupts import INPUT_REQUEST, INPUT_SECRET_ENV
 from mcpbridge.sampling import SamplingDeclined
 
-__all__ = ["InputExchange", "TamperedStateError", "seal_key"]
+__all__ = ["InputExchange", "TamperedStateError", "describe", "ended_before_answer", "responses", "seal_key"]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -81,12 +81,24 @@ def _open(key: bytes, sealed: object) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(body.encode()))
 
 
+def ended_before_answer(server: str, tool: str) -> ToolCallError:
+    """A resume whose held call (2025-11-25, `InputPolicy.hold_calls`) is gone: its answer is not sent."""
+    return ToolCallError(
+        f"the call of tool {tool!r} that asked for input ended before the answer came "
+        "(its session closed, the hold expired, or the run resumed in another process); "
+        "the answer was not sent. Call the tool again.",
+        server=server,
+        tool=tool,
+    )
+
+
 def _plain(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     return dump(by_alias=True, exclude_none=True) if callable(dump) else value
 
 
-def _describe(request: types.InputRequest) -> dict[str, Any]:
+def describe(request: types.InputRequest) -> dict[str, Any]:
+    """One request as the interrupt shows it: ``kind``, ``mode``, ``message``, ``schema``, ``url``."""
     if isinstance(request, types.ElicitRequest):
         params: Any = request.params
         mode = getattr(params, "mode", "form") or "form"
@@ -105,7 +117,7 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else {}
 
 
-def _responses(requests: Mapping[str, Any], resume: object) -> tuple[types.InputResponses, list[str]]:
+def responses(requests: Mapping[str, Any], resume: object) -> tuple[types.InputResponses, list[str]]:
     """The resume value as the server's ``inputResponses``, and the keys whose content was refused.
 
     A key not answered, or answered with an unknown action, is cancelled. An accepted form
@@ -189,7 +201,7 @@ class InputExchange:
 
     def _answered(self, requests: Mapping[str, Any], resume: object) -> types.InputResponses:
         """The user's answers of a round; content off a form's schema is declined, and noted in the result."""
-        responses, refused = _responses(requests, resume)
+        answered, refused = responses(requests, resume)
         for key in refused:
             logger.warning(
                 "MCP server %r: the answer to input request %r does not match its schema; declined",
@@ -200,13 +212,20 @@ class InputExchange:
                 f"[mcpbridge: the answer to the server's form {key!r} did not match its schema; "
                 "it was declined]"
             )
-        return responses
+        return answered
 
     async def resumed(self, config: RunnableConfig | None) -> dict[str, Any] | None:
         """The verified entry of this call's pending interrupt, if the run resumes one."""
         for value in await pending_interrupt_values(config):
             found = _mapping(value)
             if found.get("type") != INPUT_REQUEST:
+                continue
+            if _SEALED not in found:  # a held call's question (2025-11-25): held nowhere this run can reach
+                if (
+                    found.get("server") == self._who["server"]
+                    and found.get("tool_call_id") == self._who["tool_call_id"]
+                ):
+                    raise ended_before_answer(str(self._who["server"]), str(self._who["tool"]))
                 continue
             entry = _open(self._key, found.get(_SEALED))
             if all(entry.get(k) == v for k, v in self._who.items()):
@@ -239,7 +258,7 @@ class InputExchange:
             if not human:  # the policy answered every request of the round
                 current = await call(by_policy, current.request_state)
                 continue
-            requests = {k: _describe(r) for k, r in human.items()}
+            requests = {k: describe(r) for k, r in human.items()}
             asked += 1
             entry = {
                 **self._who,
@@ -276,6 +295,20 @@ async def call_with_input(
     Every round carries the same ``_meta`` (the run's identity) and headers.
     """
     run_config: Any = getattr(runtime, "config", None) or config
+    hold: float | None = getattr(caller, "holds", None)
+    if hold is not None:  # a 2025 server's call kept open while its user answers (a pooled session)
+        tool_call_id: str | None = getattr(runtime, "tool_call_id", None)
+
+        async def start(forward: Any) -> types.CallToolResult:
+            return await caller.call_tool(
+                mcp_name, arguments, meta=meta, headers=headers, progress_callback=forward
+            )
+
+        held = await caller.held.call(
+            config=run_config, tool_call_id=tool_call_id, tool=tool, hold=hold, start=start, progress=progress
+        )
+        if held is not None:
+            return held
     resumes = resuming(run_config)
     first: Any = None
     if not resumes:

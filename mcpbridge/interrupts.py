@@ -91,6 +91,12 @@ class InputPolicy:
         sampling: Which servers may sample a model, with which model and within which limits
             (see `mcpbridge.sampling.Sampling`); ``None`` declines every sampling request.
         timeout: Seconds the handler may take; past it the request is cancelled.
+        hold_calls: Seconds a 2025-11-25 server's call may stay open waiting for its user's
+            answer (``None``: never; the policy answers). With it, an elicitation that comes
+            while a run's one call is open on a pooled session pauses the run with an
+            `INPUT_REQUEST` interrupt, the call kept open; resuming the thread answers it.
+            Best effort: the resume must reach the same process and event loop within the
+            hold (see the input requests guide). Past it the request is cancelled.
 
     A declined request is said in the tool's result, so the model knows why the
     server did without the answer.
@@ -110,8 +116,13 @@ class InputPolicy:
     elicitation: ElicitationHandler | None = None
     sampling: Sampling | None = None
     timeout: float = 30.0
+    hold_calls: float | None = None
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
             msg = f"InputPolicy(timeout=...) must be positive, not {self.timeout!r}"
             raise ConfigError(msg, field="timeout")
+        hold = self.hold_calls
+        if hold is not None and (isinstance(hold, bool) or not hold > 0 or hold == float("inf")):
+            msg = f"InputPolicy(hold_calls=...) must be a positive number of seconds or None, not {hold!r}"
+            raise ConfigError(msg, field="hold_calls")

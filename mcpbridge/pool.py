@@ -173,7 +173,9 @@ class _Sessions:
         """
         held = self.held(counts)
         while held >= limit:
-            candidates = [p for k, items in self.idle.items() if counts(k) for p in items]
+            candidates = [
+                p for k, items in self.idle.items() if counts(k) for p in items if not p.connection.holding
+            ]
             if not candidates:
                 return False
             oldest = min(candidates, key=lambda p: p.idle_since)
@@ -208,6 +210,7 @@ class _Sessions:
                 cache=request.cache,
                 policy=request.policy,
             )
+            connection.pooled = True
             try:
                 await sessions.start(connection.run)
             except Exception as exc:
@@ -348,8 +351,12 @@ class SessionPool:
         sessions = await self._running()
         samples = policy is not None and policy.sampling is not None and policy.sampling.allows(config.name)
         key = pool_key(config, user, samples=samples)
-        while sessions.idle.get(key):
-            pooled = sessions.idle[key].pop()
+        while items := sessions.idle.get(key):
+            # A session holding a call open for its user's answer first: the run may resume it.
+            holding = [i for i, p in enumerate(items) if p.connection.holding]
+            pooled = items.pop(holding[-1] if holding else -1)
+            if not items:
+                del sessions.idle[key]
             if await self._healthy(pooled):
                 sessions.lent[pooled.connection] = key
                 pooled.connection.renew()
@@ -430,7 +437,12 @@ class SessionPool:
                 await anyio.sleep(period)
                 now = anyio.current_time()
                 for key, items in list(sessions.idle.items()):
-                    keep = [p for p in items if now - p.idle_since < self.idle_timeout and p.connection.alive]
+                    keep = [
+                        p
+                        for p in items
+                        if p.connection.alive
+                        and (now - p.idle_since < self.idle_timeout or p.connection.holding)
+                    ]
                     for pooled in items:
                         if pooled not in keep:
                             pooled.connection.close()

@@ -6,6 +6,8 @@ over streamable HTTP at ``INQUIRING_URL`` twice: as ``modern`` (2026-07-28, whos
 elicitations become interrupts) and as ``legacy`` (2025-11-25, whose elicitations the
 deployment's handler answers: a form with the run's user as the name, a URL declined).
 Both may sample the agent's own model (the offline one), within the policy's budget.
+``holding`` (pooled) reaches the server in the 2025-11-25 era only, and holds its calls
+open for the user's answer (``InputPolicy(hold_calls=...)``).
 """
 
 from __future__ import annotations
@@ -46,3 +48,17 @@ policy = InputPolicy(
 )
 
 inquiring = agent_factory(servers, OfflineChatModel(), input_policy=policy, pool=False)
+
+
+def held_servers(runtime: ServerRuntime[Any]) -> list[ServerConfig]:
+    """The inquiring server in the 2025-11-25 era only, its calls long enough for a person."""
+    url = os.environ[URL_ENV]
+    return [
+        HttpServer(
+            name="held", url=url, prefix="held", protocol="legacy", connect_timeout=10, call_timeout=300
+        )
+    ]
+
+
+holding = agent_factory(held_servers, OfflineChatModel(), input_policy=InputPolicy(hold_calls=120))
+"""Named ``holding``: a 2025 server's elicitation held open for the user's answer (pooled sessions)."""

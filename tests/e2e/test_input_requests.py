@@ -47,6 +47,7 @@ from tests.support.servers.inquiring import SCHEMA, SECRET_URL, STATE_KEY_ENV
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio, pytest.mark.timeout(240)]
 
 GRAPH = "inquiring"
+HOLDING = "holding"
 RUN_TIMEOUT = 60.0
 START_TIMEOUT = 90.0
 MODERN, LEGACY = "2026-07-28", "2025-11-25"
@@ -113,7 +114,8 @@ def inquiry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inquiry]:
     workdir = tmp_path_factory.mktemp("input-requests")
     config = portable_config(CONFIG, workdir)
     data: dict[str, Any] = json.loads(config.read_text(encoding="utf-8"))
-    data["graphs"] = {GRAPH: f"{Path(input_graphs.__file__).resolve()}:{GRAPH}"}
+    graphs = Path(input_graphs.__file__).resolve()
+    data["graphs"] = {GRAPH: f"{graphs}:{GRAPH}", HOLDING: f"{graphs}:{HOLDING}"}
     data.pop("http", None)  # the OAuth routes are not needed here
     config.write_text(json.dumps(data, indent=2), encoding="utf-8")
     events = RecordFile(workdir / "events.jsonl")
@@ -149,9 +151,9 @@ def _ask(content: str) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": content}]}
 
 
-async def _wait(client: LangGraphClient, thread_id: str, **kwargs: Any) -> dict[str, Any]:
+async def _wait(client: LangGraphClient, thread_id: str, graph: str = GRAPH, **kwargs: Any) -> dict[str, Any]:
     with anyio.fail_after(RUN_TIMEOUT):
-        state: Any = await client.runs.wait(thread_id, GRAPH, **kwargs)
+        state: Any = await client.runs.wait(thread_id, graph, **kwargs)
     assert isinstance(state, dict), state
     return state
 
@@ -323,3 +325,41 @@ async def test_a_resume_after_restarting_the_agent_server_and_the_mcp_server_rep
     assert [(e["state"], e["answers"]) for e in rounds] == [(None, []), ("asked", ["form", "sample"])]
     assert rounds[0] == first_round
     assert rounds[1]["pid"] == inquiry.mcp.process.pid != first_round["pid"]  # the restarted server's
+
+
+# --- 2025-11-25 with hold_calls: the open call waits for the user --------------------------------
+
+
+async def test_a_held_2025_call_gets_the_users_answer_across_runs_and_is_called_once(
+    inquiry: Inquiry, alice: Any
+) -> None:
+    calls = inquiry.calls.view()
+    thread_id = (await alice.threads.create())["thread_id"]
+    paused = await _wait(alice, thread_id, HOLDING, input=_ask('call held_ask {"question": "Who books?"}'))
+    [interrupt] = paused["__interrupt__"]
+    [ai] = [m for m in paused["messages"] if m["type"] == "ai"]
+    [tool_call] = ai["tool_calls"]
+    assert interrupt["value"] == {
+        "type": INPUT_REQUEST,
+        "server": "held",
+        "tool": "held_ask",
+        "tool_call_id": tool_call["id"],
+        "requests": {
+            "elicitation": {
+                "kind": "elicitation",
+                "mode": "form",
+                "message": "Who books?",
+                "schema": SCHEMA,
+                "url": None,
+            }
+        },
+    }
+    assert calls.entries() == []  # the call is open on the server, waiting
+
+    answer = {"action": "accept", "content": {"name": "Ada", "seats": 2}}
+    done = await _wait(alice, thread_id, HOLDING, command=_resume({"elicitation": answer}))
+
+    assert message_text(done["messages"]) == f"held_ask returned: ask: {json.dumps(answer, sort_keys=True)}"
+    [entry] = calls.entries(tool="ask")  # one call: the held one
+    assert entry["outcome"] == answer
+    assert entry["protocol"] == LEGACY

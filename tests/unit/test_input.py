@@ -41,7 +41,7 @@ def test_resume_values_become_elicitation_results() -> None:
         "b": {"action": "decline", "content": {"ignored": True}},
         "c": {"action": "nonsense"},
     }
-    answers, refused = _input._responses(requests, resume)  # pyright: ignore[reportPrivateUsage]
+    answers, refused = _input.responses(requests, resume)
     assert answers == {
         "a": types.ElicitResult(action="accept", content={"name": "Ada"}),
         "b": types.ElicitResult(action="decline"),
@@ -65,7 +65,7 @@ def test_a_form_answer_off_its_schema_is_declined_and_a_url_answer_sends_no_cont
         "empty": {"action": "accept"},
         "url": {"action": "accept", "content": {"name": "Ada"}},
     }
-    answers, refused = _input._responses(requests, resume)  # pyright: ignore[reportPrivateUsage]
+    answers, refused = _input.responses(requests, resume)
     assert answers == {
         "ok": types.ElicitResult(action="accept", content={"name": "Ada"}),
         "off": types.ElicitResult(action="decline"),

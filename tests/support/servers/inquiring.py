@@ -146,6 +146,21 @@ async def consult(question: str, text: str, ctx: Context) -> str | types.InputRe
 
 
 @server.tool()
+async def survey(first: str, second: str, ctx: Context) -> str | types.InputRequiredResult:
+    """Ask the user ``first``, then ``second`` (two questions, one after the other)."""
+    if _modern(ctx):
+        pending = _pending(ctx, {"first": _form_request(first), "second": _form_request(second)})
+        if pending is not None:
+            return pending
+    answers = [
+        await _ask_once(ctx, _form_request(first), types.ElicitResult, "first"),
+        await _ask_once(ctx, _form_request(second), types.ElicitResult, "second"),
+    ]
+    record("inquiring", "survey", ctx, outcome=answers)
+    return f"survey: {json.dumps(answers, sort_keys=True)}"
+
+
+@server.tool()
 async def where(ctx: Context) -> str | types.InputRequiredResult:
     """List the client's roots."""
     pending = _pending(ctx, {"roots": types.ListRootsRequest()})
