@@ -156,15 +156,40 @@ async def open_checkpointer(
         async with AsyncSqliteSaver.from_conn_string(parsed.target) as saver:
             yield saver
     else:
-        try:
-            from langgraph.checkpoint.postgres.aio import (  # pyright: ignore[reportMissingImports]
-                AsyncPostgresSaver,  # pyright: ignore[reportUnknownVariableType]
-            )
-        except ImportError:
-            raise _missing("postgres", "langgraph-checkpoint-postgres") from None
-        async with AsyncPostgresSaver.from_conn_string(parsed.target) as saver:  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-            await saver.setup()  # pyright: ignore[reportUnknownMemberType]
-            yield saver  # pyright: ignore[reportUnknownArgumentType]
+        async with _postgres_saver(parsed.target) as saver:
+            yield saver
+
+
+@asynccontextmanager
+async def _postgres_saver(url: str) -> AsyncGenerator[BaseCheckpointSaver[Any], None]:
+    """A Postgres checkpointer on a pool of connections, its tables set up by one replica at a time."""
+    try:
+        from langgraph.checkpoint.postgres.aio import (  # pyright: ignore[reportMissingImports]
+            AsyncPostgresSaver,  # pyright: ignore[reportUnknownVariableType]
+        )
+        from psycopg import AsyncConnection  # pyright: ignore[reportMissingImports]
+        from psycopg.rows import DictRow, dict_row  # pyright: ignore[reportMissingImports]
+        from psycopg_pool import AsyncConnectionPool  # pyright: ignore[reportMissingImports]
+    except ImportError:
+        raise _missing("postgres", "langgraph-checkpoint-postgres") from None
+    # A saver's own connection serves one query at a time; a pool lets concurrent calls proceed.
+    options = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    pool = AsyncConnectionPool[AsyncConnection[DictRow]](
+        url, min_size=1, max_size=_POOL_SIZE, kwargs=options, open=False
+    )
+    async with pool:
+        saver = AsyncPostgresSaver(pool)
+        # Replicas starting together would race on CREATE TABLE: one sets up at a time.
+        async with await AsyncConnection.connect(url, autocommit=True) as setup_lock:
+            await setup_lock.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+            await saver.setup()
+        yield saver
+
+
+_SETUP_LOCK = int.from_bytes(b"mcpb-set", "big", signed=True)
+"""The advisory lock under which a replica creates or migrates the checkpointer's tables."""
+_POOL_SIZE = 10
+"""The most Postgres connections a replica's checkpointer opens."""
 
 
 def _missing(extra: str, package: str) -> ConfigError:
