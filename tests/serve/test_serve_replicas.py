@@ -312,6 +312,7 @@ async def test_a_replica_killed_mid_run_leaves_the_thread_usable(
         doomed.stop()
     assert not after.is_error, text(after)
     assert thread_of(after) == thread_id
-    assert text(after).startswith("you said: hello") and text(after).endswith("after")
+    # The killed call's message may have been saved before its run began; its answer never was.
+    assert text(after) in ("you said: hello | after", "you said: hello | wait forever | after")
     assert text(again) == f"{text(after)} | again"
     assert gate.arrivals == [thread_id]
