@@ -8,7 +8,8 @@ run config carries the thread, the run id and the user
 (``langgraph_auth_user``), so mcpbridge forwards them to the agent's own MCP
 servers. A thread belongs to the graph and the user that started it; another
 user's thread is answered exactly as one that does not exist, and "busy" is only
-ever said of the caller's own threads.
+ever said of the caller's own threads: one call at a time per thread, across every
+replica on the same Postgres (`mcpbridge.serving.threadlocks`).
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ __all__ = ["ThreadLocks", "open_thread_locks", "postgres_lock_key"]
 
 logger = logging.getLogger("mcpbridge")
 
+CLAIM_TIMEOUT = 30.0
+"""Seconds a claim may take (to reach Postgres) before the call fails."""
+
 ThreadKey = tuple[str | None, str]
 """A claimed thread: the caller's identity (``None`` without auth) and the thread id."""
 
@@ -53,7 +56,10 @@ class ThreadLocks:
             return
         self._held.add(key)  # before any await: a second call of this process is refused
         try:
-            if not await self._acquire(key):
+            # Not cancelled halfway: a lock taken must be known, so that it is released.
+            with anyio.fail_after(CLAIM_TIMEOUT, shield=True):
+                acquired = await self._acquire(key)
+            if not acquired:
                 yield False
                 return
             try:
@@ -89,9 +95,7 @@ class PostgresThreadLocks(ThreadLocks):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()  # releases whatever this replica still holds
+        await self._drop()  # releases whatever this replica still holds
 
     async def _connection(self) -> Any:
         async with self._connecting:
@@ -120,20 +124,31 @@ class PostgresThreadLocks(ThreadLocks):
                     raise
                 logger.warning("the thread-lock connection to Postgres broke; reconnecting", exc_info=True)
                 continue
+            except BaseException:
+                # Whether the lock was taken is unknown: drop the connection, and every lock with it.
+                await self._drop()
+                raise
             return bool(row and row[0])
         return False  # not reached
 
     async def _release(self, key: ThreadKey) -> None:
-        from psycopg import Error  # pyright: ignore[reportMissingImports]
-
         lock = postgres_lock_key("thread", key[0] or "", key[1])
         conn = self._conn
         if conn is None or conn.closed or conn.broken:
             return  # the lock went with its connection
         try:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (lock,))
-        except Error:
+        except Exception:
+            # A lock left held would keep the thread busy for good: drop it with the connection.
             logger.warning("could not release the Postgres lock of thread %s", key[1], exc_info=True)
+            await self._drop()
+
+    async def _drop(self) -> None:
+        """Close the lock connection (Postgres releases all it holds); the next claim opens another."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
 
 
 @asynccontextmanager
