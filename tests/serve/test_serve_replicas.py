@@ -30,6 +30,7 @@ from mcp import Client
 from mcp.client.context import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 
+from mcpbridge.serving.threadlocks import PostgresThreadLocks, open_thread_locks
 from tests.integration.support import RecordFile, poll_until
 from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.processes import free_port
@@ -188,6 +189,15 @@ def advisory_locks(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def backend_alive(url: str, pid: int) -> bool:
+    """Whether the Postgres backend ``pid`` still runs or holds locks."""
+    query = (
+        "SELECT pid FROM pg_stat_activity WHERE pid = %s UNION ALL SELECT pid FROM pg_locks WHERE pid = %s"
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(query, (pid, pid)).fetchone() is not None
+
+
 # --- the tests ------------------------------------------------------------------------------------
 
 
@@ -322,3 +332,28 @@ async def test_a_replica_killed_mid_run_leaves_the_thread_usable(
     assert text(after) in ("you said: hello | after", "you said: hello | wait forever | after")
     assert text(again) == f"{text(after)} | again"
     assert gate.arrivals == [thread_id]
+
+
+async def test_thread_locks_are_shared_through_postgres_and_outlive_a_lost_connection(
+    deployment: Deployment,
+) -> None:
+    url = deployment.postgres.url
+    async with open_thread_locks(url) as one, open_thread_locks(url) as two:
+        assert isinstance(one, PostgresThreadLocks)
+        async with one.claim(("ada", "t")) as first:
+            async with two.claim(("ada", "t")) as same, two.claim(("bob", "t")) as other_user:
+                assert (first, same, other_user) == (True, False, True)
+        async with two.claim(("ada", "t")) as released:
+            assert released
+        async with one.claim(("ada", "u")) as held:
+            assert held
+            # Postgres loses the connection (a restart, a cut network): its locks go with it...
+            pid = one._conn.info.backend_pid
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))  # signals it, and returns
+            await poll_until(lambda: not backend_alive(url, pid), within=20)
+            async with two.claim(("ada", "u")) as freed:
+                assert freed
+        # ...and the next claim opens a new one.
+        async with one.claim(("ada", "v")) as again, two.claim(("ada", "v")) as busy:
+            assert (again, busy) == (True, False)
