@@ -6,6 +6,8 @@ clients alternate between them: a thread goes on whichever replica answers, a
 sealed input request is taken by the other replica, two calls on one thread
 through both replicas give one run, and a killed replica leaves its thread usable.
 The ``gate`` graph holds a run at the test's TCP gate until the test lets it go.
+The Postgres server is the system's (`tests.support.postgres`), started for this module;
+the replicas start together, so both set its fresh database up at once.
 """
 
 from __future__ import annotations
