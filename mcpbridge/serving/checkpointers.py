@@ -194,6 +194,8 @@ async def _postgres_saver(url: str) -> AsyncGenerator[BaseCheckpointSaver[Any], 
                 )
                 raise
             await saver.setup()  # pyright: ignore[reportUnknownMemberType]
+            # Now, not when the server notices the connection closed: the next replica goes on at once.
+            await setup_lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
         yield saver  # pyright: ignore[reportUnknownArgumentType]
 
 

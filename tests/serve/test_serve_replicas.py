@@ -28,7 +28,7 @@ import psycopg
 import pytest
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client.context import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 
@@ -67,9 +67,10 @@ class Deployment:
     records: RecordFile
     env: dict[str, str]
 
-    def start(self) -> ServeProcess:
+    def start(self, **env: str) -> ServeProcess:
+        """A replica (``env``: variables that differ from the others')."""
         args = [*GRAPHS, "--checkpointer", self.postgres.url]
-        return start_serve(args, self.directory, self.env, self.records)
+        return start_serve(args, self.directory, {**self.env, **env}, self.records)
 
     @property
     def gate_port(self) -> int:
@@ -266,6 +267,30 @@ async def test_a_sealed_input_request_is_answered_through_the_other_replica(
     assert [hit.replica for hit in calls] in ([0, 1, 0], [1, 0, 1])
     answered = [e["answer"] for e in replica_a.records.entries(tool="ask", thread_id=thread_of(result))]
     assert answered == ["Ada", "Ada", {"city": "Oslo"}]  # the node runs again from its start on each resume
+
+
+async def test_a_replica_with_other_keys_refuses_the_sealed_request(
+    deployment: Deployment, replica_a: ServeProcess
+) -> None:
+    """What the shared keys buy: without them, the retry that reaches the other replica is refused."""
+    records = deployment.records.view()
+    stranger = deployment.start(MCPBRIDGE_REQUEST_STATE_KEYS=secrets.token_urlsafe(32))
+    try:
+        balancer = RoundRobin([replica_a.url, stranger.url])
+        with anyio.fail_after(CALL_TIMEOUT):
+            async with httpx2.AsyncClient(transport=balancer, timeout=httpx2.Timeout(30, read=120)) as http:
+                async with Client(
+                    streamable_http_client(replica_a.url, http_client=http), elicitation_callback=Human()
+                ) as client:
+                    with pytest.raises(MCPError, match="requestState"):
+                        await client.call_tool("ask", {"message": "hi"})
+    finally:
+        stranger.stop()
+    calls = [hit for hit in balancer.hits if hit.method == "tools/call"]
+    # The call, then its retry, which the replica that did not seal the state refuses.
+    assert [hit.request_state for hit in calls] == [False, True]
+    assert calls[0].replica != calls[1].replica
+    assert records.entries(tool="ask") == []  # nothing resumed
 
 
 async def test_two_calls_on_one_thread_through_two_replicas_give_one_run(
