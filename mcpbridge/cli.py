@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpointer",
         default=None,
         metavar="SPEC",
-        help="where threads are kept: memory, sqlite:PATH, or postgres://user:pass@host/db (default: "
-        "over stdio a SQLite file in the user's state directory, over HTTP memory)",
+        help="where threads are kept: memory, sqlite:PATH, or postgres://user:pass@host/db (shared by "
+        "replicas; default: over stdio a SQLite file in the user's state directory, over HTTP memory)",
     )
     serve.add_argument(
         "--auth",

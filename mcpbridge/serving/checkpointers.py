@@ -11,6 +11,7 @@ start a new server process per call.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 from collections.abc import AsyncGenerator
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -36,6 +38,8 @@ __all__ = [
 
 STATE_DIR_ENV = "MCPBRIDGE_STATE_DIR"
 """The environment variable that overrides `state_directory`."""
+
+logger = logging.getLogger("mcpbridge")
 
 _SCHEMES = "memory, sqlite:PATH (e.g. sqlite:threads.db) or postgres://user:password@host:5432/db"
 
@@ -156,15 +160,54 @@ async def open_checkpointer(
         async with AsyncSqliteSaver.from_conn_string(parsed.target) as saver:
             yield saver
     else:
-        try:
-            from langgraph.checkpoint.postgres.aio import (  # pyright: ignore[reportMissingImports]
-                AsyncPostgresSaver,  # pyright: ignore[reportUnknownVariableType]
-            )
-        except ImportError:
-            raise _missing("postgres", "langgraph-checkpoint-postgres") from None
-        async with AsyncPostgresSaver.from_conn_string(parsed.target) as saver:  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        async with _postgres_saver(parsed.target) as saver:
+            yield saver
+
+
+@asynccontextmanager
+async def _postgres_saver(url: str) -> AsyncGenerator[BaseCheckpointSaver[Any], None]:
+    """A Postgres checkpointer, its tables set up (or migrated) by one replica at a time."""
+    try:
+        from langgraph.checkpoint.postgres.aio import (  # pyright: ignore[reportMissingImports]
+            AsyncPostgresSaver,  # pyright: ignore[reportUnknownVariableType]
+        )
+        from psycopg import AsyncConnection  # pyright: ignore[reportMissingImports]
+    except ImportError:
+        raise _missing("postgres", "langgraph-checkpoint-postgres") from None
+    async with AsyncPostgresSaver.from_conn_string(url) as saver:  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        # Replicas starting together would race on CREATE TABLE: one sets up at a time.
+        async with await AsyncConnection.connect(url, autocommit=True) as setup_lock:
+            try:
+                with anyio.fail_after(_SETUP_WAIT):
+                    # Polled, not pg_advisory_lock: a statement waiting for it holds a snapshot,
+                    # which the CREATE INDEX CONCURRENTLY of the replica setting up waits for.
+                    while True:
+                        if await _try_lock(setup_lock):
+                            break
+                        await anyio.sleep(0.2)
+            except TimeoutError:
+                logger.error(
+                    "another process has held advisory lock %d (setting up the checkpointer's tables) "
+                    "for %.0fs; look it up in pg_locks",
+                    _SETUP_LOCK,
+                    _SETUP_WAIT,
+                )
+                raise
             await saver.setup()  # pyright: ignore[reportUnknownMemberType]
-            yield saver  # pyright: ignore[reportUnknownArgumentType]
+            # Now, not when the server notices the connection closed: the next replica goes on at once.
+            await setup_lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
+        yield saver  # pyright: ignore[reportUnknownArgumentType]
+
+
+async def _try_lock(conn: Any) -> bool:
+    row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_SETUP_LOCK,))).fetchone()
+    return bool(row and row[0])
+
+
+_SETUP_LOCK = int.from_bytes(b"mcpb-set", "big", signed=True)
+"""The advisory lock under which a replica creates or migrates the checkpointer's tables."""
+_SETUP_WAIT = 300.0
+"""Seconds a replica waits for another to set the tables up."""
 
 
 def _missing(extra: str, package: str) -> ConfigError:

@@ -8,7 +8,8 @@ run config carries the thread, the run id and the user
 (``langgraph_auth_user``), so mcpbridge forwards them to the agent's own MCP
 servers. A thread belongs to the graph and the user that started it; another
 user's thread is answered exactly as one that does not exist, and "busy" is only
-ever said of the caller's own threads.
+ever said of the caller's own threads: one call at a time per thread, across every
+replica on the same Postgres (`mcpbridge.serving.threadlocks`).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from mcp import MCPError
 from mcpbridge._compat import SERVER_RUNTIME_CLASSES, server_runtime
 from mcpbridge.errors import ConfigError
 from mcpbridge.serving.backend import NO_INPUT, Caller, ClientInput
-from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer
+from mcpbridge.serving.checkpointers import CheckpointerSpec, open_checkpointer, parse_checkpointer
 from mcpbridge.serving.interface import (
+    CallInput,
     RunOutcome,
     ToolInterface,
     describe_error,
@@ -48,8 +50,9 @@ from mcpbridge.serving.interface import (
 )
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.progress import ProgressReporter
-from mcpbridge.serving.questions import questions_of
+from mcpbridge.serving.questions import PendingInput, questions_of
 from mcpbridge.serving.resuming import call_input, follow_up, resume_answers
+from mcpbridge.serving.threadlocks import ThreadLocks, open_thread_locks
 from mcpbridge.serving.users import User
 
 __all__ = ["LocalGraphs"]
@@ -113,8 +116,12 @@ class LocalGraphs:
             if self._memory is None:
                 self._memory = InMemorySaver()
             spec = self._memory
-        async with open_checkpointer(spec) as saver:
-            graphs = _OpenGraphs([_Entry(g) for g in self.graphs], saver, self.store)
+        if isinstance(spec, str):
+            spec = parse_checkpointer(spec)
+        # With Postgres, a thread busy in one replica is busy in all that share the database.
+        shared = spec.target if isinstance(spec, CheckpointerSpec) and spec.kind == "postgres" else None
+        async with open_checkpointer(spec) as saver, open_thread_locks(shared) as locks:
+            graphs = _OpenGraphs([_Entry(g) for g in self.graphs], saver, self.store, locks)
             await graphs.describe_all()
             self._open = graphs
             try:
@@ -148,7 +155,11 @@ class _Entry:
 
 class _OpenGraphs:
     def __init__(
-        self, entries: Sequence[_Entry], checkpointer: BaseCheckpointSaver[Any], store: BaseStore
+        self,
+        entries: Sequence[_Entry],
+        checkpointer: BaseCheckpointSaver[Any],
+        store: BaseStore,
+        locks: ThreadLocks,
     ) -> None:
         self._entries = {entry.name: entry for entry in entries}
         self._checkpointer = checkpointer
@@ -157,7 +168,7 @@ class _OpenGraphs:
             value: Any = entry.served.graph
             if isinstance(value, Pregel):
                 entry.bound = self._bind(cast(AnyGraph, value))
-        self._busy: set[tuple[str | None, str]] = set()
+        self._locks = locks
         """Threads with a call running, by (caller, thread): a caller never sees another's."""
 
     async def describe_all(self) -> None:
@@ -204,13 +215,38 @@ class _OpenGraphs:
         thread_id = parsed.thread_id or str(uuid.uuid4())
         # Keyed by the caller too: a call with another user's thread id never meets that thread's
         # "busy" (an existence oracle) nor blocks its owner; `_thread` answers it as unknown.
-        busy = (identity, thread_id)
-        if busy in self._busy:
+        try:
+            async with self._locks.claim((identity, thread_id)) as claimed:
+                if not claimed:
+                    return error_result(
+                        f"Thread {thread_id} is busy with another call; wait for it to end, then call again."
+                    )
+                return await self._call_claimed(
+                    entry, interface, name, thread_id, parsed, pending, user, progress, client
+                )
+        except MCPError:
+            raise
+        except Exception as exc:  # the claim itself failed (the run's own failures are results)
+            logger.warning("cannot claim thread %s of graph %r", thread_id, name, exc_info=True)
             return error_result(
-                f"Thread {thread_id} is busy with another call; wait for it to end, then call again."
+                f"Cannot tell whether thread {thread_id} is free ({describe_error(exc)}); call again later."
             )
+
+    async def _call_claimed(
+        self,
+        entry: _Entry,
+        interface: ToolInterface,
+        name: str,
+        thread_id: str,
+        parsed: CallInput,
+        pending: PendingInput | None,
+        user: User | None,
+        progress: ProgressReporter,
+        client: ClientInput,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Run a call on ``thread_id``, which it has claimed."""
+        identity = user.identity if user is not None else None
         run_id = uuid.uuid4()
-        self._busy.add(busy)  # before any await: a second call of this caller on the thread is refused
         try:
             run_input: dict[str, Any] | Command[Any] = parsed.input
             if parsed.thread_id is not None:
@@ -248,8 +284,6 @@ class _OpenGraphs:
         except Exception as exc:  # boundary: the client gets a readable message, the log the details
             logger.warning("run %s of graph %r on thread %s failed", run_id, name, thread_id, exc_info=True)
             return error_result(f"The run of {name!r} failed (thread {thread_id}): {describe_error(exc)}")
-        finally:
-            self._busy.discard(busy)
 
     async def _run(
         self,

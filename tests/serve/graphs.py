@@ -14,6 +14,9 @@
   (``x-mcp-header``), which a 2026-era server checks against the body.
 - ``ask``: a graph that interrupts twice, a free-text question then a form (``CITY_FORM``),
   recording each answer it gets in ``MCPBRIDGE_RECORD`` (``tool: "ask"``).
+- ``gate``: ``memo``, except that a message starting with ``wait`` holds its run at the
+  test's gate (a TCP listener on ``MCPBRIDGE_GATE_PORT``): the run connects, sends its
+  thread id, and goes on when the gate answers.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.config import get_config, get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -73,6 +77,24 @@ def _build_memo() -> CompiledStateGraph[Any, Any, Any, Any]:
 
 
 memo = _build_memo()
+
+GATE_ENV = "MCPBRIDGE_GATE_PORT"
+
+
+async def _gate(state: MessagesState) -> dict[str, Any]:
+    said = [m.text for m in state["messages"] if isinstance(m, HumanMessage)]
+    if said and said[-1].startswith("wait"):
+        thread_id = (get_config().get("configurable") or {}).get("thread_id")
+        async with await anyio.connect_tcp("127.0.0.1", int(os.environ[GATE_ENV])) as gate:
+            await gate.send(f"{thread_id}\n".encode())
+            await gate.receive()  # the test lets the run go on
+    return {"messages": [AIMessage(content=f"you said: {' | '.join(said)}")]}
+
+
+gate = StateGraph(MessagesState)
+gate.add_node("gate", _gate)
+gate.add_edge(START, "gate")
+gate.add_edge("gate", END)
 
 
 class RepeatInput(TypedDict):

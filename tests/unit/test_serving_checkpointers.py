@@ -32,14 +32,10 @@ def test_checkpointer_options() -> None:
         parse_checkpointer("sqlite:")
 
 
-async def test_a_missing_checkpointer_package_names_the_extra() -> None:
+async def test_a_missing_checkpointer_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = parse_checkpointer("postgres://user:secret@127.0.0.1:1/db")
-    try:
-        import langgraph.checkpoint.postgres  # noqa: F401  # pyright: ignore[reportMissingImports, reportUnusedImport]
-    except ImportError:
-        pass
-    else:
-        pytest.skip("langgraph-checkpoint-postgres is installed")
+    for module in ("langgraph.checkpoint.postgres", "langgraph.checkpoint.postgres.aio"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it fails
     with pytest.raises(ConfigError, match=r"pip install 'mcpbridge\[postgres\]'"):
         require_checkpointer(spec)
     with pytest.raises(ConfigError, match="langgraph-checkpoint-postgres"):
