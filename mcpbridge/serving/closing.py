@@ -18,7 +18,7 @@ from typing import Any, cast
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CancelOnClose"]
+__all__ = ["CancelOnClose", "replay"]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -60,7 +60,7 @@ class CancelOnClose:
         body = b"".join(chunks)
         request_id = _request_id(body)
         if request_id is None:  # a notification, a response, or no message: nothing to cancel
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         answered = False
         gone = anyio.Event()
@@ -81,7 +81,7 @@ class CancelOnClose:
 
         async with anyio.create_task_group() as group:
             group.start_soon(watch)
-            await self.app(scope, _replay(body, _disconnect(gone)), send_answer)
+            await self.app(scope, replay(body, _disconnect(gone)), send_answer)
             if not gone.is_set():
                 group.cancel_scope.cancel()
 
@@ -101,13 +101,13 @@ class CancelOnClose:
             if message["type"] == "http.response.start":
                 status.append(int(message["status"]))
 
-        await self.app({**scope, "headers": headers}, _replay(body, _disconnect(None)), sink)
+        await self.app({**scope, "headers": headers}, replay(body, _disconnect(None)), sink)
         if status and status[0] >= 300:
             logger.info("could not cancel request %r of a closed response (HTTP %d)", request_id, status[0])
 
 
-def _replay(body: bytes, then: Receive) -> Receive:
-    """A ``receive`` that gives ``body`` once, then what ``then`` gives."""
+def replay(body: bytes, then: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` (a request body already read) once, then what ``then`` gives."""
     replayed = False
 
     async def receive() -> Message:

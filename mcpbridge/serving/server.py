@@ -35,13 +35,13 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpbridge._version import package_version
 from mcpbridge.errors import ConfigError
 from mcpbridge.serving.backend import Backend, Caller, ClientInput, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec
-from mcpbridge.serving.closing import CancelOnClose
+from mcpbridge.serving.closing import CancelOnClose, replay
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
 from mcpbridge.serving.oauth import ProtectedResource, ResourceTokenVerifier, serve_protected_resource
@@ -320,16 +320,7 @@ class _RefuseNonMessages:
                     answer = {"jsonrpc": "2.0", "id": None, "error": error}
                     await JSONResponse(answer, status_code=400)(scope, receive, send)
                     return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(body, receive), send)
 
 
 def _looks_like_a_message(value: Any) -> bool:
