@@ -114,8 +114,9 @@ def langsmith_tracing() -> bool:
     fallback: Any = _ls_context._GLOBAL_TRACING_ENABLED  # pyright: ignore[reportPrivateUsage]
     if fallback is not None:
         return bool(fallback)
-    default: Any = _ls_utils.get_env_var("TRACING", default="")  # pyright: ignore[reportUnknownMemberType]
-    return _ls_utils.get_env_var("TRACING_V2", default=default) == "true"  # pyright: ignore[reportUnknownMemberType]
+    # Positional arguments: the cache's key of a keyword argument costs twice as much to make.
+    default: Any = _ls_utils.get_env_var("TRACING", "")  # pyright: ignore[reportUnknownMemberType]
+    return _ls_utils.get_env_var("TRACING_V2", default) == "true"  # pyright: ignore[reportUnknownMemberType]
 
 
 _ENV_UNSET: Final = frozenset({"", "0", "false", "False"})

@@ -41,7 +41,7 @@ from mcpbridge._input import call_with_input
 from mcpbridge._schema import ArgumentsValidator
 from mcpbridge.errors import MCPBridgeError, UsageError
 from mcpbridge.events import PROGRESS_EVENT
-from mcpbridge.identity import IdentityMeta, identity_from_runtime
+from mcpbridge.identity import IdentityMeta
 
 __all__ = ["MCPTool"]
 
@@ -230,8 +230,9 @@ class MCPTool(BaseTool):
             )
         if runtime is None:
             config = ensure_config(config)
-        identity = identity_from_runtime(runtime, config)
-        meta, headers = wiring.identity.for_call(identity, server=self.server, registered=self.registered)
+        meta, headers = wiring.identity.for_runtime(
+            runtime, config, server=self.server, registered=self.registered
+        )
         progress = self._progress_forwarder(runtime)
         receive = None if progress is None else progress.receive
         try:

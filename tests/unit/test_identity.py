@@ -14,7 +14,10 @@ from langgraph.runtime import ExecutionInfo, ServerInfo
 import mcpbridge.identity
 from mcpbridge import ConfigError, IdentityMeta, IdentitySigner, RunIdentity
 from mcpbridge.identity import Signer, identity_from_runtime
-from mcpbridge.server import DEFAULT_META_PREFIX, TOKEN_FIELD
+from mcpbridge.server import DEFAULT_META_PREFIX, TOKEN_FIELD, IdentityVerifier
+from mcpbridge.signing import registered_audience
+
+from ._signing import SECRET
 
 FULL = RunIdentity(thread_id="t", run_id="r", user_id="u", assistant_id="a", graph_id="g")
 
@@ -204,3 +207,47 @@ def test_the_identity_module_does_not_import_signing() -> None:
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     } | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert {"mcpbridge.signing", "mcpbridge.server"}.isdisjoint(imported)
+
+
+# --- IdentityMeta.for_runtime (the per-call path) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rt",
+    [
+        None,
+        runtime(execution_info=execution()),
+        runtime(
+            execution_info=execution(thread_id=None),
+            server_info=ServerInfo(assistant_id="asst", graph_id="graph", user=User("alice")),  # type: ignore[arg-type]
+            config={"configurable": {"thread_id": "t-cfg"}, "metadata": {"run_id": "r-meta"}},
+        ),
+        runtime(config={"configurable": {"langgraph_auth_user_id": "carol"}, "run_id": uuid.uuid4()}),
+    ],
+)
+@pytest.mark.parametrize(
+    "meta",
+    [
+        IdentityMeta(),
+        IdentityMeta(prefix="com.acme/", include=("user_id", "thread_id")),
+        IdentityMeta(enabled=False),
+        IdentityMeta(signer=IdentitySigner(SECRET)),
+    ],
+)
+def test_for_runtime_is_for_call_of_the_runtime_identity(rt: Any, meta: IdentityMeta) -> None:
+    config: RunnableConfig = {"configurable": {"thread_id": "t-given"}}
+    for given in (None, config):
+        expected = meta.for_call(identity_from_runtime(rt, given), server="files", registered=True)
+        got = meta.for_runtime(rt, given, server="files", registered=True)
+        if meta.signer is None:
+            assert got == expected
+        else:  # each token is new (its own id and time): the same entries, and a token of the same identity
+            assert got[0].keys() == expected[0].keys() and got[1].keys() == expected[1].keys()
+            token = got[0].pop(f"dev.mcpbridge/{TOKEN_FIELD}")
+            assert got[0] == {k: v for k, v in expected[0].items() if not k.endswith(TOKEN_FIELD)}
+            verifier = IdentityVerifier(SECRET, audience=registered_audience("files"))
+            verified = verifier.verify(token)
+            fields = ("thread_id", "run_id", "user_id", "assistant_id", "graph_id")
+            assert RunIdentity(**{f: getattr(verified, f) for f in fields}) == identity_from_runtime(
+                rt, given
+            )
