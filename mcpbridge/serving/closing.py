@@ -18,7 +18,7 @@ from typing import Any, cast
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CancelOnClose", "replay"]
+__all__ = ["CancelOnClose", "read_body", "replay"]
 
 logger = logging.getLogger("mcpbridge")
 
@@ -49,15 +49,9 @@ class CancelOnClose:
         ):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # gone before its request was read
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await read_body(receive)
+        if body is None:  # gone before its request was read
+            return
         request_id = _request_id(body)
         if request_id is None:  # a notification, a response, or no message: nothing to cancel
             await self.app(scope, replay(body, receive), send)
@@ -104,6 +98,19 @@ class CancelOnClose:
         await self.app({**scope, "headers": headers}, replay(body, _disconnect(None)), sink)
         if status and status[0] >= 300:
             logger.info("could not cancel request %r of a closed response (HTTP %d)", request_id, status[0])
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The request body, read to its end; ``None`` if the client went away first."""
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
 def replay(body: bytes, then: Receive) -> Receive:

@@ -41,7 +41,7 @@ from mcpbridge._version import package_version
 from mcpbridge.errors import ConfigError
 from mcpbridge.serving.backend import Backend, Caller, ClientInput, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec
-from mcpbridge.serving.closing import CancelOnClose, replay
+from mcpbridge.serving.closing import CancelOnClose, read_body, replay
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
 from mcpbridge.serving.oauth import ProtectedResource, ResourceTokenVerifier, serve_protected_resource
@@ -295,15 +295,9 @@ class _RefuseNonMessages:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await read_body(receive)
+        if body is None:  # the client went away
+            return
         try:
             parsed: Any = json.loads(body)
         except ValueError:
