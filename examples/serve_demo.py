@@ -209,8 +209,8 @@ def start_oauth(stack: ExitStack, logs: Path, env: dict[str, str], url: str) -> 
             f"needs {' and '.join(missing)} (Node.js 20 or later with npm, e.g. "
             "`apt-get install -y nodejs npm`); install them and run this again"
         )
+    from examples.oauth_servers import authorization_server, install, protected_server
     from mcpbridge.oauth import KeyRing
-    from tests.support.oidc import authorization_server, install, protected_server
 
     print("Starting the OAuth authorization server (oidc-provider; installed on first use)...", flush=True)
     try:

@@ -28,9 +28,10 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
+from examples.oauth_servers import AuthorizationServer, authorization_server, protected_server
 from mcpbridge._oauth_sealing import Sealed, binding
 from mcpbridge.oauth import KeyRing, Tokens
-from tests.support.oidc import AuthorizationServer, authorization_server, login, protected_server
+from tests.support.oidc import login
 from tests.support.processes import (
     CONFIG,
     REPO_ROOT,

@@ -26,6 +26,7 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
+from examples.oauth_servers import AuthorizationServer, authorization_server, protected_server
 from mcpbridge import OAuthError, UrlPolicy
 from mcpbridge.oauth import (
     OAuthClient,
@@ -35,13 +36,7 @@ from mcpbridge.oauth import (
     StoreStateStore,
     Tokens,
 )
-from tests.support.oidc import (
-    AuthorizationServer,
-    authorization_server,
-    login,
-    metadata_document,
-    protected_server,
-)
+from tests.support.oidc import login, metadata_document
 from tests.support.processes import REPO_ROOT, child, free_port, port_open, wait_until
 
 pytestmark = [
@@ -257,7 +252,7 @@ async def test_a_client_id_metadata_document_before_dynamic_registration(
         ) as server,
     ):
         port, log = free_port(), tmp_path / "protected.log"
-        command = [sys.executable, "-m", "tests.support.servers.protected", "--port", str(port)]
+        command = [sys.executable, "-m", "examples.protected_server", "--port", str(port)]
         command += ["--issuer", server.issuer]
         with child(command, cwd=REPO_ROOT, env=dict(os.environ), log=log) as process:
             wait_until(lambda: port_open(port), process, log, "the protected MCP server", 30)

@@ -25,6 +25,7 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 from pydantic import SecretStr
 
+from examples.oauth_servers import AuthorizationServer, authorization_server, protected_server
 from mcpbridge import HttpServer, UrlPolicy
 from mcpbridge._compat import RUN_ACCESS, server_runtime
 from mcpbridge.errors import ServerFailure
@@ -41,7 +42,7 @@ from mcpbridge.oauth import (
 )
 from mcpbridge.scoping import Scoped, UserServers
 from mcpbridge.testing import OfflineChatModel
-from tests.support.oidc import AuthorizationServer, authorization_server, login, protected_server
+from tests.support.oidc import login
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 

@@ -30,6 +30,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
 
+from examples.oauth_servers import AuthorizationServer, authorization_server, protected_server
 from mcpbridge import OAuthError, UrlPolicy
 from mcpbridge.oauth import (
     KeyRing,
@@ -41,7 +42,7 @@ from mcpbridge.oauth import (
     TokenStore,
     oauth_routes,
 )
-from tests.support.oidc import AuthorizationServer, authorization_server, login, protected_server
+from tests.support.oidc import login
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

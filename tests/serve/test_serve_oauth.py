@@ -1,6 +1,6 @@
 """``mcpbridge serve`` as an OAuth protected resource of a real authorization server (``oidc-provider``).
 
-The authorization server runs on Node.js (``tests/support/oidc.py``; users alice
+The authorization server runs on Node.js (``examples/oauth_servers.py``; users alice
 and bob), signing with a key this module generates, so that the refused tokens
 below can be made with its very key. ``mcpbridge serve --transport http
 --oauth-issuer ...`` runs as its own process. The MCP client that logs in is the
@@ -41,8 +41,9 @@ from mcp.shared.auth import (
     OAuthToken,
 )
 
+from examples.oauth_servers import AuthorizationServer, authorization_server
 from tests.integration.support import RecordFile
-from tests.support.oidc import AuthorizationServer, authorization_server, login
+from tests.support.oidc import login
 from tests.support.processes import free_port
 
 from .conftest import ServeProcess, serve_env, start_serve

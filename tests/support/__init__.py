@@ -9,6 +9,8 @@
   ``MCPBRIDGE_IDENTITY_AUDIENCE``.
 - `tests.support.peers`: throw-away venvs for clients written by others, and the JSON-lines pipe
   to the driver that runs in each (the benchmarks' peers, the clients of ``mcpbridge serve``).
+- `tests.support.oidc`: a headless user logging in at the authorization server that
+  `examples.oauth_servers` starts, and a Client ID Metadata Document served over TLS.
 - `tests.support.clients`: the MCP clients ``mcpbridge serve`` is tested with, installed once
   into ``.clients/``; `tests.support.client_drivers` drives each from inside its venv.
 

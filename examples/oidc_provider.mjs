@@ -1,6 +1,6 @@
-// The tests' authorization server: oidc-provider (a certified OpenID provider) on 127.0.0.1.
+// The demo's and the tests' authorization server: oidc-provider (a certified OpenID provider) on 127.0.0.1.
 //
-// Configured from one JSON argument (see tests/support/oidc.py): the port, users alice and bob,
+// Configured from one JSON argument (see examples/oauth_servers.py): the port, users alice and bob,
 // dynamic client registration, PKCE required, resource indicators (RFC 8707) issuing JWT access
 // tokens for the MCP resource, refresh tokens rotated on every use, a short access-token lifetime,
 // Client ID Metadata Documents on request (fetched over https: give the test CA in NODE_EXTRA_CA_CERTS),

@@ -1,4 +1,4 @@
-"""An MCP server protected by OAuth, for the tests: the MCP SDK's resource-server support.
+"""The demo's MCP server protected by OAuth: the MCP SDK's resource-server support.
 
 It serves its protected resource metadata (RFC 9728), answers a request without a
 valid token with a 401 naming it, and verifies each bearer token as a JWT signed
@@ -7,7 +7,7 @@ by the authorization server's keys (its JWKS), issued by it for this server's UR
 ``--record PATH`` also writes them to that file as one JSON line per call (its own record
 of who called).
 
-Run: ``python -m tests.support.servers.protected --port N --issuer http://127.0.0.1:M [--record PATH]``.
+Run: ``python -m examples.protected_server --port N --issuer http://127.0.0.1:M [--record PATH]``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class JwtVerifier:
         )
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        """The token's access, or None unless the issuer signed it for this server."""
         return await anyio.to_thread.run_sync(self._verify, token)
 
 
