@@ -1,14 +1,12 @@
 """One MCP server's session, owned by one task from connect to teardown.
 
 `ServerConnection.run` connects, lists every page of tools and prepares each one
-(its schema checked, its validator built, its description cut) all within
-``connect_timeout``, reports readiness, then holds the session open until `close`
-is called. A server offering more than ``max_tools`` tools is not connected: listing
-stops at the page that passes the cap. Preparing yields to the event loop every few
-dozen tools, so a big catalogue never stalls other runs. With a `ServerCache`
-(see `mcpbridge.caching`), a fresh discovery result is adopted and a fresh tool list
-served without a request; a pooled session lists again (`refresh_tools`) only once
-its list went stale (``ttlMs``, ``list_changed``, a ``subscriptions/listen`` event).
+(see `mcpbridge._listing`) all within ``connect_timeout``, reports readiness, then
+holds the session open until `close` is called. A server offering more than
+``max_tools`` tools is not connected. With a `ServerCache` (see `mcpbridge.caching`),
+a fresh discovery result is adopted and a fresh tool list served without a request;
+a pooled session lists again (`refresh_tools`) only once its list went stale
+(``ttlMs``, ``list_changed``, a ``subscriptions/listen`` event).
 
 Where a connection is, is one `State` (see `mcpbridge._lifecycle`): a session that
 breaks after readiness is reconnected at the next call (up to ``config.reconnect``
@@ -16,25 +14,15 @@ times), and the calls that come meanwhile wait for that one reconnect. Failures
 before readiness propagate to the starter; failures after it are recorded, never
 raised into the owner's task group. Calls translate every transport and protocol
 failure into `ToolCallError` within ``call_timeout`` (the messages: `mcpbridge._failures`).
-
-The server's log notifications go to the ``mcpbridge.server.<name>`` logger with
-control characters escaped (a server cannot forge log lines), their text cut to
-`LOG_TEXT_CHARS`, their level capped at ``max_log_level``, and their rate bounded
-per session (a burst of `LOG_BURST`, then `LOG_PER_SECOND`); a line says how many
-were dropped.
+The server's log notifications go to its `ServerLogs` (see `mcpbridge._serverlogs`).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import logging
 import math
-import re
-import time
 from collections.abc import Coroutine, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any, Final, overload
 
 import anyio
@@ -54,64 +42,22 @@ from mcpbridge._failures import (
     describe_failure,
     ends_session,
     not_connected,
-    too_many_tools,
 )
 from mcpbridge._holding import HeldCall, HeldCalls
 from mcpbridge._lifecycle import Lifecycle, State
+from mcpbridge._listing import ListedTool, list_tools, listing_expiry, prepare_tools
 from mcpbridge._network import CALL_HEADERS, call_record, end_call_record
-from mcpbridge._redact import install_url_redaction, redact_urls
-from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
+from mcpbridge._redact import install_url_redaction
+from mcpbridge._serverlogs import ServerLogs
 from mcpbridge._transport import StderrLog, open_client
 from mcpbridge.caching import ServerCache
 from mcpbridge.config import HttpServer, ServerConfig, SseServer
 from mcpbridge.interrupts import InputPolicy
 
-__all__ = ["ListedTool", "ServerConnection", "State"]
+__all__ = ["ServerConnection", "State"]
 
 logger = logging.getLogger("mcpbridge")
 install_url_redaction()  # every process that connects to an MCP server logs URLs redacted
-
-_MAX_TOOL_PAGES: Final = 1000
-
-_PREPARE_BATCH: Final = 32
-"""Tools prepared between two yields to the event loop (~0.1 ms each when their schema is new)."""
-
-LOG_TEXT_CHARS: Final = 2000
-"""The most characters of one server log message that are logged; the rest is cut, with a note."""
-LOG_BURST: Final = 50
-"""Server log messages one session may send at once before the rate bound applies."""
-LOG_PER_SECOND: Final = 10.0
-"""Server log messages per second one session may send after its burst; more are dropped and counted."""
-_LOGGER_NAME_CHARS: Final = 100
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-_LOG_LEVELS: Final[Mapping[str, int]] = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "notice": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "alert": logging.CRITICAL,
-    "emergency": logging.CRITICAL,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ListedTool:
-    """A tool of a server, prepared at connect time: its schema checked and its validator built.
-
-    Attributes:
-        tool: The tool as the server listed it.
-        schema: The complete object schema the model sees.
-        description: The description the model sees (cut to ``max_description_chars``).
-        validator: Checks a call's arguments against ``schema``.
-    """
-
-    tool: types.Tool
-    schema: dict[str, Any]
-    description: str
-    validator: ArgumentsValidator
 
 
 class ServerConnection:
@@ -145,12 +91,7 @@ class ServerConnection:
         self._attempt: anyio.CancelScope | None = None  # the connect in flight: `close` cancels it
         self._reconnects_left = config.reconnect
         self._stderr = StderrLog()
-        self._server_logger = logging.getLogger(f"mcpbridge.server.{config.name}")
-        self._log_cap = _LOG_LEVELS[config.max_log_level]
-        self._log_floor = _LOG_LEVELS[log_level] if log_level is not None else logging.CRITICAL + 1
-        self._log_tokens = float(LOG_BURST)
-        self._log_refilled = time.monotonic()
-        self._log_dropped = 0
+        self._logs = ServerLogs(config.name, max_log_level=config.max_log_level, log_level=log_level)
         self._cache = cache
         self._listed: list[types.Tool] = []  # the tools as listed, before preparing: `refresh_tools` compares
         self._listed_expires: float | None = None  # when the server said its listing goes stale, if it did
@@ -263,14 +204,14 @@ class ServerConnection:
                             stack,
                             stderr=self._stderr,
                             client_info=self._client_info,
-                            logging_callback=self._on_log,
+                            logging_callback=self._logs.on_log,
                             log_level=self._log_level,
                             message_handler=self._on_message,
                             cache=None if cache is None else cache.config(),
                             discovered=discovered,
                             callbacks=self.answerer.callbacks(),
                         )
-                        listed, page = await self._list_tools(client)
+                        listed, page = await list_tools(self.config, client)
                     except Exception:
                         if cache is not None and discovered is not None:
                             cache.forget_discovered()  # stale, maybe: the next connect discovers
@@ -280,9 +221,9 @@ class ServerConnection:
                     if cache is not None and discovered is None and result is not None:
                         cache.keep_discovered(client.protocol_version, result, page)
                     if first:  # a run's tools stay those it started with
-                        self.tools = await self._prepare(listed)
+                        self.tools = await prepare_tools(self.config, listed)
                         self._listed = listed
-                        self._listed_expires = self._expiry(client, page)
+                        self._listed_expires = listing_expiry(self._cache, client, page)
                     self.protocol_version = client.protocol_version
                     scope.deadline = math.inf
                     self._attempt = None
@@ -317,7 +258,7 @@ class ServerConnection:
             self._attempt = None
             self._watchers = None
             self._client = None
-            self._report_dropped_logs()
+            self._logs.report_dropped()
             await self._stderr.aclose()
         if not ready and scope.cancelled_caught:
             if self._lifecycle.state is State.CLOSED:  # `close` cancelled the attempt
@@ -396,23 +337,14 @@ class ServerConnection:
         self._stale = False
         try:
             with anyio.fail_after(self.config.connect_timeout):
-                listed, page = await self._list_tools(client)
+                listed, page = await list_tools(self.config, client)
                 if listed != self._listed:
-                    self.tools = await self._prepare(listed)
+                    self.tools = await prepare_tools(self.config, listed)
                     logger.info("MCP server %r: its tools changed; the next run gets the new list", self.name)
                 self._listed = listed
-                self._listed_expires = self._expiry(client, page)
+                self._listed_expires = listing_expiry(self._cache, client, page)
         except Exception as exc:  # the session keeps its tools; a broken one is found at the next call
             logger.warning("MCP server %r: could not list its tools again: %s", self.name, exc)
-
-    def _expiry(self, client: Client, page: types.ListToolsResult) -> float | None:
-        """When the listing goes stale, if the server said (2026-07-28 hints only)."""
-        cache = self._cache
-        if cache is None or client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            return None
-        if "ttl_ms" not in page.model_fields_set:
-            return None
-        return cache.clock() + min(page.ttl_ms / 1000, cache.max_ttl)
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, types.ToolListChangedNotification):
@@ -572,124 +504,3 @@ class ServerConnection:
             meta=meta,
             allow_input_required=True,
         )
-
-    async def _list_tools(self, client: Client) -> tuple[list[types.Tool], types.ListToolsResult]:
-        """The wanted tools of every page, and the first page (its cache hints)."""
-        tools: list[types.Tool] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        limit = self.config.max_tools
-        first: types.ListToolsResult | None = None
-        for _ in range(_MAX_TOOL_PAGES):
-            page = await client.list_tools(cursor=cursor)
-            first = first or page
-            tools.extend(page.tools)
-            # Counted before filtering: listing and holding the tools is what costs the process.
-            if len(tools) > limit:
-                raise too_many_tools(limit)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-            if cursor in seen:
-                logger.warning(
-                    "MCP server %r repeated a tools/list cursor; stopping at %d tools", self.name, len(tools)
-                )
-                break
-            seen.add(cursor)
-        assert first is not None  # the loop runs at least once
-        return [tool for tool in tools if self._wanted(tool.name)], first
-
-    async def _prepare(self, tools: list[types.Tool]) -> list[ListedTool]:
-        """Check every tool's schema and build its validator, yielding to the event loop as it goes.
-
-        A tool with an invalid schema is skipped with a warning. Runs under the connect
-        deadline, so ``connect_timeout`` bounds it too.
-        """
-        prepared: list[ListedTool] = []
-        for index, tool in enumerate(tools):
-            if index % _PREPARE_BATCH == _PREPARE_BATCH - 1:
-                await anyio.lowlevel.checkpoint()
-            try:
-                schema = normalize_input_schema(tool.input_schema)
-            except InvalidSchemaError as exc:
-                logger.warning("skipping tool %r of MCP server %r: %s", tool.name, self.name, exc)
-                continue
-            prepared.append(ListedTool(tool, schema, self._description(tool), ArgumentsValidator(schema)))
-        return prepared
-
-    def _description(self, tool: types.Tool) -> str:
-        text = tool.description or tool.title or tool.name
-        limit = self.config.max_description_chars
-        if len(text) <= limit:
-            return text
-        logger.warning(
-            "cutting the description of tool %r of MCP server %r from %d to %d characters "
-            "(max_description_chars)",
-            tool.name,
-            self.name,
-            len(text),
-            limit,
-        )
-        return text[:limit] + f"\n[Description cut: {limit:,} of {len(text):,} characters shown.]"
-
-    def _wanted(self, name: str) -> bool:
-        include = self.config.include_tools
-        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
-            return False
-        return not any(fnmatch.fnmatchcase(name, p) for p in self.config.exclude_tools)
-
-    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        level = _LOG_LEVELS.get(params.level, logging.INFO)
-        if level < self._log_floor:  # below what was asked for: a server ignoring the level
-            return
-        if not self._admit_log():
-            return
-        self._report_dropped_logs()
-        source = f"[{_log_text(params.logger, _LOGGER_NAME_CHARS)}] " if params.logger else ""
-        # The server picks its level; the deployment caps it, so a server cannot raise alarms.
-        self._server_logger.log(min(level, self._log_cap), "%s%s", source, _log_text(params.data))
-
-    def _admit_log(self) -> bool:
-        """A token bucket per session: a burst, then a steady rate; what is over it is counted, not logged."""
-        now = time.monotonic()
-        refill = (now - self._log_refilled) * LOG_PER_SECOND
-        self._log_tokens = min(float(LOG_BURST), self._log_tokens + refill)
-        self._log_refilled = now
-        if self._log_tokens < 1:
-            self._log_dropped += 1
-            return False
-        self._log_tokens -= 1
-        return True
-
-    def _report_dropped_logs(self) -> None:
-        dropped, self._log_dropped = self._log_dropped, 0
-        if dropped:
-            self._server_logger.log(
-                min(logging.WARNING, self._log_cap),
-                "dropped %d log messages of MCP server %r: it sent more than %d at once or %g a second",
-                dropped,
-                self.name,
-                LOG_BURST,
-                LOG_PER_SECOND,
-            )
-
-
-def _log_text(data: Any, limit: int = LOG_TEXT_CHARS) -> str:
-    """A server's log data as one line: cut to ``limit`` characters, URLs redacted, controls escaped."""
-    if isinstance(data, str):
-        text = data
-    else:
-        try:
-            text = json.dumps(data, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):  # not JSON data (the SDK parsed it, so rare): its repr
-            text = repr(data)
-    note = ""
-    if len(text) > limit:
-        note = f" [cut: {limit:,} of {len(text):,} characters shown]"
-        text = text[:limit]
-    # The server's text may hold URLs with tokens, like any other log line.
-    return _CONTROL_RE.sub(_escape, redact_urls(text)) + note
-
-
-def _escape(match: re.Match[str]) -> str:
-    return match.group().encode("unicode_escape").decode("ascii")

@@ -22,8 +22,9 @@ import mcp_types as types
 from langgraph.store.base import BaseStore
 
 from mcpbridge._access import ToolFilter
-from mcpbridge._connection import ListedTool, ServerConnection
+from mcpbridge._connection import ServerConnection
 from mcpbridge._failures import describe_failure
+from mcpbridge._listing import ListedTool
 from mcpbridge._names import ConflictPolicy, NamedTool, assign_names, join, safe_name
 from mcpbridge._version import package_version
 from mcpbridge.caching import ServerCache, ToolCache

@@ -129,11 +129,11 @@ async def _row(row: str, caps: str, url: str, json_url: str, sizes: dict[str, An
             _, events = await _one_call(_server(url, caps), "progress_flood", steps=sizes["progress"])
             return f"{len(events):,} stream events, last step {events[-1]['progress']:,.0f}"
         case "logs":
-            import mcpbridge._connection as connection
+            import mcpbridge._serverlogs as serverlogs
 
             if caps == "off":  # no rate bound
-                connection.LOG_BURST = 10**9  # pyright: ignore[reportConstantRedefinition]
-                connection.LOG_PER_SECOND = 1e12  # pyright: ignore[reportConstantRedefinition]
+                serverlogs.LOG_BURST = 10**9  # pyright: ignore[reportConstantRedefinition]
+                serverlogs.LOG_PER_SECOND = 1e12  # pyright: ignore[reportConstantRedefinition]
             counter = _Counter()
             logging.getLogger("mcpbridge.server").addHandler(counter)
             logging.getLogger("mcpbridge.server").setLevel(logging.DEBUG)

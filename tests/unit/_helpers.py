@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -14,12 +15,14 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from mcp.server.lowlevel import Server
+from mcp.server.mcpserver import MCPServer
 
 from mcpbridge import Bridge
 
 IDENTITY_PREFIX = "dev.mcpbridge/"
 
 Protocol: TypeAlias = Literal["auto", "legacy"]
+Lifespan: TypeAlias = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
 @dataclass
@@ -107,3 +110,18 @@ async def entry_error(bridge: Bridge) -> Exception:
         assert not isinstance(exc, BaseExceptionGroup), f"entry error wrapped in a group: {exc!r}"
         return exc
     raise AssertionError("entering the Bridge did not fail")
+
+
+def server_with(*names: str, lifespan: Lifespan | None = None) -> MCPServer:
+    """A server whose tools ``names`` each echo their ``text`` after their own name."""
+    server = MCPServer("test", lifespan=lifespan)
+    for name in names:
+        server.add_tool(echo_as(name), name=name, description=f"The {name} tool.")
+    return server
+
+
+def echo_as(name: str) -> Callable[..., str]:
+    def fn(text: str = "") -> str:
+        return f"{name}:{text}"
+
+    return fn

@@ -2,15 +2,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import mcp_types as types
 import pytest
-from mcp.server.lowlevel import Server
-from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
 from mcpbridge import (
@@ -23,27 +20,11 @@ from mcpbridge import (
     SseServer,
     StdioServer,
     ToolNameConflictError,
-    parse_servers,
 )
 
-from ._helpers import LowLevel, Protocol, call, entry_error, tool, tools_by_name
+from ._helpers import Lifespan, LowLevel, Protocol, call, entry_error, server_with, tool, tools_by_name
 
 PROVIDER_SAFE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
-
-
-def server_with(*names: str, lifespan: Lifespan | None = None) -> MCPServer:
-    server = MCPServer("test", lifespan=lifespan)
-    for name in names:
-        server.add_tool(echo_as(name), name=name, description=f"The {name} tool.")
-    return server
-
-
-def echo_as(name: str) -> Callable[..., str]:
-    def fn(text: str = "") -> str:
-        return f"{name}:{text}"
-
-    return fn
 
 
 def exploding(message: str) -> Lifespan:
@@ -105,52 +86,6 @@ async def test_servers_connect_concurrently(protocol: Protocol) -> None:
     async with Bridge(servers) as bridge:
         assert bridge.failures == {}
         assert sorted(t.name for t in bridge.tools) == ["ta", "tb"]
-
-
-@pytest.mark.anyio
-async def test_all_tool_pages_are_listed(protocol: Protocol) -> None:
-    pages = {None: ("p1", ["t1", "t2"]), "p1": ("p2", ["t3"]), "p2": (None, ["t4"])}
-
-    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        cursor = params.cursor if params else None
-        next_cursor, names = pages[cursor]
-        return types.ListToolsResult(tools=[tool(n) for n in names], next_cursor=next_cursor)
-
-    server = Server("paged", on_list_tools=list_tools)
-    async with Bridge([MemoryServer(name="paged", server=server, protocol=protocol)]) as bridge:
-        assert [t.name for t in bridge.tools] == ["t1", "t2", "t3", "t4"]
-
-
-@pytest.mark.anyio
-async def test_a_repeated_cursor_stops_listing(caplog: pytest.LogCaptureFixture) -> None:
-    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        n = 0 if params is None or params.cursor is None else int(params.cursor)
-        return types.ListToolsResult(tools=[tool(f"t{n}")], next_cursor=str(min(n + 1, 2)))
-
-    server = Server("loop", on_list_tools=list_tools)
-    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
-        with anyio.fail_after(10):
-            async with Bridge([MemoryServer(name="loop", server=server)]) as bridge:
-                assert [t.name for t in bridge.tools] == ["t0", "t1", "t2"]
-    assert "repeated a tools/list cursor" in caplog.text
-
-
-@pytest.mark.anyio
-async def test_include_exclude_and_prefix() -> None:
-    server = server_with("read_file", "read_secret", "write_file", "delete")
-    config = MemoryServer(
-        name="fs",
-        server=server,
-        include_tools=("read_*", "write_*"),
-        exclude_tools=("*secret*",),
-        prefix="fs",
-    )
-    async with Bridge([config]) as bridge:
-        tools = tools_by_name(bridge)
-        assert sorted(tools) == ["fs_read_file", "fs_write_file"]
-        assert tools["fs_read_file"].metadata == {"mcp_server": "fs", "mcp_tool": "read_file"}
-        message = await call(tools["fs_write_file"], {"text": "x"})
-    assert message.content == [{"type": "text", "text": "write_file:x"}]
 
 
 # --- names ----------------------------------------------------------------------------------------
@@ -275,50 +210,6 @@ async def test_guests_yield_and_are_named_among_themselves_whatever_connects() -
         assert names["mine_y"] == ("mine", "y")
         assert ("theirs_y" in names) is up
         assert len(names) == (5 if up else 4)
-
-
-@pytest.mark.anyio
-async def test_invalid_schema_tool_is_skipped_while_others_load(
-    caplog: pytest.LogCaptureFixture, protocol: Protocol
-) -> None:
-    lowlevel = LowLevel(
-        [
-            tool("broken", {"type": "object", "properties": {"x": {"type": "nonsense"}}}),
-            tool("negative_length", {"type": "object", "properties": {"x": {"minLength": -1}}}),
-            tool("fine", {"type": "object", "properties": {"x": {"type": "string"}}}),
-        ]
-    )
-    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
-        async with Bridge([MemoryServer(name="low", server=lowlevel.server(), protocol=protocol)]) as bridge:
-            assert [t.name for t in bridge.tools] == ["fine"]
-            assert (await call(bridge.tools[0], {"x": "1"})).status == "success"
-    assert "skipping tool 'broken' of MCP server 'low'" in caplog.text
-    assert "skipping tool 'negative_length' of MCP server 'low'" in caplog.text
-
-
-@pytest.mark.anyio
-async def test_long_descriptions_are_cut_with_a_note(caplog: pytest.LogCaptureFixture) -> None:
-    long = "Find things. " + "x" * 100_000
-    lowlevel = LowLevel([tool("wordy", description=long), tool("terse", description="Short.")])
-    server = MemoryServer(name="low", server=lowlevel.server(), max_description_chars=2_000)
-    with caplog.at_level(logging.WARNING, logger="mcpbridge"):
-        async with Bridge([server]) as bridge:
-            tools = tools_by_name(bridge)
-            assert (await call(tools["wordy"], {})).status == "success"
-    wordy = tools["wordy"].description
-    assert wordy.startswith("Find things. xxx")
-    assert wordy.endswith("[Description cut: 2,000 of 100,013 characters shown.]")
-    assert len(wordy) < 2_100
-    assert tools["terse"].description == "Short."
-    assert "cutting the description of tool 'wordy' of MCP server 'low' from 100013 to 2000" in caplog.text
-
-
-def test_the_description_limit_has_a_default_and_a_config_key() -> None:
-    assert MemoryServer(name="m", server=server_with("a")).max_description_chars == 10_000
-    [server] = parse_servers(
-        {"mcpServers": {"s": {"url": "https://example.com/mcp", "maxDescriptionChars": 500}}}
-    )
-    assert server.max_description_chars == 500
 
 
 # --- failures -------------------------------------------------------------------------------------
@@ -545,134 +436,3 @@ def test_duplicate_server_names_are_refused_before_connecting() -> None:
         Bridge(
             [MemoryServer(name="m", server=server_with("t")), MemoryServer(name="m", server=server_with("u"))]
         )
-
-
-# --- bounds -------------------------------------------------------------------------------------------
-
-
-def paged_server(count: int, page: int, listed: list[str | None]) -> Server:
-    """A server offering ``count`` tools, ``page`` at a time; ``listed`` records the cursors asked for."""
-
-    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        start = int(params.cursor) if params is not None and params.cursor else 0
-        listed.append(params.cursor if params is not None else None)
-        end = min(start + page, count)
-        return types.ListToolsResult(
-            tools=[tool(f"t{i}") for i in range(start, end)], next_cursor=str(end) if end < count else None
-        )
-
-    return Server("many", on_list_tools=list_tools)
-
-
-@pytest.mark.anyio
-async def test_a_server_offering_more_than_max_tools_is_not_connected(protocol: Protocol) -> None:
-    listed: list[str | None] = []
-    server = MemoryServer(
-        name="many", server=paged_server(10_000, 30, listed), protocol=protocol, max_tools=50
-    )
-    with anyio.fail_after(10):
-        error = await entry_error(Bridge([server]))
-    assert isinstance(error, ConnectError)
-    assert "offers more than max_tools=50 tools" in str(error)
-    assert listed == [None, "30"]  # listing stopped at the page that passed the cap
-
-    optional = server.model_copy(update={"required": False})
-    async with Bridge([optional]) as bridge:
-        assert bridge.tools == []
-        assert "max_tools=50" in bridge.failures["many"].reason
-
-    # Control: with room for them, every tool is listed.
-    async with Bridge([MemoryServer(name="few", server=paged_server(100, 30, []), max_tools=100)]) as bridge:
-        assert len(bridge.tools) == 100
-
-
-@pytest.mark.anyio
-async def test_connect_timeout_covers_preparing_the_tools(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mcpbridge._connection as connection_module
-
-    hold = anyio.Event()
-
-    async def slow_prepare(self: Any, tools: list[types.Tool]) -> list[Any]:
-        await hold.wait()  # a catalogue that takes forever to prepare
-        return []
-
-    monkeypatch.setattr(connection_module.ServerConnection, "_prepare", slow_prepare)
-    server = MemoryServer(name="few", server=paged_server(3, 3, []), connect_timeout=0.2)
-    with anyio.fail_after(10):
-        error = await entry_error(Bridge([server]))
-    assert isinstance(error, ConnectError)
-    assert "connect_timeout=0.2s" in str(error)
-
-
-def log_connection(**options: Any) -> Any:
-    from mcpbridge._connection import ServerConnection
-
-    config = MemoryServer(name="chatty", server=None, **options)
-    return ServerConnection(config, client_info=types.Implementation(name="t", version="0"), log_level="info")
-
-
-def log_params(
-    level: types.LoggingLevel, data: Any, logger: str | None = None
-) -> types.LoggingMessageNotificationParams:
-    return types.LoggingMessageNotificationParams(level=level, data=data, logger=logger)
-
-
-@pytest.mark.anyio
-async def test_server_log_text_cannot_forge_lines_or_raise_alarms(caplog: pytest.LogCaptureFixture) -> None:
-    connection = log_connection()
-    forged = "done\n2026-01-01 CRITICAL mcpbridge: admin password reset\x1b[2J\u2028end"
-    with caplog.at_level(logging.DEBUG, logger="mcpbridge.server.chatty"):
-        await connection._on_log(log_params("emergency", forged, logger="evil\nlogger"))
-        await connection._on_log(log_params("debug", "below the level asked for"))
-        await connection._on_log(log_params("info", "x" * 10_000))
-        await connection._on_log(log_params("error", {"nested": "a\nb"}))
-    [forgery, long, nested] = caplog.records
-    assert "\n" not in forgery.getMessage() and "\x1b" not in forgery.getMessage()
-    assert forgery.getMessage() == (
-        "[evil\\nlogger] done\\n2026-01-01 CRITICAL mcpbridge: admin password reset\\x1b[2J\\u2028end"
-    )
-    assert forgery.levelno == logging.WARNING  # capped at max_log_level
-    assert long.getMessage() == "x" * 2000 + " [cut: 2,000 of 10,000 characters shown]"
-    assert nested.levelno == logging.WARNING and nested.getMessage() == '{"nested": "a\\nb"}'
-
-    caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="mcpbridge.server.chatty"):
-        await connection._on_log(log_params("info", "fetched https://u:p@api.example.com/v1?token=s3cr3t#f"))
-    [redacted] = caplog.records
-    assert redacted.getMessage() == "fetched https://api.example.com/v1"  # like every logged URL
-
-    permissive = log_connection(max_log_level="emergency")
-    caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="mcpbridge.server.chatty"):
-        await permissive._on_log(log_params("emergency", "real emergency"))
-    assert [r.levelno for r in caplog.records] == [logging.CRITICAL]
-
-
-@pytest.mark.anyio
-async def test_a_server_log_flood_is_bounded_and_the_drops_are_counted(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import types as pytypes
-
-    import mcpbridge._connection as connection_module
-
-    clock = pytypes.SimpleNamespace(now=1000.0)
-    monkeypatch.setattr(connection_module, "time", pytypes.SimpleNamespace(monotonic=lambda: clock.now))
-    connection = log_connection()
-    with caplog.at_level(logging.DEBUG, logger="mcpbridge.server.chatty"):
-        for n in range(10_000):  # all at once: the burst passes, the rest is dropped
-            await connection._on_log(log_params("warning", f"message {n}"))
-        clock.now += 1.0  # a second later, the steady rate admits 10 more
-        for n in range(10_000, 10_020):
-            await connection._on_log(log_params("warning", f"message {n}"))
-        connection._report_dropped_logs()  # as the session's end does
-    messages = [r.getMessage() for r in caplog.records]
-    logged = [int(m.split()[1]) for m in messages if m.startswith("message ")]
-    burst = connection_module.LOG_BURST
-    assert logged == [*range(burst), *range(10_000, 10_000 + int(connection_module.LOG_PER_SECOND))]
-    summaries = [m for m in messages if m.startswith("dropped ")]
-    assert summaries == [
-        f"dropped {10_000 - burst} log messages of MCP server 'chatty': it sent more than {burst} at once "
-        "or 10 a second",
-        "dropped 10 log messages of MCP server 'chatty': it sent more than 50 at once or 10 a second",
-    ]
