@@ -182,6 +182,8 @@ class AgentMCPServer:
     ) -> Starlette:
         """The streamable HTTP app (ASGI), with bearer-token auth when ``auth`` is set.
 
+        A request body over the MCP SDK's limit (4 MiB) is answered 413 before it is read past it.
+
         Args:
             path: Where MCP is served.
             host: The host it is served on (``127.0.0.1``/``localhost`` turn on DNS-rebinding protection).
