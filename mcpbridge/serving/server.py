@@ -29,6 +29,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.request_state import RequestStateBoundary
 from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp.shared.message import SessionMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
@@ -42,6 +43,7 @@ from mcpbridge.errors import ConfigError
 from mcpbridge.serving.backend import Backend, Caller, ClientInput, OpenBackend
 from mcpbridge.serving.checkpointers import CheckpointerSpec
 from mcpbridge.serving.closing import CancelOnClose, read_body, replay
+from mcpbridge.serving.limits import BoundedBody
 from mcpbridge.serving.loading import ServedGraph
 from mcpbridge.serving.local import LocalGraphs
 from mcpbridge.serving.oauth import ProtectedResource, ResourceTokenVerifier, serve_protected_resource
@@ -180,6 +182,8 @@ class AgentMCPServer:
     ) -> Starlette:
         """The streamable HTTP app (ASGI), with bearer-token auth when ``auth`` is set.
 
+        A request body over the MCP SDK's limit (4 MiB) is answered 413 before it is read past it.
+
         Args:
             path: Where MCP is served.
             host: The host it is served on (``127.0.0.1``/``localhost`` turn on DNS-rebinding protection).
@@ -215,6 +219,7 @@ class AgentMCPServer:
             streamable_http_path=path,
             json_response=json_response,
             stateless_http=self.stateless,
+            max_request_body_size=DEFAULT_MAX_REQUEST_BODY_SIZE,
             host=host,
             auth=settings,
             token_verifier=verifier,
@@ -224,6 +229,8 @@ class AgentMCPServer:
             serve_protected_resource(app, self.oauth, verifier)
         app.add_middleware(CancelOnClose, path=path)  # inside: it sees JSON-RPC messages only
         app.add_middleware(_RefuseNonMessages, path=path)
+        # Outermost: the two above read whole bodies; none past the SDK's limit reaches them (413).
+        app.add_middleware(BoundedBody, limit=DEFAULT_MAX_REQUEST_BODY_SIZE)
         return app
 
     async def run_stdio(self) -> None:
