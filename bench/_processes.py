@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from examples.processes import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root: servers run as ``python -m bench.servers`` from here."""
 
@@ -27,16 +29,9 @@ STOP_TIMEOUT = 10.0
 
 
 def stop_process(process: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
-    """Stop one child by its handle: terminate, wait, then kill if it lingers."""
+    """Stop one child by its handle (`examples.processes.stop`), then close its pipes."""
     try:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-                return
-            except subprocess.TimeoutExpired:
-                process.kill()
-        process.wait(timeout)
+        stop(process, timeout)
     finally:
         for pipe in (process.stdin, process.stdout, process.stderr):
             if pipe is not None:

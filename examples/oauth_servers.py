@@ -18,17 +18,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from examples.processes import HOST, child, free_port, http_ok, port_open, wait_until
 
 __all__ = [
     "OIDC_PROVIDER_VERSION",
@@ -41,7 +40,6 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 
 OIDC_PROVIDER_VERSION = "9.13.3"
 """The pinned ``oidc-provider``; it runs on Node.js 20 (it warns that it prefers 22)."""
@@ -166,7 +164,7 @@ def authorization_server(
         timeout: Seconds to wait for it to answer its discovery document.
     """
     prefix = install()
-    port = _free_port()
+    port = free_port()
     events = directory / "oidc-events.jsonl"
     log = directory / "oidc-provider.log"
     options = {
@@ -187,9 +185,9 @@ def authorization_server(
     script = prefix / SCRIPT.name
     shutil.copyfile(SCRIPT, script)
     issuer = f"http://{HOST}:{port}"
-    with _child(["node", str(script), json.dumps(options)], cwd=prefix, env=env, log=log) as process:
-        _wait_until(
-            lambda: _http_ok(f"{issuer}/.well-known/openid-configuration"),
+    with child(["node", str(script), json.dumps(options)], cwd=prefix, env=env, log=log) as process:
+        wait_until(
+            lambda: http_ok(f"{issuer}/.well-known/openid-configuration"),
             process,
             log,
             "oidc-provider",
@@ -207,7 +205,7 @@ def protected_server(
     It runs as a process of its own, stopped by its handle when the block ends; its log
     is ``directory / "protected.log"``. With ``record``, it writes each call's subject there.
     """
-    port, log = _free_port(), directory / "protected.log"
+    port, log = free_port(), directory / "protected.log"
     command = [
         sys.executable,
         "-m",
@@ -219,76 +217,6 @@ def protected_server(
     ]
     if record is not None:
         command += ["--record", str(record)]
-    with _child(command, cwd=ROOT, env=dict(os.environ), log=log) as process:
-        _wait_until(lambda: _port_open(port), process, log, "the protected MCP server", 30)
+    with child(command, cwd=ROOT, env=dict(os.environ), log=log) as process:
+        wait_until(lambda: port_open(port), process, log, "the protected MCP server", 30)
         yield f"http://{HOST}:{port}/mcp"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _wait_until(
-    ready: Callable[[], bool], process: subprocess.Popen[Any], log: Path, what: str, timeout: float
-) -> None:
-    """Poll ``ready()`` every 0.1 s until it is true; fail early if ``process`` exits, late on ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode}:\n{_tail(log)}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} was not ready within {timeout:g}s:\n{_tail(log)}")
-        time.sleep(0.1)
-
-
-def _stop(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    """Terminate, wait, then kill if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-            return
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait(timeout)
-
-
-@contextmanager
-def _child(
-    command: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
-) -> Generator[subprocess.Popen[Any], None, None]:
-    """Run ``command`` with its output in ``log``; always stopped by its handle on exit."""
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            list(command), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        yield process
-    finally:
-        _stop(process)

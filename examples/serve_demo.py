@@ -29,57 +29,21 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from examples.processes import HOST, child, free_port, http_ok, port_free, port_open, wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 READY_TIMEOUT = 90.0
 """Seconds each server may take to start."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_free(port: int) -> bool:
-    """Whether ``127.0.0.1:port`` can be listened on."""
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def port_open(port: int) -> bool:
-    """Whether something accepts connections on ``127.0.0.1:port``."""
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def http_ok(url: str) -> bool:
-    """Whether ``GET url`` answers 200."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def config_in(workdir: Path) -> Path:
@@ -101,31 +65,18 @@ def start(
     command: list[str],
     ready: Callable[[], bool],
     *,
+    what: str,
     log: Path,
     cwd: Path,
     env: dict[str, str],
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` (output in ``log``), stopped when ``stack`` closes, and wait for ``ready``."""
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    stack.callback(stop, process)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not ready():
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-            raise SystemExit(f"{' '.join(command[1:4])} did not start:\n{tail}")
-        time.sleep(0.2)  # poll: the server is starting
-    return process
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate ``process``, killing it if it lingers."""
-    process.terminate()
+    process = stack.enter_context(child(command, cwd=cwd, env=env, log=log))
     try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        wait_until(ready, process, log, what, READY_TIMEOUT)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    return process
 
 
 def instructions(url: str, mcp_url: str, log: Path, *, oauth: bool) -> str:
@@ -262,9 +213,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="mcpbridge-demo-") as logs, ExitStack() as stack:
             log = Path(logs) / "servers.log"
-            echo_process = start(stack, echo, lambda: port_open(mcp_port), log=log, cwd=workdir, env=env)
+            echo_process = start(
+                stack,
+                echo,
+                lambda: port_open(mcp_port),
+                what="the HTTP echo MCP server",
+                log=log,
+                cwd=workdir,
+                env=env,
+            )
             oauth = "--no-oauth was given" if args.no_oauth else start_oauth(stack, Path(logs), env, url)
-            agent_process = start(stack, agent, lambda: http_ok(f"{url}/ok"), log=log, cwd=workdir, env=env)
+            agent_process = start(
+                stack,
+                agent,
+                lambda: http_ok(f"{url}/ok"),
+                what="the Agent Server",
+                log=log,
+                cwd=workdir,
+                env=env,
+            )
             text = instructions(url, mcp_url, log, oauth=not isinstance(oauth, str))
             text += oauth_instructions(url, oauth)
             print(f"{text}Press Ctrl-C to stop.", flush=True)

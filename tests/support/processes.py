@@ -4,7 +4,8 @@
 recording echo server (`tests.support.servers.echo`) in place of the example one:
 over streamable HTTP beside the Agent Server, and over stdio inside each run of the
 example agent (through `EXAMPLE_SERVER_ENV`). Every process is stopped by its own
-handle. `smoke` is one scripted conversation with the served example agent.
+handle. `smoke` is one scripted conversation with the served example agent. The
+helpers for ports and children are the examples' own (`examples.processes`), re-exported.
 """
 
 from __future__ import annotations
@@ -13,21 +14,24 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
+from examples.processes import HOST, child, http_ok, port_open, wait_until
+
+# Re-exported: the tests, the benchmarks and the soak take them from here.
+from examples.processes import free_port as free_port
+from examples.processes import port_free as port_free
+from examples.processes import stop as stop
+from examples.processes import tail as tail
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "langgraph.json"
-HOST = "127.0.0.1"
 
 ECHO_MODULE = "tests.support.servers.echo"
 """The tests' recording echo server, run with ``python -m`` from the repository root."""
@@ -48,13 +52,6 @@ SERVER_ENV: Mapping[str, str] = {
     "LANGCHAIN_TRACING_V2": "false",
 }
 """Environment defaults for ``langgraph dev`` (values already set in the environment win)."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def portable_config(config: Path, directory: Path) -> Path:
@@ -144,57 +141,6 @@ def agent_server_command(
     return command
 
 
-def stop(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    """Stop one child process by its handle: terminate, wait, then kill if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-            return
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait(timeout)
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    """The last ``lines`` lines of a log file (empty if there is none)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def wait_until(ready: Any, process: subprocess.Popen[Any], log: Path, what: str, timeout: float) -> None:
-    """Poll ``ready()`` every 0.1 s until it is true; fail early if ``process`` exits, late on ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode}:\n{tail(log)}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} was not ready within {timeout:g}s:\n{tail(log)}")
-        time.sleep(0.1)
-
-
-def port_open(port: int) -> bool:
-    """Whether something accepts TCP connections on ``127.0.0.1:port``."""
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def port_free(port: int) -> bool:
-    """Whether ``127.0.0.1:port`` can be listened on (nothing holds it, on any address)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def serve_command() -> list[str]:
     """The ``mcpbridge`` console script of this environment (``python -m mcpbridge.cli`` without it)."""
     script = Path(sys.executable).with_name("mcpbridge")
@@ -202,30 +148,6 @@ def serve_command() -> list[str]:
         return [str(script)]
     found = shutil.which("mcpbridge")
     return [found] if found else [sys.executable, "-m", "mcpbridge.cli"]
-
-
-def http_ok(url: str) -> bool:
-    """Whether ``GET url`` answers 200."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-@contextmanager
-def child(
-    command: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
-) -> Generator[subprocess.Popen[Any], None, None]:
-    """Run ``command`` with its output in ``log``; always stopped by its handle on exit."""
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            list(command), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        yield process
-    finally:
-        stop(process)
 
 
 @dataclass(frozen=True)
