@@ -88,7 +88,11 @@ async def serve_http(server: MCPServer) -> None:
 
     sock = listening_socket()
     print(f"PORT {sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(server.streamable_http_app(), log_level="warning", lifespan="on")
+    # Idle connections are kept longer than any client keeps them (httpx: 5 s): a peer idle while
+    # the others are timed must not send its next call on a connection the server is closing.
+    config = uvicorn.Config(
+        server.streamable_http_app(), log_level="warning", lifespan="on", timeout_keep_alive=60
+    )
     await uvicorn.Server(config).serve(sockets=[sock])
 
 
