@@ -107,7 +107,27 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "null": lambda v: v is None,
+    # Bare: a property of these types has no other keyword (`_FLAT_PROPERTY`) to check inside.
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
 }
+
+
+def _type_check(kind: Any) -> Callable[[Any], bool] | None:
+    """The check of a ``type`` keyword: one type's name or a list of them (any may match)."""
+    if isinstance(kind, str):
+        return _TYPE_CHECKS.get(kind)
+    if not isinstance(kind, list) or not kind:
+        return None
+    checks: list[Callable[[Any], bool]] = []
+    for one in typing.cast(list[Any], kind):
+        check = _TYPE_CHECKS.get(one) if isinstance(one, str) else None
+        if check is None:
+            return None
+        checks.append(check)
+    if len(checks) == 1:
+        return checks[0]
+    return lambda value: any(check(value) for check in checks)
 
 
 def _flat_check(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool] | None:
@@ -132,10 +152,10 @@ def _flat_check(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool
     for name, sub in typing.cast(Mapping[str, Any], properties).items():
         if not isinstance(sub, Mapping) or not set(typing.cast(Mapping[str, Any], sub)) <= _FLAT_PROPERTY:
             return None
-        kind: Any = typing.cast(Mapping[str, Any], sub).get("type")
-        if not isinstance(kind, str) or kind not in _TYPE_CHECKS:
+        check_type = _type_check(typing.cast(Mapping[str, Any], sub).get("type"))
+        if check_type is None:
             return None
-        checks[name] = _TYPE_CHECKS[kind]
+        checks[name] = check_type
     needed = tuple(typing.cast(list[str], required))
 
     def check(arguments: Mapping[str, Any]) -> bool:

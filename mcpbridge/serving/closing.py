@@ -4,7 +4,8 @@ mcp 1.x clients, FastMCP 3 and langchain-mcp-adapters cancel a call this way (th
 task is cancelled, the POST's response stream closes) without sending
 ``notifications/cancelled``. In a 2025-era session the MCP SDK would go on serving
 such a request to its end, so the run would hold its thread. This middleware sends
-the session the ``notifications/cancelled`` the client did not. The served app keeps no
+the session the ``notifications/cancelled`` the client did not, when the SDK's event-stream
+response hears the client go (in JSON mode, a task of its own watches). The served app keeps no
 event store, so no client can resume a closed stream: its answer could reach no one.
 A 2026-era request and a stateless one need nothing: their handler stops with the exchange.
 """
@@ -30,14 +31,20 @@ _REASON = "the client closed the response stream"
 class CancelOnClose:
     """ASGI middleware: a session's request whose response the client closes unanswered is cancelled.
 
+    With event-stream answers (the default), the SDK's response listens for the client going away
+    itself: the cancel is sent when it hears it, and a call costs no task of its own. With JSON
+    answers nothing listens, so a task watches the connection while the call runs.
+
     Args:
         app: The streamable HTTP app.
         path: Where MCP is served.
+        events: The app answers requests with event streams (else JSON).
     """
 
-    def __init__(self, app: ASGIApp, path: str) -> None:
+    def __init__(self, app: ASGIApp, path: str, *, events: bool = True) -> None:
         self.app = app
         self.path = path
+        self.events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection; watch a session's request for its client going away."""
@@ -57,7 +64,6 @@ class CancelOnClose:
             await self.app(scope, replay(body, receive), send)
             return
         answered = False
-        gone = anyio.Event()
 
         async def send_answer(message: Message) -> None:
             nonlocal answered
@@ -65,13 +71,28 @@ class CancelOnClose:
                 answered = True
             await send(message)
 
+        async def cancel_unanswered() -> None:
+            if not answered:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_TIMEOUT):
+                    await self._cancel(scope, request_id)
+
+        if self.events:
+
+            async def receive_rest() -> Message:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    await cancel_unanswered()
+                return message
+
+            await self.app(scope, replay(body, receive_rest), send_answer)
+            return
+        gone = anyio.Event()
+
         async def watch() -> None:
             # This task alone reads the connection now: the next message is the disconnect.
             await receive()
             gone.set()
-            if not answered:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_TIMEOUT):
-                    await self._cancel(scope, request_id)
+            await cancel_unanswered()
 
         async with anyio.create_task_group() as group:
             group.start_soon(watch)

@@ -227,7 +227,7 @@ class AgentMCPServer:
         if self.oauth is not None:
             assert isinstance(verifier, ResourceTokenVerifier)
             serve_protected_resource(app, self.oauth, verifier)
-        app.add_middleware(CancelOnClose, path=path)  # inside: it sees JSON-RPC messages only
+        app.add_middleware(CancelOnClose, path=path, events=not json_response)  # sees JSON-RPC messages only
         app.add_middleware(_RefuseNonMessages, path=path)
         # Outermost: the two above read whole bodies; none past the SDK's limit reaches them (413).
         app.add_middleware(BoundedBody, limit=DEFAULT_MAX_REQUEST_BODY_SIZE)
@@ -307,21 +307,26 @@ class _RefuseNonMessages:
             return
         try:
             parsed: Any = json.loads(body)
-        except ValueError:
-            parsed = None  # not JSON: the SDK answers -32700
-        else:
-            try:
-                types.jsonrpc_message_adapter.validate_python(parsed, by_name=False)
-            except ValidationError:
-                if not _looks_like_a_message(parsed):
-                    error = {
-                        "code": types.INVALID_REQUEST,
-                        "message": "Invalid Request: not a JSON-RPC message",
-                    }
-                    answer = {"jsonrpc": "2.0", "id": None, "error": error}
-                    await JSONResponse(answer, status_code=400)(scope, receive, send)
-                    return
+        except ValueError:  # not JSON: the SDK answers -32700
+            await self.app(scope, replay(body, receive), send)
+            return
+        # A message's shape is checked at once; anything else is refused unless the SDK's types take it
+        # (a batch): the SDK validates every message itself, so each pays for one validation only.
+        if not _looks_like_a_message(parsed) and not _valid_message(parsed):
+            error = {"code": types.INVALID_REQUEST, "message": "Invalid Request: not a JSON-RPC message"}
+            answer = {"jsonrpc": "2.0", "id": None, "error": error}
+            await JSONResponse(answer, status_code=400)(scope, receive, send)
+            return
         await self.app(scope, replay(body, receive), send)
+
+
+def _valid_message(value: Any) -> bool:
+    """Whether the SDK's JSON-RPC types take ``value``."""
+    try:
+        types.jsonrpc_message_adapter.validate_python(value, by_name=False)
+    except ValidationError:
+        return False
+    return True
 
 
 def _looks_like_a_message(value: Any) -> bool:

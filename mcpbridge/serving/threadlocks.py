@@ -56,25 +56,9 @@ class ThreadLocks:
             return
         self._held.add(key)  # before any await: a second call of this process is refused
         try:
-            # Not cancelled halfway: a lock taken must be known, so that it is released.
-            with anyio.fail_after(CLAIM_TIMEOUT, shield=True):
-                acquired = await self._acquire(key)
-            if not acquired:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self._release(key)
+            yield True
         finally:
             self._held.discard(key)
-
-    async def _acquire(self, key: ThreadKey) -> bool:
-        return True
-
-    async def _release(self, key: ThreadKey) -> None:
-        return None
 
 
 class PostgresThreadLocks(ThreadLocks):
@@ -89,6 +73,25 @@ class PostgresThreadLocks(ThreadLocks):
         self._url = url
         self._conn: Any = None
         self._connecting = anyio.Lock()
+
+    @asynccontextmanager
+    async def claim(self, key: ThreadKey) -> AsyncGenerator[bool, None]:
+        """Claim ``key`` in this process, then in Postgres; yields ``False`` when either has it busy."""
+        async with super().claim(key) as local:
+            if not local:
+                yield False
+                return
+            # Not cancelled halfway: a lock taken must be known, so that it is released.
+            with anyio.fail_after(CLAIM_TIMEOUT, shield=True):
+                acquired = await self._acquire(key)
+            if not acquired:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._release(key)
 
     async def __aenter__(self) -> PostgresThreadLocks:
         await self._connection()

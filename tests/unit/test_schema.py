@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, normalize_input_schema
+from mcpbridge._schema import ArgumentsValidator, InvalidSchemaError, _flat_check, normalize_input_schema  # pyright: ignore[reportPrivateUsage]
 
 REF_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -123,6 +123,16 @@ FLAT_SCHEMAS: list[dict[str, Any]] = [
         "properties": {"n": {"type": "integer"}},
     },
     {"type": "object", "properties": {}},
+    {  # lists of types, bare objects and arrays (a served graph's tool takes such a `resume`)
+        "type": "object",
+        "properties": {
+            "text": {"type": ["string", "null"]},
+            "resume": {"type": ["string", "object"], "description": "an answer"},
+            "o": {"type": "object"},
+            "a": {"type": ["array"]},
+        },
+        "additionalProperties": False,
+    },
 ]
 ARGUMENTS: list[dict[str, Any]] = [
     {},
@@ -141,6 +151,13 @@ ARGUMENTS: list[dict[str, Any]] = [
     {"n": 2, "none": 0},
     {"n": 2, "extra": "x"},
     {"text": "hi", "extra": [1, {"a": None}]},
+    {"resume": "yes"},
+    {"resume": {"ok": True}},
+    {"resume": ["no"]},
+    {"resume": None},
+    {"o": {}, "a": []},
+    {"o": [], "a": {}},
+    {"a": [1, "x"], "text": None},
 ]
 
 
@@ -159,7 +176,7 @@ def test_flat_schemas_take_the_quick_check_and_agree_with_jsonschema(schema: dic
     [
         REF_SCHEMA,
         {"type": "object", "properties": {"s": {"type": "string", "minLength": 2}}},
-        {"type": "object", "properties": {"s": {"type": ["string", "null"]}}},
+        {"type": "object", "properties": {"s": {"type": ["string", "integer"], "maxLength": 3}}},
         {"type": "object", "properties": {"s": {"enum": ["a"]}}},
         {"type": "object", "properties": {"s": {}}},
         {
@@ -168,8 +185,14 @@ def test_flat_schemas_take_the_quick_check_and_agree_with_jsonschema(schema: dic
             "additionalProperties": {"type": "integer"},
         },
         {"type": "object", "properties": {"s": {"type": "string"}}, "minProperties": 1},
-        {"type": "object", "properties": {"s": {"type": "object"}}},
+        {"type": "object", "properties": {"s": {"type": "object", "properties": {}}}},
     ],
 )
 def test_other_schemas_are_left_to_jsonschema(schema: dict[str, Any]) -> None:
     assert ArgumentsValidator(normalize_input_schema(schema))._fast is None  # pyright: ignore[reportPrivateUsage]
+
+
+@pytest.mark.parametrize("kind", [["string", "color"], [], [1], "color", None])
+def test_types_the_quick_check_does_not_know_are_left_to_jsonschema(kind: Any) -> None:
+    schema = {"type": "object", "properties": {"s": {"type": kind}}}
+    assert _flat_check(schema) is None

@@ -73,11 +73,16 @@ class Client:
         self.sent.append(message)
 
 
-async def test_closing_the_response_before_the_answer_cancels_the_request() -> None:
+EVENTS = pytest.mark.parametrize("events", [True, False], ids=["event-stream answers", "JSON answers"])
+
+
+@EVENTS
+async def test_closing_the_response_before_the_answer_cancels_the_request(events: bool) -> None:
     inner, client = Inner(), Client()
+    gate = CancelOnClose(inner, "/mcp", events=events)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
-            group.start_soon(CancelOnClose(inner, "/mcp"), _scope(), client.receive, client.send)
+            group.start_soon(gate, _scope(), client.receive, client.send)
             await inner.started.wait()
             client.leave.set()
     [(_, call), (headers, cancel)] = inner.posts
@@ -89,11 +94,13 @@ async def test_closing_the_response_before_the_answer_cancels_the_request() -> N
     assert int(headers[b"content-length"]) == len(json.dumps(cancel).encode())
 
 
-async def test_an_answered_request_is_not_cancelled() -> None:
+@EVENTS
+async def test_an_answered_request_is_not_cancelled(events: bool) -> None:
     inner, client = Inner(), Client()
+    gate = CancelOnClose(inner, "/mcp", events=events)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
-            group.start_soon(CancelOnClose(inner, "/mcp"), _scope(), client.receive, client.send)
+            group.start_soon(gate, _scope(), client.receive, client.send)
             await inner.started.wait()
             inner.answer.set()
         client.leave.set()
