@@ -131,12 +131,7 @@ class IdentityMeta:
         """The ``_meta`` entries for ``identity`` (fields that are ``None`` are left out)."""
         if not self.enabled:
             return {}
-        meta: dict[str, str] = {}
-        for name, key in _keys(self.prefix, self.include):
-            value = getattr(identity, name)
-            if value is not None:
-                meta[key] = value
-        return meta
+        return self._entries(tuple(getattr(identity, name) for name in _FIELDS))
 
     def for_call(
         self, identity: RunIdentity, *, server: str, registered: bool = False
@@ -164,24 +159,22 @@ class IdentityMeta:
         values = _identity_values(runtime, config)
         if self.signer is not None:
             return self.for_call(RunIdentity(*values), server=server, registered=registered)
+        return self._entries(values), {}
+
+    def _entries(self, values: tuple[str | None, ...]) -> dict[str, str]:
+        """The ``_meta`` entries of an identity's fields (in `RunIdentity`'s order) that are set."""
         meta: dict[str, str] = {}
         for index, key in _indexed_keys(self.prefix, self.include):
             value = values[index]
             if value is not None:
                 meta[key] = value
-        return meta, {}
+        return meta
 
     def read(self, meta: Mapping[str, Any] | None) -> RunIdentity:
         """Read a `RunIdentity` back from a request's ``_meta`` (for MCP servers)."""
         meta = meta or {}
         values = {name: meta.get(self.key(name)) for name in _FIELDS}
         return RunIdentity(**{k: str(v) if v is not None else None for k, v in values.items()})
-
-
-@cache
-def _keys(prefix: str, include: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """Each included field with its ``_meta`` key, made once per configuration rather than per call."""
-    return tuple((name, f"{prefix}{name}") for name in include)
 
 
 @cache

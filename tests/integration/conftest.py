@@ -51,6 +51,14 @@ def echo_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServerPr
 
 
 @pytest.fixture(scope="module")
+def inquiring_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServerProcess]:
+    """The inquiring example server over streamable HTTP, shared by the tests of one module."""
+    server = start_http_server("inquiring", tmp_path_factory.mktemp("inquiring-http"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def hostile_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServerProcess]:
     """The hostile example server over streamable HTTP, shared by the tests of one module."""
     server = start_http_server("hostile", tmp_path_factory.mktemp("hostile-http"))

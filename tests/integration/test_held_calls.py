@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,9 @@ from mcpbridge.interrupts import INPUT_REQUEST, InputPolicy
 from tests.support.servers.inquiring import SCHEMA, SECRET_URL
 
 from .graphs import call, run_config, text_of, tool_calls
-from .support import ExampleServer, HttpServerProcess, RecordFile, Transport, poll_until, start_http_server
+from .support import ExampleServer, HttpServerProcess, RecordFile, Transport, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
-
-
-@pytest.fixture(scope="module")
-def inquiring_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServerProcess]:
-    """The inquiring example server over streamable HTTP, shared by this module's tests."""
-    server = start_http_server("inquiring", tmp_path_factory.mktemp("inquiring-http"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

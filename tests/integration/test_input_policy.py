@@ -8,7 +8,7 @@ through a real ``ToolNode``. What the server got is read from its own record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,9 @@ from mcpbridge.testing import OfflineChatModel
 from tests.support.servers.inquiring import SECRET_URL
 
 from .graphs import call, run_config, text_of, tool_calls
-from .support import ExampleServer, HttpServerProcess, Protocol, RecordFile, Transport, start_http_server
+from .support import ExampleServer, HttpServerProcess, Protocol, RecordFile, Transport
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
-
-
-@pytest.fixture(scope="module")
-def inquiring_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServerProcess]:
-    """The inquiring example server over streamable HTTP, shared by this module's tests."""
-    server = start_http_server("inquiring", tmp_path_factory.mktemp("inquiring-http"))
-    yield server
-    server.stop()
 
 
 def _inquiring(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -73,18 +74,22 @@ class Client:
         self.sent.append(message)
 
 
+async def _post(gate: CancelOnClose, inner: Inner, client: Client, *, then: Callable[[], None]) -> None:
+    """Serve the client's POST through ``gate``; once the call runs, ``then`` (leave, or answer)."""
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(gate, _scope(), client.receive, client.send)
+            await inner.started.wait()
+            then()
+
+
 EVENTS = pytest.mark.parametrize("events", [True, False], ids=["event-stream answers", "JSON answers"])
 
 
 @EVENTS
 async def test_closing_the_response_before_the_answer_cancels_the_request(events: bool) -> None:
     inner, client = Inner(), Client()
-    gate = CancelOnClose(inner, "/mcp", events=events)
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as group:
-            group.start_soon(gate, _scope(), client.receive, client.send)
-            await inner.started.wait()
-            client.leave.set()
+    await _post(CancelOnClose(inner, "/mcp", events=events), inner, client, then=client.leave.set)
     [(_, call), (headers, cancel)] = inner.posts
     assert call == CALL
     assert cancel["method"] == "notifications/cancelled"
@@ -97,13 +102,8 @@ async def test_closing_the_response_before_the_answer_cancels_the_request(events
 @EVENTS
 async def test_an_answered_request_is_not_cancelled(events: bool) -> None:
     inner, client = Inner(), Client()
-    gate = CancelOnClose(inner, "/mcp", events=events)
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as group:
-            group.start_soon(gate, _scope(), client.receive, client.send)
-            await inner.started.wait()
-            inner.answer.set()
-        client.leave.set()
+    await _post(CancelOnClose(inner, "/mcp", events=events), inner, client, then=inner.answer.set)
+    client.leave.set()
     assert [body for _, body in inner.posts] == [CALL]
     assert client.sent[-1]["body"] == b"answer"
 
