@@ -32,6 +32,7 @@ from pydantic import Field
 from bench import _langchain_mcp
 from bench._adapters import http_connection, stdio_connection
 from bench._env import ARGS, Env, http_server, stdio_server
+from bench._hosting import side_by_side
 from bench._processes import ROOT
 from bench._stats import Block, Summary, interleave, round_ratios, timed
 from bench._toolnode import THREAD_ID, RecordingHandler, ToolNodeCaller, text_of
@@ -175,8 +176,9 @@ async def _calls_over(env: Env, transport: Transport) -> list[Metric]:
     sizes, driver = env.sizes, env.adapters
     t = transport
     async with AsyncExitStack() as stack:
-        raw = await stack.enter_async_context(raw_client(env, transport))
-        bridge = await stack.enter_async_context(Bridge([bridge_config(env, transport)]))
+        raw, bridge = await stack.enter_async_context(
+            side_by_side(raw_client(env, transport), Bridge([bridge_config(env, transport)]))
+        )
         caller = ToolNodeCaller(bridge.tools)
         await _check_raw(raw)
         _check_identity(text_of(await caller.call("meta", {})))

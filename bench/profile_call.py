@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -39,6 +39,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from bench._env import ARGS, stdio_server
+from bench._hosting import side_by_side
 from bench._processes import ROOT, start_http_servers
 from bench._toolnode import ToolNodeCaller, text_of
 from bench.calls import ThinTool
@@ -55,30 +56,35 @@ FunctionKey = tuple[str, int, str]
 @asynccontextmanager
 async def peers(transport: str, stack: ExitStack) -> AsyncGenerator[tuple[Call, Call], None]:
     """The bridge's and the thinnest tool's ``echo`` call through a ``ToolNode``, on one server."""
-    async with AsyncExitStack() as astack:
-        config: ServerConfig
-        if transport == "memory":
-            server = build_server()
-            raw = await astack.enter_async_context(Client(server))
-            config = MemoryServer(name="bench", server=server)
-        elif transport == "stdio":
-            config = stdio_server()
-            params = StdioServerParameters(command=config.command, args=list(config.args), cwd=ROOT)
-            raw = await astack.enter_async_context(Client(stdio_client(params)))
-        else:
-            directory = Path(stack.enter_context(TemporaryDirectory()))
-            [process] = start_http_servers(stack, directory, 1)
-            http = await astack.enter_async_context(httpx2.AsyncClient())
-            raw = await astack.enter_async_context(
-                Client(streamable_http_client(process.url, http_client=http))
-            )
-            config = HttpServer(name="bench", url=process.url)
-        bridge = await astack.enter_async_context(Bridge([config]))
+    config: ServerConfig
+    if transport == "memory":
+        server = build_server()
+        config = MemoryServer(name="bench", server=server)
+        raw_client = Client(server)
+    elif transport == "stdio":
+        config = stdio_server()
+        params = StdioServerParameters(command=config.command, args=list(config.args), cwd=ROOT)
+        raw_client = Client(stdio_client(params))
+    else:
+        directory = Path(stack.enter_context(TemporaryDirectory()))
+        [process] = start_http_servers(stack, directory, 1)
+        config = HttpServer(name="bench", url=process.url)
+        raw_client = _http_client(process.url)
+    async with side_by_side(raw_client, Bridge([config])) as (raw, bridge):
         bridged, thin = ToolNodeCaller(bridge.tools), ToolNodeCaller([ThinTool(client=raw)])
         meta = json.loads(text_of(await bridged.call("meta", {})))
         if not meta.get("dev.mcpbridge/thread_id"):
             raise RuntimeError(f"the run's identity did not reach the server: {meta}")
         yield (lambda: bridged.call("echo", ARGS)), (lambda: thin.call("echo", ARGS))
+
+
+@asynccontextmanager
+async def _http_client(url: str) -> AsyncGenerator[Client, None]:
+    async with (
+        httpx2.AsyncClient() as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
 
 
 async def _repeat(call: Call, n: int) -> None:
