@@ -1,9 +1,12 @@
-"""The floor of an MCP tool round trip: one tool that answers a constant, on the MCP SDK's low-level server.
+"""The floors of an MCP tool round trip, on the MCP SDK's low-level server.
 
-Served over streamable HTTP as ``mcpbridge serve`` serves its graphs (the SDK's
-``streamable_http_app`` under uvicorn, on a socket with ``TCP_NODELAY``), in the
-same HTTP mode, so that the difference to ``mcpbridge serve`` is mcpbridge's own
-work plus the graph's. Run from the repository root::
+Two tools: ``constant`` answers a constant; ``graph`` runs ``graph.ainvoke`` of
+the graph ``mcpbridge serve`` serves in the bench (`bench.graphs`, a new thread
+of one ``InMemorySaver`` each call) and then answers the same constant: the
+thinnest MCP server of that graph. Served over streamable HTTP as ``mcpbridge
+serve`` serves its graphs (the SDK's ``streamable_http_app`` under uvicorn, on a
+socket with ``TCP_NODELAY``), in the same HTTP mode, so that the difference to
+``mcpbridge serve`` is mcpbridge's own work. Run from the repository root::
 
     python -m bench.constant_server            # prints "constant: serving at http://127.0.0.1:<port>/mcp"
     python -m bench.constant_server --stateless --json-response
@@ -13,25 +16,35 @@ from __future__ import annotations
 
 import argparse
 import socket
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
 import mcp_types as types
 import uvicorn
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 
+from bench.graphs import trivial
+
 NAME = "constant"
-"""The one tool."""
+"""The tool that answers a constant."""
+GRAPH = "graph"
+"""The tool that runs the bench graph, then answers the same constant."""
 ANSWER = "ok"
 INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"message": {"type": "string"}},
     "required": ["message"],
 }
-_TOOLS = types.ListToolsResult(tools=[types.Tool(name=NAME, input_schema=INPUT_SCHEMA)])
+_TOOLS = types.ListToolsResult(
+    tools=[types.Tool(name=name, input_schema=INPUT_SCHEMA) for name in (NAME, GRAPH)]
+)
 _RESULT = types.CallToolResult(content=[types.TextContent(type="text", text=ANSWER)])
+_GRAPH = trivial.copy(update={"checkpointer": InMemorySaver()})
 
 
 async def _list_tools(
@@ -43,15 +56,19 @@ async def _list_tools(
 async def _call_tool(
     ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
 ) -> types.CallToolResult:
+    if params.name == GRAPH:
+        config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
+        message = (params.arguments or {}).get("message", "")
+        await _GRAPH.ainvoke({"messages": [{"role": "user", "content": message}]}, config)  # pyright: ignore[reportUnknownMemberType]
     return _RESULT
 
 
 def _input_schema(name: str) -> Mapping[str, Any] | None:
-    return INPUT_SCHEMA if name == NAME else None
+    return INPUT_SCHEMA if name in (NAME, GRAPH) else None
 
 
 def build_server() -> Server[Any]:
-    """The server: ``constant(message)`` answers ``ok``, whatever it is sent."""
+    """The server: ``constant(message)`` answers ``ok``; ``graph(message)`` runs the graph first."""
     return Server(
         "constant",
         get_tool_input_schema=_input_schema,
