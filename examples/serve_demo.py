@@ -198,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not port_free(port):
         print(f"port {port} is taken; the Agent Server uses a free port instead", flush=True)
         port = free_port()
+    if not port_free(mcp_port):  # another program's listener would pass for the echo server
+        print(f"port {mcp_port} is taken; the HTTP echo MCP server uses a free port instead", flush=True)
+        mcp_port = free_port()
     workdir: Path = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     url, mcp_url = f"http://{HOST}:{port}", f"http://{HOST}:{mcp_port}/mcp"

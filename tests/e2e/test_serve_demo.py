@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from langgraph_sdk import get_client
 
 from tests.e2e.agent_server import CONFIG, ROOT, AgentServer, alive, descendants
 from tests.support.oidc import login
-from tests.support.processes import portable_config, smoke
+from tests.support.processes import HOST, portable_config, smoke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -91,18 +92,24 @@ def clean_env(**extra: str) -> dict[str, str]:
 def test_the_demo_stops_every_server_when_stopped(tmp_path: Path, signum: int, node: bool) -> None:
     # Without Node on the PATH (a fresh machine), the demo runs without OAuth and says how to get it.
     env = clean_env() if node else clean_env(PATH=str(Path(sys.executable).parent))
-    with running_demo(tmp_path, env) as (demo, out):
-        printed = out.read_text()
-        children = descendants(demo.pid)
-        if node:
-            assert "/mcpbridge/oauth/callback" in printed and "oauth_whoami" in printed, printed
-            # the HTTP echo server, oidc-provider, the protected MCP server, the Agent Server
-            assert len(children) >= 4, children
-        else:
-            assert "OAuth:          off: needs node and npm" in printed, printed
-            assert len(children) >= 2, children  # the HTTP echo server and the Agent Server
-        demo.send_signal(signum)
-        assert demo.wait(60) == 0, out.read_text()
+    with socket.create_server((HOST, 0)) as taken:  # another program's port, asked for as --mcp-port
+        held = taken.getsockname()[1]
+        args = () if node else ("--mcp-port", str(held))
+        with running_demo(tmp_path, env, *args) as (demo, out):
+            printed = out.read_text()
+            children = descendants(demo.pid)
+            if not node:
+                assert f"port {held} is taken; the HTTP echo MCP server uses a free port" in printed, printed
+                assert "MCP over HTTP:  http://" in printed and f":{held}/mcp" not in printed, printed
+            if node:
+                assert "/mcpbridge/oauth/callback" in printed and "oauth_whoami" in printed, printed
+                # the HTTP echo server, oidc-provider, the protected MCP server, the Agent Server
+                assert len(children) >= 4, children
+            else:
+                assert "OAuth:          off: needs node and npm" in printed, printed
+                assert len(children) >= 2, children  # the HTTP echo server and the Agent Server
+            demo.send_signal(signum)
+            assert demo.wait(60) == 0, out.read_text()
     assert not [pid for pid in children if alive(pid)]
     assert (tmp_path / ".langgraph_api").is_dir()  # the server's state went to --workdir
 
