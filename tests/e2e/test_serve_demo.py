@@ -57,7 +57,11 @@ def test_the_config_copy_only_makes_paths_absolute(tmp_path: Path) -> None:
 def running_demo(
     tmp_path: Path, env: dict[str, str], *args: str
 ) -> Generator[tuple[subprocess.Popen[bytes], Path], None, None]:
-    """``python -m examples.serve_demo`` until it prints its instructions; killed by its handle if left."""
+    """``python -m examples.serve_demo`` until it prints its instructions; stopped by its handle if left.
+
+    Left running (a failed assertion), it is sent SIGTERM, on which it stops its servers, and
+    killed only if it does not end: a killed demo would leave its servers running.
+    """
     out = tmp_path / "demo.out"
     with out.open("wb") as file:
         demo = subprocess.Popen(
@@ -76,8 +80,12 @@ def running_demo(
         yield demo, out
     finally:
         if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+            demo.terminate()
+            try:
+                demo.wait(60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
 
 
 def clean_env(**extra: str) -> dict[str, str]:
