@@ -20,8 +20,8 @@ right after an MCP round trip in the same process).
 
 The Agent Server is a reported peer, measured after those rounds with nothing
 else running: its calls take about a second each, and its blocks between the
-others' made their times swing (per-round ratios 0.90-1.95 with it interleaved,
-1.10-1.17 without).
+others' made their times swing (per-round ratios to the floor of the time, the sum
+measured apart: 0.90-1.95 with it interleaved, 1.13-1.17 without).
 """
 
 from __future__ import annotations
