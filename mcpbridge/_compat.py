@@ -71,20 +71,24 @@ ConfigureHook = tuple[ContextVar[Any], bool, type | None, str | None]
 """One entry of ``_configure_hooks``: context variable, inheritable, handler class, env var."""
 
 
+_HOOKS: object = getattr(tracer_context, "_configure_hooks", None)
+_CONFIGURE_HOOKS: Final[list[ConfigureHook] | None] = (
+    cast(list[ConfigureHook], _HOOKS) if isinstance(_HOOKS, list) else None
+)
+
+
 def configure_hooks() -> list[ConfigureHook] | None:
     """The configure hooks registered with LangChain, or ``None`` when they cannot be read.
 
     Upstream: ``langchain_core.tracers.context._configure_hooks``, the list that
     ``register_configure_hook`` appends to and ``CallbackManager.configure`` reads
     (checked with langchain-core 1.7.2 to 1.8.3). No public API lists the hooks.
-    Without it, `mcpbridge._callbacks.no_listeners` cannot tell whether a hook
-    (LangSmith's, a user's) would attach a handler: on ``None`` it answers ``False``,
-    so every tool call takes LangChain's slower path, and the fast path is lost.
+    The list is read once: it is only ever appended to (``langchain_core.callbacks.manager``
+    imports it by name too). Without it, `mcpbridge._callbacks.no_listeners` cannot tell
+    whether a hook (LangSmith's, a user's) would attach a handler: on ``None`` it answers
+    ``False``, so every tool call takes LangChain's slower path, and the fast path is lost.
     """
-    hooks: object = getattr(tracer_context, "_configure_hooks", None)
-    if not isinstance(hooks, list):
-        return None
-    return cast(list[ConfigureHook], hooks)
+    return _CONFIGURE_HOOKS
 
 
 _LS_ENABLED: ContextVar[Any] | None = getattr(_ls_context, "_TRACING_ENABLED", None)

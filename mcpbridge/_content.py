@@ -37,16 +37,20 @@ def _json_size(value: Any) -> int:
     """The characters of ``value``'s JSON text (``json.dumps(value, ensure_ascii=False, default=str)``)."""
     if _JSON_PARTS is None:
         return len(_JSON.encode(value))
-    return sum(map(len, _JSON_PARTS(value, 0)))
+    return len("".join(_JSON_PARTS(value, 0)))
 
 
 def to_content_blocks(result: types.CallToolResult) -> list[dict[str, Any]]:
     """Convert the content of a ``tools/call`` result into LangChain content blocks.
 
     A result with no content but structured content is given one text block of
-    its JSON, so the model always has something to read.
+    its JSON, so the model always has something to read. Text, the kind of almost every
+    block, is made without `_block`'s match (that class exactly; a subclass goes there).
     """
-    blocks = [_block(item) for item in result.content]
+    blocks = [
+        {"type": "text", "text": item.text} if type(item) is types.TextContent else _block(item)
+        for item in result.content
+    ]
     if not blocks and result.structured_content is not None:
         blocks.append({"type": "text", "text": json.dumps(result.structured_content, ensure_ascii=False)})
     return blocks
@@ -167,6 +171,9 @@ def limit_result(
     total = 0
     for block in blocks:
         total += len(block["text"]) if block.get("type") == "text" else len(block.get("base64") or "")
+    size = None if structured is None else _json_size(structured)
+    if total <= max_chars and (size is None or size <= max_chars):
+        return blocks, structured
     notes: list[str] = []
     if total > max_chars:
         budget = max_chars
@@ -197,11 +204,9 @@ def limit_result(
         left_out = total - text_total - sum(len(b.get("base64") or "") for b in kept)
         if left_out:
             notes.append(f"{left_out:,} characters of media were left out")
-    if structured is not None:
-        size = _json_size(structured)
-        if size > max_chars:
-            structured = None
-            notes.append(f"its structured content ({size:,} characters) was left out")
+    if size is not None and size > max_chars:
+        structured = None
+        notes.append(f"its structured content ({size:,} characters) was left out")
     if notes:
         blocks.append(
             {

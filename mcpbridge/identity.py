@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from functools import cache
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
@@ -102,6 +101,8 @@ class IdentityMeta:
     include: tuple[str, ...] = _FIELDS
     enabled: bool = True
     signer: Signer | None = None
+    _keys: tuple[tuple[int, str], ...] = field(init=False, repr=False, compare=False)
+    """Each included field's position in `RunIdentity` with its ``_meta`` key, made once."""
 
     def __post_init__(self) -> None:
         if not _PREFIX.match(self.prefix):
@@ -122,6 +123,8 @@ class IdentityMeta:
                 f"identity fields {sorted(unknown)} do not exist; choose from {list(_FIELDS)}",
                 field="include",
             )
+        keys = tuple((_FIELDS.index(name), f"{self.prefix}{name}") for name in self.include)
+        object.__setattr__(self, "_keys", keys)  # frozen: set once, here
 
     def key(self, field: str) -> str:
         """The ``_meta`` key of one identity field."""
@@ -156,15 +159,20 @@ class IdentityMeta:
         """
         if not self.enabled:
             return {}, {}
-        values = _identity_values(runtime, config)
+        raw = _raw_identity(runtime, config)
         if self.signer is not None:
-            return self.for_call(RunIdentity(*values), server=server, registered=registered)
-        return self._entries(values), {}
+            return self.for_call(RunIdentity(*map(_str, raw)), server=server, registered=registered)
+        meta: dict[str, str] = {}
+        for index, key in self._keys:  # `_entries` of `_str`'s values, inline: this runs on every call
+            value = raw[index]
+            if value is not None and value != "":
+                meta[key] = value if value.__class__ is str else str(value)
+        return meta, {}
 
     def _entries(self, values: tuple[str | None, ...]) -> dict[str, str]:
         """The ``_meta`` entries of an identity's fields (in `RunIdentity`'s order) that are set."""
         meta: dict[str, str] = {}
-        for index, key in _indexed_keys(self.prefix, self.include):
+        for index, key in self._keys:
             value = values[index]
             if value is not None:
                 meta[key] = value
@@ -177,12 +185,6 @@ class IdentityMeta:
         return RunIdentity(**{k: str(v) if v is not None else None for k, v in values.items()})
 
 
-@cache
-def _indexed_keys(prefix: str, include: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
-    """Each included field's position in `RunIdentity` with its ``_meta`` key, made once per configuration."""
-    return tuple((_FIELDS.index(name), f"{prefix}{name}") for name in include)
-
-
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -193,13 +195,14 @@ def identity_from_runtime(runtime: Any | None, config: RunnableConfig | None = N
         runtime: The tool's injected ``ToolRuntime``, or ``None`` when called outside a graph.
         config: The run config; defaults to ``runtime.config``.
     """
-    return RunIdentity(*_identity_values(runtime, config))
+    return RunIdentity(*map(_str, _raw_identity(runtime, config)))
 
 
-def _identity_values(
-    runtime: Any | None, config: RunnableConfig | None
-) -> tuple[str | None, str | None, str | None, str | None, str | None]:
-    """`identity_from_runtime`'s fields, in `RunIdentity`'s order (a frozen dataclass costs ~2 us to make)."""
+def _raw_identity(runtime: Any | None, config: RunnableConfig | None) -> tuple[Any, Any, Any, Any, Any]:
+    """`identity_from_runtime`'s fields as found, in `RunIdentity`'s order; `_str` makes them fields.
+
+    A tuple, not a `RunIdentity`: a frozen dataclass costs ~2 us to make, on every call.
+    """
     execution = getattr(runtime, "execution_info", None)
     server = getattr(runtime, "server_info", None)
     if config is None:
@@ -209,7 +212,8 @@ def _identity_values(
     metadata: Mapping[str, Any] = run.get("metadata") or _EMPTY
 
     if server is None:  # outside the Agent Server: the config tells the rest
-        user_id = _user_identity(configurable.get("langgraph_auth_user"))
+        user = configurable.get("langgraph_auth_user")
+        user_id = None if user is None else _user_identity(user)
         assistant_id, graph_id = metadata.get("assistant_id"), metadata.get("graph_id")
     else:
         user_id = _user_identity(getattr(server, "user", None) or configurable.get("langgraph_auth_user"))
@@ -220,13 +224,7 @@ def _identity_values(
     else:
         thread_id = getattr(execution, "thread_id", None) or configurable.get("thread_id")
         run_id = getattr(execution, "run_id", None) or run.get("run_id") or metadata.get("run_id")
-    return (
-        _str(thread_id),
-        _str(run_id),
-        _str(user_id or configurable.get("langgraph_auth_user_id")),
-        _str(assistant_id),
-        _str(graph_id),
-    )
+    return thread_id, run_id, user_id or configurable.get("langgraph_auth_user_id"), assistant_id, graph_id
 
 
 def _user_identity(user: Any) -> str | None:

@@ -223,6 +223,7 @@ def test_the_identity_module_does_not_import_signing() -> None:
             config={"configurable": {"thread_id": "t-cfg"}, "metadata": {"run_id": "r-meta"}},
         ),
         runtime(config={"configurable": {"langgraph_auth_user_id": "carol"}, "run_id": uuid.uuid4()}),
+        runtime(config={"configurable": {"thread_id": "", "langgraph_auth_user": {"identity": 42}}}),
     ],
 )
 @pytest.mark.parametrize(
