@@ -89,6 +89,7 @@ class ServerConnection:
         self._client: Client | None = None
         self._lifecycle = Lifecycle(config.name)
         self._attempt: anyio.CancelScope | None = None  # the connect in flight: `close` cancels it
+        self._shielded: anyio.CancelScope | None = None  # the ready session's: see `_session`
         self._reconnects_left = config.reconnect
         self._stderr = StderrLog()
         self._logs = ServerLogs(config.name, max_log_level=config.max_log_level, log_level=log_level)
@@ -163,18 +164,42 @@ class ServerConnection:
             if lifecycle.state is State.CLOSED:
                 raise ConnectFailed("the connection was closed before it connected")
             lifecycle.move(State.CONNECTING)
-            await self._session(task_status)
-            while await self._reconnect_asked():
+            first_failure: ConnectFailed | None = None  # raised to the starter, outside the guard's group
+            async with anyio.create_task_group() as guard:
+                guard.start_soon(self._close_when_cancelled)
                 try:
-                    await self._session(None)
+                    await self._sessions(task_status)
                 except ConnectFailed as exc:
-                    logger.warning("MCP server %r could not reconnect: %s", self.name, exc)
-                    self.failure = str(exc)
-                    if lifecycle.state is State.RECONNECTING:
-                        lifecycle.move(self._broken_state())
+                    first_failure = exc
+                guard.cancel_scope.cancel()
+            if first_failure is not None:
+                raise first_failure
         finally:
             if lifecycle.state is not State.CLOSED:
                 lifecycle.move(State.CLOSED)
+
+    async def _sessions(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """The first session, then one for each reconnect a call asks for."""
+        lifecycle = self._lifecycle
+        await self._session(task_status)
+        while await self._reconnect_asked():
+            try:
+                await self._session(None)
+            except ConnectFailed as exc:
+                logger.warning("MCP server %r could not reconnect: %s", self.name, exc)
+                self.failure = str(exc)
+                if lifecycle.state is State.RECONNECTING:
+                    lifecycle.move(self._broken_state())
+
+    async def _close_when_cancelled(self) -> None:
+        """Pass the owner's cancellation on to a ready session, whose scope is shielded (see `_session`)."""
+        try:
+            await anyio.sleep_forever()
+        finally:
+            scope = self._shielded
+            if scope is not None:  # else no session is ready, and the cancellation reaches it as is
+                self.close()
+                scope.cancel()
 
     async def _reconnect_asked(self) -> bool:
         """After a session ended: wait until a call asks for a reconnect (True) or the owner closes."""
@@ -187,7 +212,13 @@ class ServerConnection:
         return True
 
     async def _session(self, task_status: anyio.abc.TaskStatus[None] | None) -> None:
-        """One session, from connect to its end (closed or broken); ``task_status`` on the first one."""
+        """One session, from connect to its end (closed or broken); ``task_status`` on the first one.
+
+        Once ready, the session's scope is shielded: the SDK's tasks check for cancellation
+        several times a request, walking every enclosing scope up to a shielded one, and the
+        owner's scopes are the longer part of that walk. The owner's cancellation still
+        reaches the session: `_close_when_cancelled` closes it and cancels this scope.
+        """
         first = task_status is not None
         scope = anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout)
         self._attempt = scope
@@ -226,6 +257,8 @@ class ServerConnection:
                         self._listed_expires = listing_expiry(self._cache, client, page)
                     self.protocol_version = client.protocol_version
                     scope.deadline = math.inf
+                    scope.shield = True
+                    self._shielded = scope
                     self._attempt = None
                     if self._lifecycle.state is State.CLOSED:
                         if first:
@@ -256,6 +289,7 @@ class ServerConnection:
             logger.warning("MCP server %r failed: %s", self.name, self.failure)
         finally:
             self._attempt = None
+            self._shielded = None
             self._watchers = None
             self._client = None
             self._logs.report_dropped()

@@ -47,6 +47,7 @@ class Cuttable:
     def __init__(self, server: MCPServer) -> None:
         self.server = server
         self.opened = 0
+        self.closed = 0
         self.refuse = False
         self.gate: anyio.Event | None = None  # set: connects wait for it
         self.connecting = anyio.Event()  # set when a connect starts
@@ -81,7 +82,10 @@ class Cuttable:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._stacks.pop().aclose()
+        try:
+            await self._stacks.pop().aclose()
+        finally:
+            self.closed += 1
 
     def cut(self) -> None:
         """End the session's stream: the client reads end-of-stream, as from a dead server."""
@@ -125,6 +129,21 @@ async def test_connect_lists_the_tools_and_close_ends_the_task() -> None:
     assert transport.opened == 1
     with pytest.raises(ToolCallError, match="'echo' is not connected$"):
         await echo(conn)
+
+
+async def test_the_owners_cancellation_ends_a_ready_session() -> None:
+    # A ready session's scope is shielded; the owner's cancellation reaches it all the same.
+    transport = Cuttable(echo_server())
+    conn = connection(transport)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            await group.start(conn.run)
+            assert await echo(conn) == "hi"
+            group.cancel_scope.cancel()
+            await anyio.sleep_forever()
+    assert group.cancel_scope.cancelled_caught
+    assert conn.state is State.CLOSED
+    assert (transport.opened, transport.closed) == (1, 1)
 
 
 async def test_a_dead_session_reconnects_on_the_next_call() -> None:
