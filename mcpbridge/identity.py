@@ -212,8 +212,7 @@ def _raw_identity(runtime: Any | None, config: RunnableConfig | None) -> tuple[A
     metadata: Mapping[str, Any] = run.get("metadata") or _EMPTY
 
     if server is None:  # outside the Agent Server: the config tells the rest
-        user = configurable.get("langgraph_auth_user")
-        user_id = None if user is None else _user_identity(user)
+        user_id = _user_identity(configurable.get("langgraph_auth_user"))
         assistant_id, graph_id = metadata.get("assistant_id"), metadata.get("graph_id")
     else:
         user_id = _user_identity(getattr(server, "user", None) or configurable.get("langgraph_auth_user"))
