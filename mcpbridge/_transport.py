@@ -8,13 +8,15 @@ A stdio server's stderr goes to a `StderrLog`, whose end failure messages quote.
 
 A call's answer is bounded by the SDK's request clock; its write, by the transport:
 a stdio (or SSE) server that stops reading would otherwise hold every later write,
-so those transports' writes end within the server's ``call_timeout`` (`bounded_writes`).
+so those transports' writes end within the server's ``call_timeout`` (`_BoundedWriteStream`).
+A streamable HTTP transport's writes go through `_QuietWriteStream`.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import logging
 import tempfile
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -31,13 +33,14 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
+from pydantic import BaseModel
 
 from mcpbridge._network import http_client
 from mcpbridge.caching import Discovered
 from mcpbridge.config import HttpServer, MemoryServer, ServerConfig, SseServer, StdioServer
 from mcpbridge.errors import UsageError
 
-__all__ = ["StderrLog", "bounded_writes", "open_client"]
+__all__ = ["StderrLog", "open_client"]
 
 _STDERR_TAIL_CHARS: Final = 2000
 
@@ -131,12 +134,15 @@ async def open_client(
                 cwd=config.cwd,
             )
             opened = stdio_client(params, errlog=await stderr.open())  # pyright: ignore[reportArgumentType]
-            transport = bounded_writes(opened, config.call_timeout)
+            transport = _wrap_writes(
+                opened, functools.partial(_BoundedWriteStream, timeout=config.call_timeout)
+            )
         case HttpServer():
             client = await stack.enter_async_context(http_client(config))
-            transport = streamable_http_client(
+            opened = streamable_http_client(
                 config.url, http_client=client, max_sse_event_size=config.max_response_bytes
             )
+            transport = _wrap_writes(opened, _QuietWriteStream)
         case SseServer():
             opened = sse_client(
                 config.url,
@@ -145,7 +151,9 @@ async def open_client(
                 httpx_client_factory=_sse_client_factory(config),
                 auth=config.auth,
             )
-            transport = bounded_writes(opened, config.call_timeout)
+            transport = _wrap_writes(
+                opened, functools.partial(_BoundedWriteStream, timeout=config.call_timeout)
+            )
             mode, prior = "legacy", None
         case MemoryServer():
             transport = config.server
@@ -185,31 +193,17 @@ class _WriteStream(Protocol):
     async def aclose(self) -> None: ...
 
 
-class _BoundedWriteStream:
-    """A transport's write stream whose every send ends within ``timeout`` seconds.
+class _WrappedWriteStream:
+    """A transport's write stream, closed and entered as the transport's own."""
 
-    Where the writer task waits for the next message (a memory stream), the message
-    changes hands at once, with no timer; only a writer still busy (a server not
-    reading, or concurrent calls) makes a send wait, under `anyio.fail_after`.
-    """
+    __slots__ = ("_inner",)
 
-    __slots__ = ("_inner", "_now", "_timeout")
-
-    def __init__(self, inner: _WriteStream, timeout: float) -> None:
+    def __init__(self, inner: _WriteStream) -> None:
         self._inner = inner
-        self._now: Callable[[SessionMessage], None] | None = getattr(inner, "send_nowait", None)
-        self._timeout = timeout
 
     async def send(self, item: SessionMessage, /) -> None:
-        """Hand ``item`` to the writer; `TimeoutError` when it takes none within the timeout."""
-        if self._now is not None:
-            try:
-                self._now(item)
-                return
-            except anyio.WouldBlock:
-                pass
-        with anyio.fail_after(self._timeout):
-            await self._inner.send(item)
+        """Hand ``item`` to the transport's writer."""
+        await self._inner.send(item)
 
     async def aclose(self) -> None:
         """Close the stream, as the transport's own does."""
@@ -227,11 +221,85 @@ class _BoundedWriteStream:
         await self.aclose()
 
 
+class _BoundedWriteStream(_WrappedWriteStream):
+    """A transport's write stream whose every send ends within ``timeout`` seconds.
+
+    Where the writer task waits for the next message (a memory stream), the message
+    changes hands at once, with no timer; only a writer still busy (a server not
+    reading, or concurrent calls) makes a send wait, under `anyio.fail_after`.
+    """
+
+    __slots__ = ("_now", "_timeout")
+
+    def __init__(self, inner: _WriteStream, timeout: float) -> None:
+        super().__init__(inner)
+        self._now: Callable[[SessionMessage], None] | None = getattr(inner, "send_nowait", None)
+        self._timeout = timeout
+
+    async def send(self, item: SessionMessage, /) -> None:
+        """Hand ``item`` to the writer; `TimeoutError` when it takes none within the timeout."""
+        if self._now is not None:
+            try:
+                self._now(item)
+                return
+            except anyio.WouldBlock:
+                pass
+        with anyio.fail_after(self._timeout):
+            await self._inner.send(item)
+
+
+_HTTP_CLIENT_LOG: Final = logging.getLogger("mcp.client.streamable_http")
+
+
+def _quiet_class(cls: type[BaseModel]) -> type[BaseModel]:
+    """``cls``, printing through pydantic only while the SDK's HTTP client logs at DEBUG."""
+
+    class Quiet(cls):
+        __slots__ = ()
+
+        def __str__(self) -> str:
+            return super().__str__() if _HTTP_CLIENT_LOG.isEnabledFor(logging.DEBUG) else cls.__name__
+
+    Quiet.__name__, Quiet.__qualname__, Quiet.__module__ = cls.__name__, cls.__qualname__, cls.__module__
+    return Quiet
+
+
+_QUIET: Final[dict[type, type]] = {
+    cls: _quiet_class(cls)
+    for cls in (types.JSONRPCRequest, types.JSONRPCNotification, types.JSONRPCResponse, types.JSONRPCError)
+}
+
+
+class _QuietWriteStream(_WrappedWriteStream):
+    """A streamable HTTP transport's write stream whose messages print only for a DEBUG log.
+
+    The SDK's HTTP client formats every message it sends into a debug line
+    (``logger.debug(f"Sending client message: {message}")``), DEBUG on or not: pydantic's
+    printing of the message, about 1.5% of the client's instructions for a tool call
+    (``python -m bench.profile_call --transport http --instructions``). Each message sent
+    here takes a subclass of its own class (same fields, same serialization) whose ``str``
+    is pydantic's while that logger is enabled for DEBUG, and the class name otherwise:
+    the log reads as before, and a call pays for the printing only when it is written.
+    When the SDK formats lazily, ``test_the_sdks_http_client_formats_each_message_it_sends``
+    (``tests/unit/test_transport.py``) fails, and this stream can go.
+    """
+
+    __slots__ = ()
+
+    async def send(self, item: SessionMessage, /) -> None:
+        """Hand ``item`` to the writer, its message printing only for a DEBUG log."""
+        message = item.message
+        quiet = _QUIET.get(type(message))
+        if quiet is not None:
+            object.__setattr__(message, "__class__", quiet)  # pydantic's __setattr__ takes fields only
+        await self._inner.send(item)
+
+
 @asynccontextmanager
-async def bounded_writes(
+async def _wrap_writes(
     transport: AbstractAsyncContextManager[tuple[Any, Any]],
-    write_timeout: float,
-) -> AsyncGenerator[tuple[Any, _BoundedWriteStream]]:
-    """``transport``, with every write ending within ``write_timeout`` seconds."""
+    wrap: Callable[[_WriteStream], _WrappedWriteStream],
+) -> AsyncGenerator[tuple[Any, _WrappedWriteStream]]:
+    """``transport``, its write stream wrapped by ``wrap``."""
     async with transport as (read_stream, write_stream):
-        yield read_stream, _BoundedWriteStream(write_stream, write_timeout)
+        yield read_stream, wrap(write_stream)

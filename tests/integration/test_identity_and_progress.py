@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -39,6 +40,28 @@ async def test_identity_reaches_the_server(echo: ExampleServer, children: ChildP
         assert entry["meta"][USER_KEY] == user
         # What the tool answered is what the server saw.
         assert answer.artifact["meta"][RUN_KEY] == str(config["run_id"])  # pyright: ignore[reportTypedDictNotRequiredAccess]
+
+
+@pytest.mark.parametrize("transport", ["http"])
+async def test_the_sdks_debug_log_shows_each_call_sent_in_full(
+    echo: ExampleServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mcpbridge's HTTP writes (`_QuietWriteStream`) leave the SDK's DEBUG log as it is."""
+    caplog.set_level(logging.DEBUG, logger="mcp.client.streamable_http")
+    config = run_config()
+    with anyio.fail_after(30):
+        async with Bridge([echo.config()]) as bridge:
+            answers = await run_tool_calls(tool_graph(bridge.tools), [call("whoami", "who-1")], config)
+    assert answers["who-1"].status == "success", text_of(answers["who-1"])
+    sent = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "mcp.client.streamable_http" and "method='tools/call'" in record.getMessage()
+    ]
+    [line] = sent
+    assert line.startswith("Sending client message: jsonrpc='2.0' id=")
+    assert f"'{THREAD_KEY}': '{thread_of(config)}'" in line  # the whole message, its _meta too
+    assert echo.records.entries(tool="whoami", thread_id=thread_of(config))
 
 
 async def test_identity_of_concurrent_runs_does_not_mix(echo: ExampleServer) -> None:
