@@ -3,7 +3,8 @@
 ``bench/results/latest.json`` holds one entry per metric: its median, p95, n and
 unit, the ratio it is judged by, the target and whether it passed. A suite run
 ``--runs N`` times keeps, for each metric, the run whose judged figure is the
-median of the N (`combine`), with every run's figure beside it as the spread.
+median of the N (`combine`), with every run's figure beside it as the spread; each
+check with a target is judged on the median of its own N values.
 `SCHEMA` is the JSON Schema of that file; `validate` checks a file against it.
 """
 
@@ -14,7 +15,7 @@ import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +51,8 @@ class Check:
     unit: str
     op: Op | None = None
     limit: float | None = None
+    runs: tuple[float | None, ...] = ()
+    """Its value in each run when the suite ran several times (`combine`); empty for one run."""
 
     @property
     def target(self) -> str | None:
@@ -74,6 +77,7 @@ class Check:
             "unit": self.unit,
             "target": self.target,
             "pass": self.passed,
+            "runs": list(self.runs),
         }
 
 
@@ -173,9 +177,11 @@ def ratio_of(numerator: Metric, denominator: Metric) -> Ratio | None:
 def combine(runs: Sequence[Sequence[Metric]]) -> list[Metric]:
     """One metric per id from several runs of the suite: the run whose judged figure is the median.
 
-    The median run of an even count is the lower middle one. Every run's median and
-    ratio is kept in `Metric.runs` (in run order), so the table shows their spread; a
-    metric measured in no run stays skipped with the first run's reason.
+    The median of an even count is the lower middle one. Every run's median and ratio
+    is kept in `Metric.runs` (in run order), so the table shows their spread. Each check
+    with a target is judged on the median of its values over the runs, not on the value
+    in the run the metric's own figure chose (`_over_runs`). A metric measured in no run
+    stays skipped with the first run's reason.
     """
     order: list[str] = []
     by_id: dict[str, list[Metric]] = {}
@@ -193,8 +199,25 @@ def combine(runs: Sequence[Sequence[Metric]]) -> list[Metric]:
         )
         chosen = measured[(len(measured) - 1) // 2] if measured else found[0]
         chosen.runs = [RunFigure(m.median, None if m.ratio is None else m.ratio.value) for m in found]
+        if len(found) > 1:
+            chosen.checks = [_over_runs(check, found) for check in chosen.checks]
         combined.append(chosen)
     return combined
+
+
+def _over_runs(check: Check, found: Sequence[Metric]) -> Check:
+    """``check`` judged on the median of its values in ``found`` (one metric per run), each beside it."""
+    if check.op is None:
+        return check
+    runs = tuple(
+        next((c.value for c in metric.checks if c.name == check.name), None)
+        if metric.skipped is None
+        else None
+        for metric in found
+    )
+    values = sorted(value for value in runs if value is not None)
+    value = values[(len(values) - 1) // 2] if values else None
+    return replace(check, value=value, runs=runs)
 
 
 def machine() -> dict[str, Any]:
@@ -369,13 +392,14 @@ SCHEMA: dict[str, Any] = {
                         "items": {
                             "type": "object",
                             "additionalProperties": False,
-                            "required": ["name", "value", "unit", "target", "pass"],
+                            "required": ["name", "value", "unit", "target", "pass", "runs"],
                             "properties": {
                                 "name": {"type": "string"},
                                 "value": _NUMBER_OR_NULL,
                                 "unit": {"type": "string"},
                                 "target": _STRING_OR_NULL,
                                 "pass": {"type": ["boolean", "null"]},
+                                "runs": {"type": "array", "items": _NUMBER_OR_NULL},
                             },
                         },
                     },

@@ -91,7 +91,7 @@ def parse(argv: Sequence[str]) -> Options:
         "--runs",
         type=int,
         default=1,
-        help="run the suite this many times; each metric keeps its median run, with every run's figure",
+        help="run the suite this many times; each metric keeps its median run, each target its median value",
     )
     args = parser.parse_args(argv)
     if args.runs < 1:

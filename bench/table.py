@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,23 @@ def _judged(metric: Mapping[str, Any]) -> str:
 
 
 def _across_runs(metric: Mapping[str, Any]) -> str:
-    """The lowest and highest judged figure (ratio, else median) over the suite's runs."""
+    """The lowest and highest value of each target over the suite's runs; else of its judged figure."""
+    judged = [c for c in metric["checks"] if c["target"] is not None and len(_values(c.get("runs", []))) > 1]
+    if judged:
+        named = len(judged) > 1
+        return "; ".join(
+            (f"{c['name']} " if named else "") + _spread(_values(c["runs"]), c["unit"]) for c in judged
+        )
     key = "ratio" if metric["ratio"] is not None else "median"
-    unit = "x" if key == "ratio" else metric["unit"]
-    values = [r[key] for r in metric.get("runs", []) if r[key] is not None]
-    if len(values) < 2:
-        return "-"
+    values = _values(r[key] for r in metric.get("runs", []))
+    return _spread(values, "x" if key == "ratio" else metric["unit"]) if len(values) > 1 else "-"
+
+
+def _values(figures: Iterable[float | None]) -> list[float]:
+    return [value for value in figures if value is not None]
+
+
+def _spread(values: Sequence[float], unit: str) -> str:
     low, high = _with_unit(min(values), unit), _with_unit(max(values), unit)
     return f"{low} to {high} over {len(values)} runs"
 
@@ -202,7 +213,8 @@ def readme_section(data: Mapping[str, Any]) -> str:
     if runs > 1:
         about += (
             f" The suite ran {runs} times: each row is the run whose figure (its ratio, else its median) "
-            f'is the median of the {runs}, and "Across runs" gives the lowest and highest.'
+            f"is the median of the {runs}; each target is judged on the median of its own {runs} values, "
+            f'and "Across runs" gives their lowest and highest.'
         )
     last = (
         f"Last run: {data['started'][:10]}, `{data['command']}`, {machine_summary(data)}; "
