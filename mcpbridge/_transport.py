@@ -8,7 +8,7 @@ A stdio server's stderr goes to a `StderrLog`, whose end failure messages quote.
 
 A call's answer is bounded by the SDK's request clock; its write, by the transport:
 a stdio (or SSE) server that stops reading would otherwise hold every later write,
-so those transports' writes end within the server's ``call_timeout`` (`_BoundedWriteStream`).
+so those transports' writes end within the server's ``call_timeout`` (`_bounded_writes`).
 A streamable HTTP transport's writes go through `_QuietWriteStream`.
 """
 
@@ -134,9 +134,7 @@ async def open_client(
                 cwd=config.cwd,
             )
             opened = stdio_client(params, errlog=await stderr.open())  # pyright: ignore[reportArgumentType]
-            transport = _wrap_writes(
-                opened, functools.partial(_BoundedWriteStream, timeout=config.call_timeout)
-            )
+            transport = _bounded_writes(opened, config.call_timeout)
         case HttpServer():
             client = await stack.enter_async_context(http_client(config))
             opened = streamable_http_client(
@@ -151,9 +149,7 @@ async def open_client(
                 httpx_client_factory=_sse_client_factory(config),
                 auth=config.auth,
             )
-            transport = _wrap_writes(
-                opened, functools.partial(_BoundedWriteStream, timeout=config.call_timeout)
-            )
+            transport = _bounded_writes(opened, config.call_timeout)
             mode, prior = "legacy", None
         case MemoryServer():
             transport = config.server
@@ -303,3 +299,10 @@ async def _wrap_writes(
     """``transport``, its write stream wrapped by ``wrap``."""
     async with transport as (read_stream, write_stream):
         yield read_stream, wrap(write_stream)
+
+
+def _bounded_writes(
+    transport: AbstractAsyncContextManager[tuple[Any, Any]], write_timeout: float
+) -> AbstractAsyncContextManager[tuple[Any, _WrappedWriteStream]]:
+    """``transport``, with every write ending within ``write_timeout`` seconds."""
+    return _wrap_writes(transport, lambda inner: _BoundedWriteStream(inner, write_timeout))
